@@ -1,0 +1,45 @@
+"""Promises about the package itself: a small public API and light imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import tfrecord_tools
+
+
+def test_exported_names():
+    assert sorted(tfrecord_tools.__all__) == sorted(
+        [
+            "ConversionSummary",
+            "TFRecordToolsError",
+            "__version__",
+            "convert_image_folder",
+            "convert_mnist",
+        ]
+    )
+    for name in tfrecord_tools.__all__:
+        assert getattr(tfrecord_tools, name) is not None
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return set(out.split())
+
+
+def test_help_and_conversion_do_not_import_tensorflow():
+    for code in (
+        "from tfrecord_tools.cli import build_parser\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    build_parser().parse_args(['convert', 'images', '--help'])",
+        "import tfrecord_tools.convert, tfrecord_tools.probe, tfrecord_tools.pngenc,"
+        " tfrecord_tools.mnist, tfrecord_tools.framing",
+    ):
+        assert "tensorflow" not in _modules_after(code)

@@ -1,0 +1,114 @@
+"""Image decoding for tf.data pipelines: one ``tf.case`` over the record's format.
+
+Data flow: parsed features -> **decode** (JPEG / PNG / raw pixels / anything else) ->
+same channel count -> optional resize -> batch. Used by both the TFRecord reader and its
+raw-file twin, so the two are compared on exactly the same work.
+
+The format is chosen per record from the magic bytes: labels in the wild lie (``JPEG``,
+``jpg``, missing, wrong). The ``image/format`` string (normalised: case, spaces) matters only
+for ``raw`` pixels, which have no magic number, and is trusted only when the byte count
+equals height x width x channels. Anything else goes to ``decode_image`` (BMP, GIF).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+JPEG, PNG, RAW, OTHER = 0, 1, 2, 3
+CHANNEL_CHOICES = (1, 3, 4)
+
+
+def format_code(
+    encoded: tf.Tensor, fmt: tf.Tensor, height: tf.Tensor, width: tf.Tensor, channels: tf.Tensor
+) -> tf.Tensor:
+    """int32 JPEG/PNG/RAW/OTHER for each record (works on scalars and batches alike)."""
+    head = tf.strings.substr(encoded, 0, 4)
+    label = tf.strings.lower(tf.strings.strip(fmt))
+    size = tf.cast(height * width * channels, tf.int64)
+    is_raw = tf.logical_and(
+        tf.equal(label, "raw"), tf.equal(tf.cast(tf.strings.length(encoded), tf.int64), size)
+    )
+    code = tf.where(is_raw, RAW, OTHER)  # decode_image sniffs BMP, GIF... itself
+    code = tf.where(tf.equal(head, b"\x89PNG"), PNG, code)
+    return tf.where(tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"), JPEG, code)
+
+
+def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
+    """Give uint8 images (``[..., C]``, C of 1-4) exactly ``channels`` channels (1, 3 or 4)."""
+    have = tf.shape(image)[-1]
+    gray = image[..., :1]
+
+    def rgb() -> tf.Tensor:
+        return tf.cond(have >= 3, lambda: image[..., :3], lambda: tf.repeat(gray, 3, axis=-1))
+
+    if channels == 1:
+        return tf.cond(have >= 3, lambda: tf.image.rgb_to_grayscale(image[..., :3]), lambda: gray)
+    if channels == 3:
+        return rgb()
+    opaque = tf.fill(tf.concat([tf.shape(image)[:-1], [1]], 0), tf.constant(255, tf.uint8))
+    alpha = tf.case(
+        [
+            (tf.equal(have, 4), lambda: image[..., 3:4]),
+            (tf.equal(have, 2), lambda: image[..., 1:2]),
+        ],
+        default=lambda: opaque,
+    )
+    return tf.concat([rgb(), alpha], -1)
+
+
+def decode_image(
+    encoded: tf.Tensor,
+    code: tf.Tensor,
+    height: tf.Tensor,
+    width: tf.Tensor,
+    stored_channels: tf.Tensor,
+    *,
+    channels: int = 3,
+) -> tf.Tensor:
+    """Decode one record to uint8 [H, W, channels], choosing the decoder with ``tf.case``."""
+    if channels not in CHANNEL_CHOICES:
+        raise ValueError(f"channels must be one of {CHANNEL_CHOICES}, got {channels}")
+
+    def jpeg() -> tf.Tensor:
+        # decode_jpeg handles gray, RGB and CMYK for 3 channels; CMYK cannot give 1 directly.
+        if channels == 3:
+            return tf.io.decode_jpeg(encoded, channels=3)
+        return to_channels(tf.io.decode_jpeg(encoded, channels=0), channels)
+
+    def png() -> tf.Tensor:
+        return tf.io.decode_png(encoded, channels=channels, dtype=tf.uint8)
+
+    def raw() -> tf.Tensor:
+        shape = tf.stack([height, width, stored_channels])
+        pixels = tf.reshape(tf.io.decode_raw(encoded, tf.uint8), tf.cast(shape, tf.int32))
+        return to_channels(pixels, channels)
+
+    def other() -> tf.Tensor:  # BMP, GIF (first frame), and anything decode_image knows
+        return tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+
+    image = tf.case(
+        [(tf.equal(code, JPEG), jpeg), (tf.equal(code, PNG), png), (tf.equal(code, RAW), raw)],
+        default=other,
+        exclusive=False,
+    )
+    image.set_shape([None, None, channels])
+    return image
+
+
+def resize(image: tf.Tensor, image_size: tuple[int, int] | None) -> tf.Tensor:
+    """Bilinear resize to (height, width), back to uint8; no-op without a size."""
+    if image_size is None:
+        return image
+    resized = tf.image.resize(image, image_size, method="bilinear")
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+def normalise_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    height, width = (int(v) for v in image_size)
+    if height < 1 or width < 1:
+        raise ValueError(f"image_size must be positive, got {image_size}")
+    return height, width

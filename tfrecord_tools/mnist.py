@@ -1,0 +1,54 @@
+"""MNIST as a conversion source: IDX arrays -> per-shard Examples.
+
+Data flow: IDX files (``idx.py``) -> **MNIST shard source** -> engine. Splits are the
+files' own (``train``, ``test``), counts come from the headers, classes are "0".."9", and
+images are stored as 1-channel PNGs (vectorised encoder, ``pngenc.py``) or raw pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ENCODINGS = ("png", "raw")
+CLASSES = [str(d) for d in range(10)]
+_BATCH = 1024  # images encoded per vectorised call
+
+
+@dataclass(frozen=True, eq=False)
+class MnistShard:
+    """The images of one shard (already in write order), its labels and source indices."""
+
+    split: str
+    pixels: np.ndarray  # uint8 (n, rows, cols)
+    labels: np.ndarray  # (n,)
+    ids: np.ndarray  # index of each image within its split's file
+    encoding: str = "png"
+
+    def items(self):
+        from .engine import Item
+        from .pngenc import encode_png_batch
+        from .schema import encode_example
+
+        n, rows, cols = self.pixels.shape
+        raw_size = rows * cols
+        for start in range(0, n, _BATCH):
+            block = np.ascontiguousarray(self.pixels[start : start + _BATCH])
+            if self.encoding == "png":
+                encoded = encode_png_batch(block)
+            else:
+                encoded = [img.tobytes() for img in block]
+            for j, data in enumerate(encoded):
+                label = int(self.labels[start + j])
+                example = encode_example(
+                    encoded=data,
+                    image_format=self.encoding,
+                    height=rows,
+                    width=cols,
+                    channels=1,
+                    label=label,
+                    text=CLASSES[label],
+                    filename=f"{self.split}/{int(self.ids[start + j]):05d}",
+                )
+                yield Item(example, self.encoding, "gray", None, raw_size)
