@@ -73,10 +73,15 @@ def bench_photos(work: Path, count: int, repeats: int, baseline: bool) -> dict:
         "--workers",
         "2",
         "--quiet",
-        "--overwrite",
     ]
     print("  $", " ".join(cmd))
-    ours = report("tfrecord-tools convert (2 workers)", timed(cmd, repeats), count, nbytes)
+
+    def fresh_out() -> None:  # not timed, as for tar
+        shutil.rmtree(out, ignore_errors=True)
+
+    ours = report(
+        "tfrecord-tools convert (2 workers)", timed(cmd, repeats, fresh_out), count, nbytes
+    )
     result = {"count": count, "bytes": nbytes, "ours_s": ours}
     dst = work / "tar-copy"
     tar = f"tar -C {src} -cf - . | tar -C {dst} -xf -"
@@ -147,11 +152,13 @@ def bench_mnist(work: Path, repeats: int) -> dict:
             "--shards",
             "4",
             "--quiet",
-            "--overwrite",
         ]
         print("  $", " ".join(cmd))
         result[encoding] = report(
-            f"MNIST 70,000 {encoding} (2 workers, CLI)", timed(cmd, repeats), 70_000, 70_000 * 784
+            f"MNIST 70,000 {encoding} (2 workers, CLI)",
+            timed(cmd, repeats, lambda: shutil.rmtree(out, ignore_errors=True)),
+            70_000,
+            70_000 * 784,
         )
     return result
 

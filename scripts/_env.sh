@@ -11,7 +11,9 @@ fi
 stamp=.venv/.tfrecord-tools-installed
 want=$(sha256sum pyproject.toml | cut -c1-64)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  export PYTHONWARNINGS=ignore  # setuptools' advice on editable installs is noise here
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[test]"
+  unset PYTHONWARNINGS
   echo "$want" > "$stamp"
 fi

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import engine, plan
 from .errors import ConversionError
 from .framing import normalize_compression
@@ -66,8 +64,8 @@ def _run(
     out: Path,
     name: str,
     classes: list[str],
-    labels: np.ndarray,
-    sizes: np.ndarray,
+    labels: list[int],
+    sizes: list[int],
     splits: Mapping[str, Any],
     make_source,
     opts: ShardingOptions,
@@ -173,7 +171,7 @@ def convert_image_folder(
     name = name or _default_name(listing.root)
 
     def make_source(p: plan.ShardPlan) -> FolderShard:
-        idx = p.samples.tolist()
+        idx = p.samples
         return FolderShard(
             root,
             tuple(listing.classes),
@@ -193,8 +191,8 @@ def convert_image_folder(
         out=Path(out),
         name=name,
         classes=listing.classes,
-        labels=np.asarray(listing.labels),
-        sizes=np.asarray(listing.sizes),
+        labels=listing.labels,
+        sizes=listing.sizes,
         splits=fractions,
         make_source=make_source,
         opts=opts,
@@ -231,6 +229,8 @@ def convert_mnist(
     Counts come from the IDX headers, so subsets and MNIST-format datasets (Fashion-MNIST)
     work too. ``download`` fetches the files into ``src`` first and checks their checksums.
     """
+    import numpy as np
+
     from .idx import download_mnist, find_mnist_files, load_mnist_split
     from .mnist import CLASSES, ENCODINGS, MnistShard
 
@@ -253,7 +253,7 @@ def convert_mnist(
     for split, (pixels, _) in arrays.items():
         offsets[split] = start
         start += len(pixels)
-    labels = np.concatenate([lab for _, lab in arrays.values()]).astype(np.int64)
+    labels = np.concatenate([lab for _, lab in arrays.values()]).astype(np.int64).tolist()
     rows, cols = next(iter(arrays.values()))[0].shape[1:]
     for split, (pixels, _) in arrays.items():
         if pixels.shape[1:] != (rows, cols):
@@ -262,11 +262,11 @@ def convert_mnist(
                 f"{pixels.shape[2]}, the other split's are {rows}x{cols}"
             )
     per_image = rows * cols + 96 if encoding == "raw" else rows * cols // 2 + 96
-    splits = {s: np.arange(offsets[s], offsets[s] + len(arrays[s][0])) for s in arrays}
+    splits = {s: range(offsets[s], offsets[s] + len(arrays[s][0])) for s in arrays}
 
     def make_source(p: plan.ShardPlan) -> MnistShard:
         pixels, split_labels = arrays[p.split]
-        ids = p.samples - offsets[p.split]
+        ids = np.asarray(p.samples, dtype=np.int64) - offsets[p.split]
         return MnistShard(p.split, pixels[ids], split_labels[ids], ids, encoding)
 
     stats = [
@@ -277,7 +277,7 @@ def convert_mnist(
         name=name,
         classes=CLASSES,
         labels=labels,
-        sizes=np.full(len(labels), per_image),
+        sizes=[per_image] * len(labels),
         splits=splits,
         make_source=make_source,
         opts=opts,

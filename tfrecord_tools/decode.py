@@ -12,6 +12,8 @@ equals height x width x channels. Anything else goes to ``decode_image`` (BMP, G
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 JPEG, PNG, RAW, OTHER = 0, 1, 2, 3
@@ -56,16 +58,15 @@ def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     return tf.concat([rgb(), alpha], -1)
 
 
-def decode_image(
+def decoders(
     encoded: tf.Tensor,
-    code: tf.Tensor,
     height: tf.Tensor,
     width: tf.Tensor,
     stored_channels: tf.Tensor,
-    *,
-    channels: int = 3,
-) -> tf.Tensor:
-    """Decode one record to uint8 [H, W, channels], choosing the decoder with ``tf.case``."""
+    channels: int,
+) -> dict[int, Callable[[], tf.Tensor]]:
+    """One decoding function per format code, for one record, each giving uint8
+    [H, W, channels]."""
     if channels not in CHANNEL_CHOICES:
         raise ValueError(f"channels must be one of {CHANNEL_CHOICES}, got {channels}")
 
@@ -86,13 +87,35 @@ def decode_image(
     def other() -> tf.Tensor:  # BMP, GIF (first frame), and anything decode_image knows
         return tf.io.decode_image(encoded, channels=channels, expand_animations=False)
 
+    return {JPEG: jpeg, PNG: png, RAW: raw, OTHER: other}
+
+
+def decode_image(
+    encoded: tf.Tensor,
+    code: tf.Tensor,
+    height: tf.Tensor,
+    width: tf.Tensor,
+    stored_channels: tf.Tensor,
+    *,
+    channels: int = 3,
+) -> tf.Tensor:
+    """Decode one record to uint8 [H, W, channels], choosing the decoder with ``tf.case``."""
+    fns = decoders(encoded, height, width, stored_channels, channels)
     image = tf.case(
-        [(tf.equal(code, JPEG), jpeg), (tf.equal(code, PNG), png), (tf.equal(code, RAW), raw)],
-        default=other,
+        [(tf.equal(code, c), fns[c]) for c in (JPEG, PNG, RAW)],
+        default=fns[OTHER],
         exclusive=False,
     )
     image.set_shape([None, None, channels])
     return image
+
+
+_FORMAT_NAMES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "raw": "raw"}
+
+
+def normalise_format(name: str | None) -> str | None:
+    """``JPEG``/``jpg``/`` png `` -> ``jpeg``/``png``; unknown names -> None."""
+    return _FORMAT_NAMES.get((name or "").strip().lower())
 
 
 def resize(image: tf.Tensor, image_size: tuple[int, int] | None) -> tf.Tensor:

@@ -38,9 +38,10 @@ _PROGRESS_EVERY = 0.2  # seconds between progress messages from a worker
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One sample as a source yields it: a serialised Example, or the reason it was skipped."""
+    """One sample as a source yields it: a serialised Example (in parts, written back to back
+    without copying), or the reason it was skipped."""
 
-    example: bytes | None = None
+    example: tuple[bytes, ...] | None = None
     image_format: str = ""
     kind: str = ""
     converted_from: str | None = None
@@ -112,7 +113,7 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
             if item.skipped is not None:
                 skipped.append(item.skipped)
             else:
-                writer.write(item.example)
+                writer.write_parts(item.example)
                 formats[item.image_format] += 1
                 kinds[item.kind] += 1
                 if item.converted_from:

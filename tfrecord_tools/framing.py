@@ -35,10 +35,18 @@ _LEN_CRC = struct.Struct("<QI")
 _CRC = struct.Struct("<I")
 
 
-def masked_crc32c(data: bytes | memoryview) -> int:
-    """TFRecord's masked CRC32C (rotate right by 15, add a constant)."""
-    crc = _crc32c.crc32c(data)
+def mask(crc: int) -> int:
+    """TFRecord's masking of a CRC32C: rotate right by 15 bits, add a constant."""
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes | memoryview) -> int:
+    """TFRecord's masked CRC32C of ``data``."""
+    return mask(_crc32c.crc32c(data))
+
+
+#: ``crc32c(data, value)``: the running (unmasked) CRC32C, for data in several parts.
+crc32c = _crc32c.crc32c
 
 
 def frame_parts(data: bytes) -> tuple[bytes, bytes]:

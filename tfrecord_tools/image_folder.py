@@ -99,12 +99,12 @@ class FolderShard:
         from .engine import Item
         from .errors import InvalidImageError
         from .probe import probe_image
-        from .schema import encode_example
+        from .schema import encode_example_parts
 
         for rel, label in zip(self.paths, self.labels, strict=True):
             full = os.path.join(self.root, rel)
             try:
-                with open(full, "rb") as f:
+                with open(full, "rb", buffering=0) as f:  # one read, no buffer copy
                     data = f.read()
                 stored, info = probe_image(data, path=rel, validate=self.validate)
             except InvalidImageError as e:
@@ -113,7 +113,7 @@ class FolderShard:
             except OSError as e:
                 yield self._skip(rel, "unreadable file", f"{full}: {e.strerror or e}", 0)
                 continue
-            example = encode_example(
+            example = encode_example_parts(
                 encoded=stored,
                 image_format=info.format,
                 height=info.height,

@@ -29,7 +29,7 @@ class MnistShard:
     def items(self):
         from .engine import Item
         from .pngenc import encode_png_batch
-        from .schema import encode_example
+        from .schema import encode_example_parts
 
         n, rows, cols = self.pixels.shape
         raw_size = rows * cols
@@ -41,7 +41,7 @@ class MnistShard:
                 encoded = [img.tobytes() for img in block]
             for j, data in enumerate(encoded):
                 label = int(self.labels[start + j])
-                example = encode_example(
+                example = encode_example_parts(
                     encoded=data,
                     image_format=self.encoding,
                     height=rows,

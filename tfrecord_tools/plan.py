@@ -8,13 +8,12 @@ class-sorted; shard counts follow ``--shards``, ``--shard-size`` or the default.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import random
 import re
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from .errors import ConversionError
 
@@ -88,46 +87,46 @@ def parse_splits(text: str | Mapping[str, float] | None) -> dict[str, float]:
     return splits
 
 
-def _rng(seed: int, *salt: str) -> np.random.Generator:
-    """A generator that depends on the seed and a stable salt (not Python's hash())."""
-    return np.random.default_rng([seed & 0xFFFFFFFF, *(zlib.crc32(s.encode()) for s in salt)])
+def _rng(seed: int, *salt: str) -> random.Random:
+    """A generator that depends on the seed and a stable salt (not Python's hash()); its
+    shuffles are the same on every platform and Python version this package supports."""
+    digest = hashlib.sha256(repr((int(seed), salt)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:16], "little"))
 
 
 def stratified_split(
-    labels: Sequence[int] | np.ndarray, fractions: Mapping[str, float], seed: int
-) -> dict[str, np.ndarray]:
+    labels: Sequence[int], fractions: Mapping[str, float], seed: int
+) -> dict[str, list[int]]:
     """Sample indices per split, stratified by label, deterministic for ``seed``.
 
     Each class is shuffled and cut by the fractions; the rounding remainder of each class
     goes to the splits furthest below their overall target, so totals track the fractions
     even with many small classes.
     """
-    labels = np.asarray(labels)
     names = list(fractions)
-    frac = np.array([fractions[n] for n in names], dtype=float)
-    picked: list[list[np.ndarray]] = [[] for _ in names]
-    assigned = np.zeros(len(names))
-    target = np.zeros(len(names))
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        _rng(seed, "class", str(int(label))).shuffle(members)
-        want = len(members) * frac
-        counts = np.floor(want).astype(int)
-        target += want
-        for _ in range(len(members) - counts.sum()):
-            deficit = target - (assigned + counts)
-            counts[int(np.argmax(deficit))] += 1
-        assigned += counts
+    by_label: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_label.setdefault(int(label), []).append(index)
+    picked: dict[str, list[int]] = {n: [] for n in names}
+    assigned = dict.fromkeys(names, 0)
+    target = dict.fromkeys(names, 0.0)
+    for label in sorted(by_label):
+        members = by_label[label]
+        _rng(seed, "class", str(label)).shuffle(members)
+        counts = {n: int(len(members) * fractions[n]) for n in names}
+        for n in names:
+            target[n] += len(members) * fractions[n]
+        for _ in range(len(members) - sum(counts.values())):
+            neediest = max(names, key=lambda n: target[n] - (assigned[n] + counts[n]))
+            counts[neediest] += 1
         start = 0
-        for i, count in enumerate(counts):
-            picked[i].append(members[start : start + count])
-            start += count
-    out = {}
-    for i, name in enumerate(names):
-        indices = np.concatenate(picked[i]) if picked[i] else np.zeros(0, dtype=np.int64)
+        for n in names:
+            picked[n].extend(members[start : start + counts[n]])
+            assigned[n] += counts[n]
+            start += counts[n]
+    for name, indices in picked.items():
         _rng(seed, "split", name).shuffle(indices)  # write order: not class-sorted
-        out[name] = indices.astype(np.int64)
-    return out
+    return picked
 
 
 def default_shard_count(num_bytes: int, workers: int) -> int:
@@ -202,15 +201,15 @@ class ShardPlan:
     index: int
     count: int
     filename: str
-    samples: np.ndarray
+    samples: list[int]
 
 
 def plan_shards(
     name: str,
-    labels: Sequence[int] | np.ndarray,
-    sizes: Sequence[int] | np.ndarray,
+    labels: Sequence[int],
+    sizes: Sequence[int],
     *,
-    splits: Mapping[str, float] | Mapping[str, np.ndarray],
+    splits: Mapping[str, float] | Mapping[str, Sequence[int]],
     seed: int = 0,
     shards: int | None = None,
     shard_size: int | None = None,
@@ -219,20 +218,22 @@ def plan_shards(
     """The whole plan. ``splits`` is either fractions (stratified split made here) or the
     sample indices of each split (fixed splits such as MNIST's train/test), which are then
     shuffled for writing."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    if all(isinstance(v, np.ndarray) for v in splits.values()):
-        members = {s: np.array(v, dtype=np.int64) for s, v in splits.items()}
+    if all(isinstance(v, (int, float)) for v in splits.values()):
+        members = stratified_split(labels, splits, seed)  # type: ignore[arg-type]
+    else:
+        members = {s: [int(i) for i in v] for s, v in splits.items()}  # type: ignore[union-attr]
         for s, idx in members.items():
             _rng(seed, "split", s).shuffle(idx)
-    else:
-        members = stratified_split(labels, splits, seed)  # type: ignore[arg-type]
-    split_bytes = {s: int(sizes[idx].sum()) for s, idx in members.items()}
+    split_bytes = {s: sum(int(sizes[i]) for i in idx) for s, idx in members.items()}
     split_sizes = {s: len(idx) for s, idx in members.items()}
     counts = shard_counts(
         split_bytes, split_sizes, shards=shards, shard_size=shard_size, workers=workers
     )
     plans = []
     for split, n in counts.items():
-        for i, chunk in enumerate(np.array_split(members[split], n)):
+        idx = members[split]
+        bounds = [len(idx) * k // n for k in range(n + 1)]  # balanced, contiguous
+        for i in range(n):
+            chunk = idx[bounds[i] : bounds[i + 1]]
             plans.append(ShardPlan(split, i, n, shard_filename(name, split, i, n), chunk))
     return plans

@@ -41,7 +41,12 @@ IMAGE_FORMATS = ("jpeg", "png", "raw")
 _BYTES_LIST, _FLOAT_LIST, _INT64_LIST = 1, 2, 3
 
 
+_SMALL = tuple(bytes((i,)) for i in range(128))
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _SMALL[value]
     if value < 0:
         value += 1 << 64
     out = bytearray()
@@ -52,24 +57,33 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+def _entry_head(key: str, feature_len: int) -> bytes:
+    """Map entry up to (not including) the Feature bytes: tag, length, key, value tag."""
+    k = key.encode()
+    inner = 2 + len(k) + len(_varint(feature_len)) + 1 + feature_len
+    return b"\x0a" + _varint(inner) + b"\x0a" + _varint(len(k)) + k + b"\x12" + _varint(feature_len)
 
 
-def _bytes_feature(value: bytes) -> bytes:
-    return _field(_BYTES_LIST, _field(1, value))
+def _bytes_head(key: str, n: int) -> bytes:
+    """Everything of a bytes feature's map entry that comes before its ``n`` value bytes."""
+    value_head = b"\x0a" + _varint(n)  # BytesList.value
+    list_len = len(value_head) + n
+    feature_head = b"\x0a" + _varint(list_len)  # Feature.bytes_list
+    return _entry_head(key, len(feature_head) + list_len) + feature_head + value_head
 
 
-def _int64_feature(value: int) -> bytes:
-    return _field(_INT64_LIST, _field(1, _varint(value)))  # packed repeated int64
+def _int64_entry(key: str, value: int) -> bytes:
+    packed = _varint(value)
+    int_list = b"\x0a" + _varint(len(packed)) + packed  # Int64List.value, packed
+    feature = b"\x1a" + _varint(len(int_list)) + int_list  # Feature.int64_list
+    return _entry_head(key, len(feature)) + feature
 
 
-def _entry(key: str, feature: bytes) -> bytes:
-    return _field(1, _field(1, key.encode()) + _field(2, feature))
+def _bytes_entry(key: str, value: bytes) -> bytes:
+    return _bytes_head(key, len(value)) + value
 
 
-def encode_example(
+def encode_example_parts(
     *,
     encoded: bytes,
     image_format: str,
@@ -79,19 +93,28 @@ def encode_example(
     label: int,
     text: str,
     filename: str,
-) -> bytes:
-    """A serialised ``tf.train.Example`` with the FORMAT.md image keys."""
-    entries = (
-        _entry(ENCODED, _bytes_feature(encoded)),
-        _entry(FORMAT, _bytes_feature(image_format.encode())),
-        _entry(HEIGHT, _int64_feature(height)),
-        _entry(WIDTH, _int64_feature(width)),
-        _entry(CHANNELS, _int64_feature(channels)),
-        _entry(LABEL, _int64_feature(label)),
-        _entry(TEXT, _bytes_feature(text.encode())),
-        _entry(FILENAME, _bytes_feature(filename.encode())),
+) -> tuple[bytes, bytes]:
+    """A serialised ``tf.train.Example`` with the FORMAT.md image keys, as two parts:
+    everything before the image bytes, and the image bytes themselves (not copied)."""
+    small = b"".join(
+        (
+            _bytes_entry(FORMAT, image_format.encode()),
+            _int64_entry(HEIGHT, height),
+            _int64_entry(WIDTH, width),
+            _int64_entry(CHANNELS, channels),
+            _int64_entry(LABEL, label),
+            _bytes_entry(TEXT, text.encode()),
+            _bytes_entry(FILENAME, filename.encode()),
+            _bytes_head(ENCODED, len(encoded)),
+        )
     )
-    return _field(1, b"".join(entries))  # Example.features
+    size = len(small) + len(encoded)
+    return b"\x0a" + _varint(size) + small, encoded  # Example.features
+
+
+def encode_example(**fields) -> bytes:
+    """The same Example as one bytes object (see :func:`encode_example_parts`)."""
+    return b"".join(encode_example_parts(**fields))
 
 
 class ExampleParseError(ValueError):

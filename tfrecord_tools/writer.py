@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from .framing import OVERHEAD, frame_parts, open_compressed_writer
+from .framing import OVERHEAD, masked_crc32c, normalize_compression, open_compressed_writer
+from .framing import crc32c as _crc32c
+from .framing import mask as _mask
 
 INDEX_SUFFIX = ".idx"
 
@@ -45,18 +47,33 @@ def temp_name(path: Path) -> Path:
 class _HashingFile:
     """Counts and hashes what goes to the underlying file (the on-disk bytes)."""
 
-    def __init__(self, raw: BinaryIO):
-        self._raw = raw
+    def __init__(self, fd: int):
+        self.fd = fd
         self.sha256 = hashlib.sha256()
         self.size = 0
 
     def write(self, data) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self._raw.write(data)
+        return self.writev((data,))
+
+    def writev(self, parts) -> int:
+        """Write all ``parts`` with as few system calls as possible, no copying."""
+        for part in parts:
+            self.sha256.update(part)
+        total = sum(len(p) for p in parts)
+        done = os.writev(self.fd, parts)
+        while done < total:  # a short write: finish the rest
+            rest = b"".join(parts)[done:]
+            done += os.write(self.fd, rest)
+        self.size += total
+        return total
 
     def flush(self) -> None:
-        self._raw.flush()
+        pass
+
+
+_LEN = struct.Struct("<Q")
+_LEN_CRC = struct.Struct("<QI")
+_CRC = struct.Struct("<I")
 
 
 class ShardWriter:
@@ -68,19 +85,32 @@ class ShardWriter:
     def __init__(self, path: str | os.PathLike, compression: str = "none"):
         self.path = Path(path)
         self._tmp = temp_name(self.path)
-        self._raw = open(self._tmp, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in commit/abort
-        self._hashing = _HashingFile(self._raw)
+        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._closed = False
+        self._hashing = _HashingFile(self._fd)
+        self._compressed = normalize_compression(compression) != "none"
         self._out = open_compressed_writer(self._hashing, compression)  # type: ignore[arg-type]
         self._index: list[str] = []
         self._offset = 0
 
     def write(self, data: bytes) -> None:
         """Append one record (``data`` is a serialised Example)."""
-        header, footer = frame_parts(data)
-        self._out.write(header)
-        self._out.write(data)
-        self._out.write(footer)
-        size = len(data) + OVERHEAD
+        self.write_parts((data,))
+
+    def write_parts(self, parts: tuple[bytes, ...] | list[bytes]) -> None:
+        """Append one record whose data is the concatenation of ``parts`` (not copied)."""
+        length = sum(len(p) for p in parts)
+        crc = 0
+        for part in parts:
+            crc = _crc32c(part, crc)
+        header = _LEN_CRC.pack(length, masked_crc32c(_LEN.pack(length)))
+        footer = _CRC.pack(_mask(crc))
+        if self._compressed:
+            for piece in (header, *parts, footer):
+                self._out.write(piece)
+        else:
+            self._hashing.writev((header, *parts, footer))
+        size = length + OVERHEAD
         self._index.append(f"{self._offset} {size}\n")
         self._offset += size
 
@@ -92,7 +122,7 @@ class ShardWriter:
         """Finish the file, write the index, then rename the shard to its final name."""
         if self._out is not self._hashing:
             self._out.close()  # flushes the compressor's tail into the hashing file
-        self._raw.close()
+        self._close_fd()
         index_path = self.path.with_name(self.path.name + INDEX_SUFFIX)
         index_tmp = temp_name(index_path)
         with open(index_tmp, "w", encoding="ascii") as f:
@@ -105,9 +135,13 @@ class ShardWriter:
 
     def abort(self) -> None:
         """Drop the unfinished shard."""
-        if not self._raw.closed:
-            self._raw.close()
+        self._close_fd()
         self._tmp.unlink(missing_ok=True)
+
+    def _close_fd(self) -> None:
+        if not self._closed:
+            os.close(self._fd)
+            self._closed = True
 
     def __enter__(self) -> ShardWriter:
         return self

@@ -1,0 +1,182 @@
+"""Reader throughput against its limits, each cell in a fresh process pinned to N cores.
+
+    .venv/bin/python benchmarks/bench_read.py [--work /tmp/tfrt-bench] [--repeats 3]
+
+Cells (images/s, median of --repeats timed passes after a warm-up pass):
+- photo set (~500x375, 90 % JPEG, 10 % PNG), decode + resize to 224: the reader vs the
+  decode-bound limit (the same decode + resize in a tight graph loop over bytes in memory);
+- small set (28x28 PNG digits): the reader vs the PNG-decode-only limit, and the raw-file
+  twin, warm and cold page cache (files evicted with posix_fadvise DONTNEED);
+- MNIST raw encoding.
+CPU affinity is set before TensorFlow is imported, so its thread pools size to the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHILD = Path(__file__).with_name("read_child.py")  # a file: autograph needs the source
+
+
+def run_cell(cell: dict) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(CHILD), json.dumps(cell)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"cell {cell} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    med = statistics.median(out["times"])
+    cell = {
+        **cell,
+        "images": out["n"],
+        "median_s": med,
+        "images_per_s": out["n"] / med,
+        "min_s": min(out["times"]),
+        "max_s": max(out["times"]),
+    }
+    print(
+        f"  {cell['label']:<44} {cell['cores']} core(s) {cell['cache']:<4} "
+        f"{cell['images_per_s']:>10,.0f} img/s  (median of {len(out['times'])}, "
+        f"{cell['min_s']:.3f}-{cell['max_s']:.3f} s for {out['n']:,})"
+    )
+    return cell
+
+
+def prepare(work: Path, photos: int, digits: int) -> dict[str, Path]:
+    from tfrecord_tools import convert_image_folder
+    from tfrecord_tools.sample import make_digits, make_photos
+
+    paths = {}
+    paths["photos"] = make_photos(work / f"photos{photos}", count=photos, workers=2)
+    paths["digits"] = make_digits(work / f"digits{digits}", count=digits, workers=2)
+    for key in ("photos", "digits"):
+        out = work / f"{key}{photos if key == 'photos' else digits}-read-tfr"
+        if not (out / "dataset.json").exists():
+            convert_image_folder(paths[key], out, quiet=True, shards=2)
+        paths[key + "_tfr"] = out
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/tfrt-bench"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--photos", type=int, default=1000)
+    parser.add_argument("--digits", type=int, default=20000)
+    parser.add_argument("--only", action="append", choices=("photos", "small", "mnist"))
+    args = parser.parse_args()
+    only = set(args.only or ("photos", "small", "mnist"))
+    paths = prepare(args.work, args.photos, args.digits)
+    base = {"repeats": args.repeats, "cache": "warm"}
+    results = []
+    if "photos" in only:
+        print(f"photo set: {args.photos} images, decode + resize to 224")
+        photo = {**base, "batch": 32, "image_size": 224, "channels": 3}
+        lim = run_cell(
+            {
+                **photo,
+                "label": "limit: decode+resize loop",
+                "source": "limit",
+                "path": str(paths["photos_tfr"]),
+                "cores": 1,
+            }
+        )
+        results.append(lim)
+        for cores in (1, 2):
+            cell = run_cell(
+                {
+                    **photo,
+                    "label": "make_dataset",
+                    "source": "tfrecord",
+                    "path": str(paths["photos_tfr"]),
+                    "cores": cores,
+                    "options": {"num_parallel_calls": cores},
+                }
+            )
+            results.append(cell)
+            print(
+                f"    -> {cell['images_per_s'] / (lim['images_per_s'] * cores):.3f} of "
+                f"{cores} x the 1-core limit"
+            )
+    if "small" in only:
+        print(f"small set: {args.digits} 28x28 PNG digits, batch 256")
+        small = {**base, "batch": 256, "channels": 1}
+        lim = run_cell(
+            {
+                **small,
+                "label": "limit: decode_png loop",
+                "source": "limit",
+                "path": str(paths["digits_tfr"]),
+                "cores": 1,
+            }
+        )
+        results.append(lim)
+        reader = {}
+        for cores in (1, 2):
+            reader[cores] = run_cell(
+                {
+                    **small,
+                    "label": "make_dataset",
+                    "source": "tfrecord",
+                    "path": str(paths["digits_tfr"]),
+                    "cores": cores,
+                    "options": {"num_parallel_calls": cores},
+                }
+            )
+            results.append(reader[cores])
+        print(
+            f"    -> 1 core: {reader[1]['images_per_s'] / lim['images_per_s']:.3f} of the "
+            f"limit; 2 cores / 1 core = "
+            f"{reader[2]['images_per_s'] / reader[1]['images_per_s']:.2f}"
+        )
+        for cache in ("warm", "cold"):
+            for cores in (1, 2):
+                twin = run_cell(
+                    {
+                        **small,
+                        "cache": cache,
+                        "repeats": min(args.repeats, 3),
+                        "label": "make_raw_dataset (raw files)",
+                        "source": "raw",
+                        "path": str(paths["digits"]),
+                        "cores": cores,
+                        "options": {"num_parallel_calls": 2 * cores},
+                    }
+                )
+                results.append(twin)
+                tfr = (
+                    reader[cores]
+                    if cache == "warm"
+                    else run_cell(
+                        {
+                            **small,
+                            "cache": "cold",
+                            "label": "make_dataset",
+                            "source": "tfrecord",
+                            "path": str(paths["digits_tfr"]),
+                            "cores": cores,
+                            "options": {"num_parallel_calls": cores},
+                        }
+                    )
+                )
+                if cache == "cold":
+                    results.append(tfr)
+                print(
+                    f"    -> TFRecord / raw files, {cache}, {cores} core(s): "
+                    f"{tfr['images_per_s'] / twin['images_per_s']:.1f}x"
+                )
+    (args.work / "bench_read.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    t = time.time()
+    main()
+    print(f"({time.time() - t:.0f} s)")

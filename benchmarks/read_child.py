@@ -1,0 +1,106 @@
+"""One cell of bench_read.py, in a fresh process pinned to the requested cores.
+
+A file, not ``python -c``: autograph needs the source of the functions it converts.
+"""
+
+import json
+import os
+import sys
+import time
+
+CELL = json.loads(sys.argv[1])
+os.sched_setaffinity(0, set(range(CELL["cores"])))  # before TensorFlow sizes its pools
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+
+import tensorflow as tf  # noqa: E402
+
+from tfrecord_tools.framing import iter_records  # noqa: E402
+from tfrecord_tools.reader import make_dataset, make_raw_dataset  # noqa: E402
+from tfrecord_tools.schema import decode_example  # noqa: E402
+
+
+def evict(paths):
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def files_of(root):
+    return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f[0] != "."]
+
+
+def time_pass(make):
+    """Seconds from iterator creation to the last element's arrival."""
+    ds = make()
+    t = time.perf_counter()
+    n = 0
+    for images, _ in ds:
+        n += int(images.shape[0])
+    return n, time.perf_counter() - t
+
+
+def encoded_images(root):
+    shards = sorted(p for p in os.listdir(root) if ".tfrecord-" in p and not p.endswith(".idx"))
+    return [
+        decode_example(r.data)["image/encoded"][1][0]
+        for shard in shards
+        for r in iter_records(os.path.join(root, shard))
+    ]
+
+
+def limit(cell):
+    """The decode work alone, over encoded bytes already in memory, in a tight graph loop."""
+    data = tf.constant(encoded_images(cell["path"]))
+    size = cell.get("image_size")
+
+    @tf.function
+    def run(data):
+        total = tf.constant(0, tf.int64)
+        for i in tf.range(tf.shape(data)[0]):
+            if size:
+                img = tf.io.decode_image(data[i], channels=3, expand_animations=False)
+                img = tf.image.resize(img, (size, size))
+                total += tf.cast(tf.reduce_sum(img[0, 0]), tf.int64)
+            else:
+                img = tf.io.decode_png(data[i], channels=1)
+                total += tf.cast(img[0, 0, 0], tf.int64)
+        return total
+
+    run(data[:8])
+    times = []
+    for _ in range(CELL["repeats"]):
+        t = time.perf_counter()
+        run(data).numpy()
+        times.append(time.perf_counter() - t)
+    return int(data.shape[0]), times
+
+
+def main():
+    kw = {
+        "batch_size": CELL["batch"],
+        "image_size": CELL.get("image_size"),
+        "channels": CELL["channels"],
+        **CELL.get("options", {}),
+    }
+    if CELL["source"] == "limit":
+        n, times = limit(CELL)
+    else:
+        reader = make_dataset if CELL["source"] == "tfrecord" else make_raw_dataset
+
+        def make():
+            return reader(CELL["path"], **kw)
+
+        time_pass(make)  # warm-up: traces functions, fills the page cache
+        times = []
+        for _ in range(CELL["repeats"]):
+            if CELL["cache"] == "cold":
+                evict(files_of(CELL["path"]))
+            n, dt = time_pass(make)
+            times.append(dt)
+    print(json.dumps({"n": n, "times": times}))
+
+
+main()

@@ -1,0 +1,318 @@
+"""The benchmark harness: options, grid, page-cache eviction, figures, and one tiny grid run
+end to end (two cells, each a fresh pinned process that imports TensorFlow: ~5-8 s each)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tfrecord_tools.bench import BenchConfig, BenchError, run_benchmark
+from tfrecord_tools.bench.cache import evict_files, filesystem_type, resident_fraction
+from tfrecord_tools.bench.config import default_cores, usable_cpus
+from tfrecord_tools.bench.grid import Cell, make_cells, read_options
+from tfrecord_tools.bench.report import BenchReport
+from tfrecord_tools.bench.runner import cell_record
+from tfrecord_tools.cli import main
+from tfrecord_tools.sample import make_digits
+
+# --- options and grid (no TensorFlow) -------------------------------------------------------
+
+
+def test_defaults_full_and_short(tmp_path):
+    full = BenchConfig(out=tmp_path)
+    assert full.sources == ("raw", "tfrecord", "keras")
+    assert full.threads == (1, 2, 4, 8, "auto")
+    assert full.cache == ("warm", "cold")
+    assert full.cores == default_cores(len(usable_cpus()))
+    assert (full.repeats, full.image_size, full.channels) == (3, (28, 28), 1)
+    assert full.work == tmp_path / "data"
+    short = BenchConfig(out=tmp_path, short=True)
+    assert (short.threads, short.cores, short.cache, short.repeats) == (
+        ("auto",),
+        (1,),
+        ("warm",),
+        1,
+    )
+    assert short.num_cells == 3
+    photos = BenchConfig(sample="photos", threads="2,auto", image_size="160x120")
+    assert (photos.threads, photos.image_size, photos.channels) == ((2, "auto"), (160, 120), 3)
+
+
+def test_default_cores():
+    assert default_cores(1) == (1,)
+    assert default_cores(2) == (1, 2)
+    assert default_cores(6) == (1, 2, 4, 6)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"threads": "0"}, "threads: expected integers >= 1 or 'auto', got '0'"),
+        ({"threads": "2,2"}, "threads: values repeat"),
+        ({"threads": "1,,2"}, "threads: expected a comma-separated list"),
+        ({"cores": "999"}, "cores: expected integers from 1 to"),
+        ({"cache": "hot"}, "cache: 'hot' is not one of warm, cold"),
+        ({"sources": "raw,lmdb"}, "sources: 'lmdb' is not one of raw, tfrecord, keras"),
+        ({"repeats": 0}, "repeats must be an integer >= 1, got 0"),
+        ({"batch_size": -1}, "batch_size must be an integer >= 1"),
+        ({"image_size": "224x"}, "image_size must be N or HEIGHTxWIDTH"),
+        ({"channels": 2}, "channels must be 1, 3 or 4, got 2"),
+        ({"sample": "cats"}, "sample must be one of digits, photos, got 'cats'"),
+        ({"image_dir": "/no/such/folder"}, "/no/such/folder: not a folder"),
+    ],
+)
+def test_bad_options_say_what_was_expected(options, message):
+    with pytest.raises(BenchError) as info:
+        BenchConfig(**options)
+    assert message in str(info.value)
+
+
+def test_cells_cover_the_grid_with_sources_side_by_side():
+    config = BenchConfig(sources="raw,tfrecord", threads="1,auto", cores="1", cache="warm,cold")
+    cells = make_cells(config)
+    assert len(cells) == config.num_cells == 8
+    assert len(set(cells)) == 8
+    assert cells[:2] == [Cell("raw", 1, 1, "warm"), Cell("tfrecord", 1, 1, "warm")]
+
+
+def test_thread_settings_reach_every_knob():
+    assert read_options(4, 2, 3) == {"num_parallel_calls": 4, "cycle_length": 3, "threads": 4}
+    assert read_options(1, 2, 8) == {"num_parallel_calls": 1, "cycle_length": 1, "threads": 1}
+    assert read_options("auto", 2, 8) == {
+        "num_parallel_calls": -1,
+        "cycle_length": 2,
+        "threads": None,
+    }
+
+
+# --- page cache -------------------------------------------------------------------------------
+
+
+def test_eviction_drops_pages_and_checks_it(tmp_path):
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(bytes(range(256)) * 400)
+        paths.append(str(path))
+    for p in paths:
+        with open(p, "rb") as f:
+            f.read()
+    assert resident_fraction(paths) == 1.0
+    result = evict_files(paths)
+    if filesystem_type(tmp_path) == "tmpfs":
+        assert result.ok is False and "did not work" in result.message
+    else:
+        assert result.ok is True and result.resident == 0.0
+        assert resident_fraction(paths) == 0.0
+    assert result.files == 3 and result.failed == 0
+
+
+def test_eviction_reports_files_it_cannot_open(tmp_path):
+    result = evict_files([str(tmp_path / "missing")])
+    assert result.failed == 1 and result.ok is False
+    assert "could not be advised" in result.message
+
+
+# --- figures and report from a child's answer (no child run) ---------------------------------
+
+
+def _child_result(seconds: list[float], images: int = 100) -> dict:
+    return {
+        "affinity": [0],
+        "tensorflow": "x",
+        "inter_op_threads": 2,
+        "intra_op_threads": 2,
+        "options": {"num_parallel_calls": 2, "cycle_length": 1, "threads": 2},
+        "files": 2,
+        "bytes_per_pass": 2_000_000,
+        "images_per_pass": images,
+        "output": {"shape": [None, 28, 28, 1], "dtype": "uint8", "label_dtype": "int64"},
+        "warmup": {"seconds": 1.0},
+        "repeats": [
+            {
+                "images": images,
+                "batches": 10,
+                "first_images": 10,
+                "first_s": 0.1,
+                "last_s": s,
+                "end_wait_s": 0.03,
+                "cpu_s": s / 2,
+                "build_s": 0.2,
+                "cache": {"resident_before": 1.0},
+            }
+            for s in seconds
+        ],
+    }
+
+
+def _spec(cpus=(0,)) -> dict:
+    return {
+        "batch_size": 10,
+        "image_size": [28, 28],
+        "channels": 1,
+        "epochs": 1,
+        "repeats": 3,
+        "cpus": list(cpus),
+        "path": "/data",
+    }
+
+
+def test_cell_figures_are_medians_and_ranges():
+    record = cell_record(Cell("tfrecord", 2, 1, "warm"), _spec(), _child_result([1.0, 2.0, 0.5]))
+    assert record["images_per_s"] == 100.0
+    assert (record["images_per_s_min"], record["images_per_s_max"]) == (50.0, 200.0)
+    assert record["mb_per_s"] == 2.0
+    assert record["cpu_ms_per_image"] == pytest.approx(5.0)
+    assert record["cpu_utilisation"] == pytest.approx(0.5)
+    assert record["images_per_s_steady"] == pytest.approx(90 / 0.9)
+    assert record["affinity_ok"] is True and record["evicted"] is None
+    assert record["resident_fraction"] == 1.0 and record["error"] is None
+    other_cpu = cell_record(Cell("tfrecord", 2, 1, "warm"), _spec([1]), _child_result([1.0]))
+    assert other_cpu["affinity_ok"] is False
+
+
+def test_failed_cell_is_kept_and_shown():
+    bad = cell_record(Cell("raw", 1, 1, "cold"), _spec(), {"error": "child exited: boom"})
+    good = cell_record(Cell("tfrecord", 1, 1, "warm"), _spec(), _child_result([1.0]))
+    report = BenchReport(
+        config={"batch_size": 10, "image_size": [28, 28], "channels": 1, "repeats": 3, "epochs": 1},
+        machine={
+            "cpu_model": "cpu",
+            "usable_cpus": [0],
+            "logical_cpus": 1,
+            "tensorflow": "x",
+            "keras": "y",
+            "data_filesystem": "ext4",
+        },
+        data={"sources": {}},
+        conversion=None,
+        cells=[bad, good],
+    )
+    assert report.failed == [bad]
+    table = report.format_table()
+    assert "failed" in table and "FAILED raw threads=1 cores=1 cold: child exited: boom" in table
+    assert "100" in table  # the good cell's images/s
+
+
+# --- end to end -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Two cells (raw and TFRecord, 1 thread, 1 core, cold) over 24 digits."""
+    root = tmp_path_factory.mktemp("bench")
+    digits = make_digits(root / "digits", count=24, seed=0, workers=1)
+    config = BenchConfig(
+        image_dir=digits,
+        out=root / "out",
+        sources="raw,tfrecord",
+        threads="1",
+        cores="1",
+        cache="cold",
+        repeats=1,
+        batch_size=8,
+        image_size=28,
+        channels=1,
+        quiet=True,
+    )
+    return config, run_benchmark(config)
+
+
+def test_tiny_grid_runs_and_writes_json(tiny_run):
+    config, report = tiny_run
+    assert not report.failed, report.failed
+    results = json.loads((config.out / "results.json").read_text())
+    assert results["machine"]["cpu_model"] and results["machine"]["tensorflow"]
+    assert results["conversion"]["images"] == 24
+    assert results["data"]["sources"]["raw"]["files"] == 24
+    cells = results["cells"]
+    assert [(c["source"], c["threads"], c["cores"], c["cache"]) for c in cells] == [
+        ("raw", 1, 1, "cold"),
+        ("tfrecord", 1, 1, "cold"),
+    ]
+    for cell in cells:
+        assert cell["images"] == 24 and cell["images_per_s"] > 0 and cell["mb_per_s"] > 0
+        assert cell["cpu_ms_per_image"] > 0 and len(cell["seconds"]) == 1
+        assert cell["inter_op_threads"] == cell["intra_op_threads"] == 1
+        assert cell["options"]["num_parallel_calls"] == 1 and cell["options"]["threads"] == 1
+        assert cell["output"]["shape"] == [None, 28, 28, 1] and cell["output"]["dtype"] == "uint8"
+        assert "last element" in cell["timing"]
+
+
+def test_child_runs_on_the_requested_core(tiny_run):
+    _config, report = tiny_run
+    for cell in report.cells:
+        assert cell["affinity"] == cell["cpus_requested"] == usable_cpus()[:1]
+        assert cell["affinity_ok"] is True
+
+
+def test_cold_cells_evict_their_files(tiny_run):
+    config, report = tiny_run
+    for cell in report.cells:
+        if filesystem_type(config.work) == "tmpfs":
+            assert cell["evicted"] is False and "did not work" in cell["cache_note"]
+        else:
+            assert cell["evicted"] is True, cell["cache_note"]
+            assert cell["resident_fraction"] <= 0.05
+
+
+def test_csv_has_a_row_per_cell_and_the_machine(tiny_run):
+    config, _report = tiny_run
+    with open(config.out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["kind"] for r in rows] == ["convert", "read", "read"]
+    for row in rows[1:]:
+        assert float(row["images_per_s"]) > 0
+        assert row["cache"] == "cold" and row["cores"] == "1" and row["threads"] == "1"
+        assert row["cpu_model"] and row["tensorflow"] and row["evicted"] in ("True", "False")
+
+
+def test_plot_written_when_matplotlib_is_there(tiny_run):
+    config, report = tiny_run
+    png = config.out / "results.png"
+    if importlib.util.find_spec("matplotlib") is None:
+        assert report.paths["plot"] is None and any("matplotlib" in n for n in report.notes)
+    else:
+        assert report.paths["plot"] == str(png)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_names_every_cell(tiny_run):
+    _config, report = tiny_run
+    table = report.format_table()
+    assert table.count(" cold ") >= 2 and "convert: 24 images" in table
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def test_make_sample_command(tmp_path, capsys):
+    out = tmp_path / "digits"
+    assert main(["make-sample", "digits", str(out), "--count", "20", "--workers", "1"]) == 0
+    assert str(out) in capsys.readouterr().out
+    assert len(list(out.glob("*/*.png"))) == 20
+
+
+def test_bench_bad_option_exits_2(capsys):
+    assert main(["bench", "--threads", "1,x"]) == 2
+    assert "threads: expected integers >= 1 or 'auto', got 'x'" in capsys.readouterr().err
+
+
+def test_bench_help_and_harness_do_not_import_tensorflow():
+    code = (
+        "import contextlib, io, sys\n"
+        "from tfrecord_tools.cli import build_parser\n"
+        "import tfrecord_tools.bench.runner, tfrecord_tools.bench.child\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    build_parser().parse_args(['bench', '--help'])\n"
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "False"

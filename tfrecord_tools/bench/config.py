@@ -1,0 +1,235 @@
+"""What a benchmark run is asked to do: one frozen, validated :class:`BenchConfig`.
+
+Data flow: **options** -> grid of cells (``grid.py``) -> one pinned child process per cell
+(``child.py``) -> report (``report.py``, ``plot.py``). Lists may be given as Python
+sequences or as the CLI's comma-separated strings (``"1,2,auto"``); ``None`` means "the
+default for this mode" (``short`` or full), resolved here once.
+
+Standard library only: the parent process of a benchmark never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import TFRecordToolsError
+
+SOURCES = ("raw", "tfrecord", "keras")
+CACHE_STATES = ("warm", "cold")
+SAMPLES = ("digits", "photos")
+AUTO = "auto"
+
+#: Per sample kind: default image count (full, short), image size, channels.
+SAMPLE_DEFAULTS = {
+    "digits": {"count": (20_000, 1_000), "image_size": (28, 28), "channels": 1},
+    "photos": {"count": (1_000, 64), "image_size": (224, 224), "channels": 3},
+}
+DEFAULT_IMAGE_SIZE = (224, 224)  # for a user's IMAGE_DIR
+DEFAULT_THREADS: tuple[int | str, ...] = (1, 2, 4, 8, AUTO)
+
+
+class BenchError(TFRecordToolsError):
+    """Bad benchmark options (the message names the option, what was expected and found)."""
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on, sorted; cells pin to the first N of them."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def default_cores(usable: int) -> tuple[int, ...]:
+    """1, 2, 4, ... below the usable count, then the usable count itself."""
+    out, n = [], 1
+    while n < usable:
+        out.append(n)
+        n *= 2
+    return (*out, usable)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """A benchmark run. ``None`` fields take the default of the mode (``short`` or full).
+
+    - ``image_dir``: image folder (one subfolder per class); ``None``: make a ``sample`` set
+      of ``count`` images in ``work`` (``digits``: 28x28 PNG, ``photos``: ~100 KB JPEG).
+    - ``tfrecords``: converted dataset folder (or glob); ``None``: convert ``image_dir``
+      into ``work`` first, timed and reported on its own.
+    - Grid: ``sources`` x ``threads`` (ints or ``"auto"``) x ``cores`` x ``cache``; each
+      cell runs in a fresh process pinned to ``cores`` CPUs.
+    - Per cell: a warm-up pass, then ``repeats`` timed repeats of ``epochs`` passes each.
+    """
+
+    image_dir: str | os.PathLike | None = None
+    tfrecords: str | os.PathLike | None = None
+    out: str | os.PathLike = "bench-results"
+    work: str | os.PathLike | None = None
+    sources: Sequence[str] | str | None = None
+    threads: Sequence[int | str] | str | None = None
+    cores: Sequence[int] | str | None = None
+    cache: Sequence[str] | str | None = None
+    batch_size: int = 32
+    image_size: int | Sequence[int] | None = None
+    channels: int | None = None
+    epochs: int = 1
+    repeats: int | None = None
+    sample: str = "digits"
+    count: int | None = None
+    seed: int = 0
+    short: bool = False
+    plot: bool = True
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        short = bool(self.short)
+        if self.sample not in SAMPLES:
+            raise BenchError(f"sample must be one of {', '.join(SAMPLES)}, got {self.sample!r}")
+        sample = SAMPLE_DEFAULTS[self.sample]
+        from_sample = self.image_dir is None and self.tfrecords is None
+        usable = len(usable_cpus())
+        self._set("sources", _choices("sources", self.sources, SOURCES, default=SOURCES))
+        self._set("cache", _choices("cache", self.cache, CACHE_STATES, default=_cache(short)))
+        self._set("threads", _threads(self.threads, default=_threads_default(short)))
+        self._set("cores", _cores(self.cores, usable, default=_cores_default(short, usable)))
+        self._set("repeats", _positive("repeats", _or(self.repeats, 1 if short else 3)))
+        self._set("epochs", _positive("epochs", self.epochs))
+        self._set("batch_size", _positive("batch_size", self.batch_size))
+        self._set("count", _positive("count", _or(self.count, sample["count"][short])))
+        size = sample["image_size"] if from_sample else DEFAULT_IMAGE_SIZE
+        self._set("image_size", _size(_or(self.image_size, size)))
+        self._set("channels", _or(self.channels, sample["channels"] if from_sample else 3))
+        if self.channels not in (1, 3, 4):
+            raise BenchError(f"channels must be 1, 3 or 4, got {self.channels!r}")
+        if _int_or_none(self.seed) is None or self.seed < 0:
+            raise BenchError(f"seed must be an integer >= 0, got {self.seed!r}")
+        self._set("out", Path(self.out))
+        self._set("work", Path(self.work) if self.work is not None else self.out / "data")
+        for name in ("image_dir", "tfrecords"):
+            value = getattr(self, name)
+            if value is not None:
+                self._set(name, Path(value))
+        if self.image_dir is not None and not self.image_dir.is_dir():
+            raise BenchError(f"{self.image_dir}: not a folder (expected one subfolder per class)")
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    @property
+    def num_cells(self) -> int:
+        return len(self.sources) * len(self.threads) * len(self.cores) * len(self.cache)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every option, JSON-ready (paths as strings, tuples as lists)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _cache(short: bool) -> tuple[str, ...]:
+    return ("warm",) if short else CACHE_STATES
+
+
+def _threads_default(short: bool) -> tuple[int | str, ...]:
+    return (AUTO,) if short else DEFAULT_THREADS
+
+
+def _cores_default(short: bool, usable: int) -> tuple[int, ...]:
+    return (1,) if short else default_cores(usable)
+
+
+def _items(name: str, value: Sequence[Any] | str) -> list[Any]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [i.strip() if isinstance(i, str) else i for i in items]
+    if not items or any(i == "" for i in items):
+        raise BenchError(f"{name}: expected a comma-separated list, got {value!r}")
+    if len(set(items)) != len(items):
+        raise BenchError(f"{name}: values repeat in {value!r}")
+    return items
+
+
+def _choices(name: str, value, allowed: Sequence[str], *, default) -> tuple[str, ...]:
+    if value is None:
+        return tuple(default)
+    items = [str(i).lower() for i in _items(name, value)]
+    for item in items:
+        if item not in allowed:
+            raise BenchError(f"{name}: {item!r} is not one of {', '.join(allowed)}")
+    return tuple(items)
+
+
+def _threads(value, *, default) -> tuple[int | str, ...]:
+    if value is None:
+        return tuple(default)
+    out: list[int | str] = []
+    for item in _items("threads", value):
+        if isinstance(item, str) and item.lower() == AUTO:
+            out.append(AUTO)
+            continue
+        number = _int_or_none(item)
+        if number is None or number < 1:
+            raise BenchError(f"threads: expected integers >= 1 or 'auto', got {item!r}")
+        out.append(number)
+    if len(set(out)) != len(out):
+        raise BenchError(f"threads: values repeat in {value!r}")
+    return tuple(out)
+
+
+def _cores(value, usable: int, *, default) -> tuple[int, ...]:
+    if value is None:
+        return tuple(default)
+    out = []
+    for item in _items("cores", value):
+        number = _int_or_none(item)
+        if number is None or not 1 <= number <= usable:
+            raise BenchError(
+                f"cores: expected integers from 1 to {usable} (the CPUs this process may "
+                f"use), got {item!r}"
+            )
+        out.append(number)
+    return tuple(out)
+
+
+def _positive(name: str, value: Any) -> int:
+    number = _int_or_none(value)
+    if number is None or number < 1:
+        raise BenchError(f"{name} must be an integer >= 1, got {value!r}")
+    return number
+
+
+def _size(value: int | str | Sequence[int]) -> tuple[int, int]:
+    """``224``, ``"224"``, ``"224x160"`` or ``(224, 160)`` -> (height, width)."""
+    if isinstance(value, str):
+        items: list[Any] = value.lower().replace(",", "x").split("x")
+        items = items * 2 if len(items) == 1 else items
+    else:
+        items = [value, value] if isinstance(value, int) else list(value)
+    numbers = [_int_or_none(v) for v in items]
+    if len(numbers) != 2 or any(n is None or n < 1 for n in numbers):
+        raise BenchError(f"image_size must be N or HEIGHTxWIDTH, integers >= 1, got {value!r}")
+    return numbers[0], numbers[1]  # type: ignore[return-value]
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None

@@ -1,0 +1,85 @@
+"""The grid: which cells a benchmark runs, and what each child process is told.
+
+Data flow: config -> **cells** (source x thread setting x cores x cache state) -> one
+child spec per cell (JSON on the child's command line). Pure functions, no I/O.
+
+Cells are ordered cores, cache, threads, then source, so the sources compared with each
+other run next to each other in time (a drifting machine shifts them alike).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import AUTO, BenchConfig
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: a source read with one thread setting on N cores, warm or cold."""
+
+    source: str  # raw | tfrecord | keras
+    threads: int | str  # T or "auto"
+    cores: int
+    cache: str  # warm | cold
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} threads={self.threads} cores={self.cores} {self.cache}"
+
+
+def make_cells(config: BenchConfig) -> list[Cell]:
+    """Every cell of the grid, in run order."""
+    return [
+        Cell(source, threads, cores, cache)
+        for cores, cache, threads, source in itertools.product(
+            config.cores, config.cache, config.threads, config.sources
+        )
+    ]
+
+
+def child_spec(
+    cell: Cell,
+    config: BenchConfig,
+    *,
+    cpus: list[int],
+    image_dir: Path | None,
+    tfrecords: Path | None,
+) -> dict[str, Any]:
+    """What the child process needs: the cell, the CPUs to pin to, the data, the timing."""
+    if len(cpus) < cell.cores:
+        raise ValueError(f"{cell.cores} cores requested, only {len(cpus)} CPUs usable")
+    path = tfrecords if cell.source == "tfrecord" else image_dir
+    return {
+        **asdict(cell),
+        "cpus": cpus[: cell.cores],
+        "path": str(path),
+        "batch_size": config.batch_size,
+        "image_size": list(config.image_size),
+        "channels": config.channels,
+        "epochs": config.epochs,
+        "repeats": config.repeats,
+    }
+
+
+def read_options(threads: int | str, cores: int, num_files: int) -> dict[str, Any]:
+    """The reader options of a thread setting (``reader.make_dataset`` keywords).
+
+    ``T``: T parallel calls, min(T, files) files read at once, a private pool of T
+    threads. ``auto``: tf.data's AUTOTUNE and its shared pool; the reader takes no
+    AUTOTUNE cycle length, so ``auto`` reads min(cores, files) files at once.
+    """
+    if threads == AUTO:
+        return {
+            "num_parallel_calls": -1,  # tf.data.AUTOTUNE
+            "cycle_length": max(1, min(cores, num_files)),
+            "threads": None,
+        }
+    return {
+        "num_parallel_calls": threads,
+        "cycle_length": max(1, min(int(threads), num_files)),
+        "threads": threads,
+    }

@@ -1,0 +1,321 @@
+"""What a benchmark reports: the terminal table, ``results.json``, ``results.csv`` (and,
+through ``plot.py``, ``results.png``).
+
+Data flow: cell records (``runner.py``) -> **report** -> files in OUT. The JSON holds
+everything (machine, options, data, conversion, one object per cell); the CSV has one row
+per cell (and one for the conversion) with the scalar figures and the machine repeated on
+every row, so a spreadsheet needs nothing else.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+SCHEMA_VERSION = 1
+TIMING = (
+    "from iterator creation to the arrival of the last element, after a warm-up pass; "
+    "tf.data's wait after the last element is excluded (end_wait_s)"
+)
+PLOT_HINT = (
+    "no plot: matplotlib is not installed; `pip install 'tfrecord-tools[plot]'` and run "
+    "`python -m tfrecord_tools.bench.plot {json}`"
+)
+
+#: CSV columns, mostly keys of the cell record.
+CSV_COLUMNS = (
+    "kind",
+    "source",
+    "threads",
+    "cores",
+    "cache",
+    "images_per_s",
+    "images_per_s_min",
+    "images_per_s_max",
+    "mb_per_s",
+    "images_per_s_steady",
+    "cpu_ms_per_image",
+    "cpu_utilisation",
+    "seconds_median",
+    "first_s",
+    "end_wait_s",
+    "build_s",
+    "warmup_s",
+    "images",
+    "images_per_pass",
+    "epochs",
+    "repeats",
+    "batch_size",
+    "image_size",
+    "channels",
+    "files",
+    "bytes_per_pass",
+    "evicted",
+    "resident_fraction",
+    "cache_note",
+    "affinity",
+    "affinity_ok",
+    "inter_op_threads",
+    "intra_op_threads",
+    "num_parallel_calls",
+    "cycle_length",
+    "private_threads",
+    "output_dtype",
+    "error",
+)
+MACHINE_COLUMNS = ("cpu_model", "logical_cpus", "memory_bytes", "tensorflow", "keras", "os")
+
+
+@dataclass
+class BenchReport:
+    """Everything a run measured; ``paths`` says which files were written."""
+
+    config: dict[str, Any]
+    machine: dict[str, Any]
+    data: dict[str, Any]
+    conversion: dict[str, Any] | None
+    cells: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    paths: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [c for c in self.cells if c.get("error")]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": self.machine,
+            "config": self.config,
+            "data": self.data,
+            "timing": TIMING,
+            "conversion": self.conversion,
+            "cells": self.cells,
+            "notes": self.notes,
+            "elapsed_s": self.elapsed_s,
+        }
+
+    def format_table(self) -> str:
+        """The plain-text table (what :meth:`print_table` shows without rich)."""
+        body = self._body()
+        return "\n".join([*self._header(), "", *body, "", *self._footer()]).rstrip() + "\n"
+
+    def _body(self) -> list[str]:
+        rows = [_row(c) for c in self.cells]
+        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_HEADERS)]
+        body = [_line(_HEADERS, widths), _line(["-" * w for w in widths], widths)]
+        return body + [_line(r, widths) for r in rows]
+
+    def print_table(self, file: TextIO | None = None) -> None:
+        """The table on ``file`` (stdout): with rich on a terminal when it is installed,
+        else plain text."""
+        file = file or sys.stdout
+        if not (file.isatty() and importlib.util.find_spec("rich")):
+            print(self.format_table(), file=file)
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_edge=False, header_style="bold")
+        for i, header in enumerate(_HEADERS):
+            table.add_column(header, justify="left" if i < 4 else "right", overflow="fold")
+        for cell in self.cells:
+            table.add_row(*_row(cell), style="red" if cell.get("error") else None)
+        console = Console(file=file, highlight=False)
+        if console.width < len(self._body()[0]) + 2 * len(_HEADERS):  # rich would fold figures
+            print(self.format_table(), file=file)
+            return
+        console.print("\n".join(self._header()), markup=False)
+        console.print(table)
+        console.print("\n".join(self._footer()), markup=False)
+
+    def _header(self) -> list[str]:
+        m, cfg = self.machine, self.config
+        lines = [
+            f"machine: {m['cpu_model']}, {len(m['usable_cpus'])} usable of "
+            f"{m['logical_cpus']} logical CPUs; TensorFlow {m['tensorflow']}, "
+            f"Keras {m['keras']}; data on {m['data_filesystem']}",
+        ]
+        for source, d in self.data["sources"].items():
+            lines.append(
+                f"{source:>8}: {d['images']:,} images in {d['files']:,} files, "
+                f"{_size(d['bytes'])} ({_size(d['mean_file_bytes'])} per file)"
+            )
+        lines.append(
+            f"batch {cfg['batch_size']}, image size {cfg['image_size'][0]}x"
+            f"{cfg['image_size'][1]}x{cfg['channels']}; median of {cfg['repeats']} repeat(s) "
+            f"of {cfg['epochs']} epoch(s); timed {TIMING}"
+        )
+        if self.conversion:
+            c = self.conversion
+            lines.append(
+                f"convert: {c['images']:,} images in {c['seconds']:.2f} s on {c['workers']} "
+                f"workers = {c['images_per_s']:,.0f} img/s, {c['mb_per_s']:.1f} MB/s "
+                f"-> {c['shards']} shard(s), {_size(c['tfrecord_bytes'])}"
+            )
+        return lines
+
+    def _footer(self) -> list[str]:
+        lines = [
+            "img/s: median (min-max) over repeats; steady: img/s from the first element on; "
+            "CPU ms: CPU time per image; CPU: cores busy on average; start: ms from iterator "
+            "creation to the first element; end: ms from the last element to the end of the "
+            "data (not timed)."
+        ]
+        dtypes = {c["source"]: c["output"]["dtype"] for c in self.cells if not c.get("error")}
+        if len(set(dtypes.values())) > 1:
+            lines.append(
+                "output dtype: "
+                + ", ".join(f"{s} {d}" for s, d in dtypes.items())
+                + " (Keras returns float32 from its resize)"
+            )
+        cold_failed = [c for c in self.cells if c["cache"] == "cold" and c.get("evicted") is False]
+        if cold_failed:
+            note = cold_failed[0]["cache_note"]
+            lines.append(f"cold! = NOT evicted ({len(cold_failed)} cells): {note}")
+        if any(_cache_label(c) == "cold?" for c in self.cells):
+            lines.append("cold? = eviction requested, but it could not be checked here")
+        lines.extend(f"note: {n}" for n in self.notes)
+        for c in self.failed:
+            lines.append(
+                f"FAILED {c['source']} threads={c['threads']} cores={c['cores']} "
+                f"{c['cache']}: {c['error'].splitlines()[-1]}"
+            )
+        for kind, path in self.paths.items():
+            lines.append(f"{kind}: {path}")
+        return lines
+
+
+_HEADERS = (
+    "source",
+    "cores",
+    "threads",
+    "cache",
+    "img/s",
+    "min-max",
+    "MB/s",
+    "steady",
+    "CPU ms",
+    "CPU",
+    "start",
+    "end",
+)
+
+
+def _row(c: dict[str, Any]) -> list[str]:
+    head = [c["source"], str(c["cores"]), str(c["threads"]), _cache_label(c)]
+    if c.get("error"):
+        return [*head, "failed", "", "", "", "", "", "", ""]
+    steady = c["images_per_s_steady"]
+    return [
+        *head,
+        f"{c['images_per_s']:,.0f}",
+        f"{c['images_per_s_min']:,.0f}-{c['images_per_s_max']:,.0f}",
+        f"{c['mb_per_s']:.1f}",
+        "-" if steady is None else f"{steady:,.0f}",
+        f"{c['cpu_ms_per_image']:.3f}",
+        f"{c['cpu_utilisation']:.2f}",
+        f"{1000 * c['first_s']:.0f}",
+        f"{1000 * c['end_wait_s']:.0f}",
+    ]
+
+
+def _line(cols, widths: list[int]) -> str:
+    """Names left-aligned, figures right-aligned."""
+    cells = (
+        c.ljust(w) if i < 4 else c.rjust(w)
+        for i, (c, w) in enumerate(zip(cols, widths, strict=True))
+    )
+    return "  ".join(cells).rstrip()
+
+
+def _cache_label(c: dict[str, Any]) -> str:
+    """``cold!``: eviction did not work; ``cold?``: it could not be checked."""
+    if c["cache"] == "cold" and c.get("evicted") is False:
+        return "cold!"
+    if c["cache"] == "cold" and c.get("evicted") is None and not c.get("error"):
+        return "cold?"
+    return c["cache"]
+
+
+def _size(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def write_outputs(report: BenchReport, out: Path, *, plot: bool = True) -> None:
+    """results.json, results.csv and (with matplotlib) results.png in ``out``."""
+    json_path, csv_path, png_path = (out / f"results.{ext}" for ext in ("json", "csv", "png"))
+    report.paths = {"json": str(json_path), "csv": str(csv_path), "plot": None}
+    if plot:
+        from .plot import plot_results
+
+        try:
+            report.paths["plot"] = str(plot_results(report.to_json(), png_path))
+        except ImportError:
+            report.notes.append(PLOT_HINT.format(json=json_path))
+    write_json(report, json_path)
+    write_csv(report, csv_path)
+
+
+def write_json(report: BenchReport, path: Path) -> None:
+    path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def write_csv(report: BenchReport, path: Path) -> None:
+    machine = {k: report.machine.get(k) for k in MACHINE_COLUMNS}
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, [*CSV_COLUMNS, *MACHINE_COLUMNS])
+        writer.writeheader()
+        if report.conversion:
+            c = report.conversion
+            writer.writerow(
+                {
+                    "kind": "convert",
+                    "source": "convert",
+                    "threads": c["workers"],
+                    "cores": c["cores"],
+                    "cache": c["cache"],
+                    "images_per_s": c["images_per_s"],
+                    "mb_per_s": c["mb_per_s"],
+                    "seconds_median": c["seconds"],
+                    "images": c["images"],
+                    "files": c["shards"],
+                    "bytes_per_pass": c["tfrecord_bytes"],
+                    **machine,
+                }
+            )
+        for cell in report.cells:
+            writer.writerow({**_csv_row(cell), **machine})
+
+
+def _csv_row(cell: dict[str, Any]) -> dict[str, Any]:
+    row = {k: cell.get(k) for k in CSV_COLUMNS}
+    options = cell.get("options") or {}
+    row.update(
+        kind="read",
+        image_size="x".join(map(str, cell["image_size"])),
+        affinity=" ".join(map(str, cell.get("affinity") or [])),
+        num_parallel_calls=options.get("num_parallel_calls"),
+        cycle_length=options.get("cycle_length"),
+        private_threads=options.get("threads"),
+        output_dtype=(cell.get("output") or {}).get("dtype"),
+        error=(cell.get("error") or "").replace("\n", " | ") or None,
+    )
+    return row

@@ -1,0 +1,195 @@
+"""Running a benchmark: data, then one fresh pinned child process per cell, then the report.
+
+Data flow: config -> data (``data.py``) -> cells (``grid.py``) -> **child process per
+cell** (``child.py``; its JSON line becomes a cell record with the figures computed here)
+-> report files (``report.py``, ``plot.py``). This process never imports TensorFlow, so the
+children start from a clean slate and only they pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .config import BenchConfig, usable_cpus
+from .data import BenchData, Log, prepare_data
+from .grid import Cell, child_spec, make_cells
+from .machine import describe_machine
+from .report import TIMING, BenchReport, write_outputs
+
+_STDERR_TAIL = 30  # lines of a failed child's stderr kept in its record
+
+
+def run(config: BenchConfig) -> BenchReport:
+    """Run ``config``'s grid and write results.json, results.csv and the plot to ``out``."""
+    log: Log = _silent if config.quiet else _to_stderr
+    started = time.monotonic()
+    config.out.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(config, log)
+    cpus = usable_cpus()
+    cells = [c for c in make_cells(config) if c.source in data.sources]
+    records = []
+    for i, cell in enumerate(cells, 1):
+        spec = child_spec(
+            cell, config, cpus=cpus, image_dir=data.image_dir, tfrecords=data.tfrecords
+        )
+        record = cell_record(cell, spec, run_child(spec))
+        records.append(record)
+        log(f"[{i}/{len(cells)}] {progress_line(record)}")
+    report = BenchReport(
+        config=config.to_json(),
+        machine=describe_machine(data.image_dir or data.tfrecords),
+        data=_data_json(data, records),
+        conversion=data.conversion,
+        cells=records,
+        notes=list(data.notes),
+        elapsed_s=time.monotonic() - started,
+    )
+    write_outputs(report, config.out, plot=config.plot)
+    return report
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one cell in a fresh interpreter; its result, or ``{"error": ...}``."""
+    from .child import RESULT_PREFIX
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfrecord_tools.bench.child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if proc.returncode == 0 and line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    tail = "\n".join(proc.stderr.strip().splitlines()[-_STDERR_TAIL:])
+    return {"error": f"child exited with code {proc.returncode}:\n{tail}"}
+
+
+def cell_record(cell: Cell, spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """One JSON object per cell: what was asked, what the child saw, and the figures."""
+    record: dict[str, Any] = {
+        "source": cell.source,
+        "threads": cell.threads,
+        "cores": cell.cores,
+        "cache": cell.cache,
+        "batch_size": spec["batch_size"],
+        "image_size": spec["image_size"],
+        "channels": spec["channels"],
+        "epochs": spec["epochs"],
+        "repeats": spec["repeats"],
+        "cpus_requested": spec["cpus"],
+        "path": spec["path"],
+        "timing": TIMING,
+    }
+    if "error" in result:
+        return {**record, "images_per_s": None, "error": result["error"]}
+    reps = result["repeats"]
+    seconds = [r["last_s"] for r in reps]
+    images = reps[0]["images"]
+    median = statistics.median(seconds)
+    steady = [
+        (r["images"] - r["first_images"]) / (r["last_s"] - r["first_s"])
+        for r in reps
+        if r["batches"] > 1 and r["last_s"] > r["first_s"]
+    ]
+    cpu = statistics.median(r["cpu_s"] for r in reps)
+    return {
+        **record,
+        "images_per_s": images / median,
+        "images_per_s_min": images / max(seconds),
+        "images_per_s_max": images / min(seconds),
+        "mb_per_s": result["bytes_per_pass"] * spec["epochs"] / median / 1e6,
+        "images_per_s_steady": statistics.median(steady) if steady else None,
+        "cpu_ms_per_image": 1000 * cpu / images,
+        "cpu_utilisation": statistics.median(r["cpu_s"] / r["last_s"] for r in reps),
+        "seconds": seconds,
+        "seconds_median": median,
+        "first_s": statistics.median(r["first_s"] for r in reps),
+        "end_wait_s": statistics.median(r["end_wait_s"] for r in reps),
+        "build_s": statistics.median(r["build_s"] for r in reps),
+        "warmup_s": result["warmup"]["seconds"],
+        "images": images,
+        "images_per_pass": result["images_per_pass"],
+        "files": result["files"],
+        "bytes_per_pass": result["bytes_per_pass"],
+        **_cache_figures(cell.cache, [r["cache"] for r in reps]),
+        "affinity": result["affinity"],
+        "affinity_ok": result["affinity"] == spec["cpus"],
+        "inter_op_threads": result["inter_op_threads"],
+        "intra_op_threads": result["intra_op_threads"],
+        "options": result["options"],
+        "output": result["output"],
+        "tensorflow": result["tensorflow"],
+        "error": None,
+    }
+
+
+def _cache_figures(cache: str, checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """``evicted`` (cold: True/False, None when it could not be checked; warm: None),
+    ``resident_fraction`` of the files' pages when timing began (worst repeat), a note."""
+    if cache == "warm":
+        found = [c["resident_before"] for c in checks if c["resident_before"] is not None]
+        low = min(found) if found else None
+        note = "" if low is None or low >= 0.9 else f"warm, but only {low:.0%} of pages cached"
+        return {"evicted": None, "resident_fraction": low, "cache_note": note}
+    oks = [c["ok"] for c in checks]
+    evicted = False if False in oks else (None if None in oks else True)
+    found = [c["resident_after"] for c in checks if c["resident_after"] is not None]
+    worst = next((c for c in checks if c["ok"] is not True), checks[0])
+    return {
+        "evicted": evicted,
+        "resident_fraction": max(found) if found else None,
+        "cache_note": worst["message"],
+    }
+
+
+def progress_line(record: dict[str, Any]) -> str:
+    where = f"{record['source']} threads={record['threads']} cores={record['cores']} "
+    where += record["cache"]
+    if record["error"]:
+        return f"{where}: FAILED ({record['error'].splitlines()[-1]})"
+    line = (
+        f"{where}: {record['images_per_s']:,.0f} img/s "
+        f"({record['images_per_s_min']:,.0f}-{record['images_per_s_max']:,.0f}), "
+        f"{record['cpu_ms_per_image']:.3f} CPU ms/img"
+    )
+    if record["evicted"] is False:
+        line += f"; {record['cache_note']}"
+    return line
+
+
+def _data_json(data: BenchData, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What each source read (from the children: the files they actually opened)."""
+    per_source: dict[str, Any] = {}
+    for r in records:
+        if r["error"] or r["source"] in per_source:
+            continue
+        per_source[r["source"]] = {
+            "files": r["files"],
+            "bytes": r["bytes_per_pass"],
+            "images": r["images_per_pass"],
+            "mean_file_bytes": r["bytes_per_pass"] / r["files"] if r["files"] else None,
+            "path": r["path"],
+        }
+    return {
+        "image_dir": str(data.image_dir) if data.image_dir else None,
+        "tfrecords": str(data.tfrecords),
+        "sample": data.sample,
+        "sources": per_source,
+    }
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
