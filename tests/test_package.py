@@ -9,15 +9,12 @@ import tfrecord_tools
 
 
 def test_exported_names():
-    assert sorted(tfrecord_tools.__all__) == sorted(
-        [
-            "ConversionSummary",
-            "TFRecordToolsError",
-            "__version__",
-            "convert_image_folder",
-            "convert_mnist",
-        ]
-    )
+    assert sorted(tfrecord_tools.__all__) == sorted([
+        "BenchConfig", "ConversionSummary", "RepairReport", "TFRecordToolsError",
+        "VerifyReport", "__version__", "convert_image_folder", "convert_mnist",
+        "count_records", "index_shards", "inspect_dataset", "make_dataset",
+        "make_raw_dataset", "repair", "run_benchmark", "verify",
+    ])  # fmt: skip
     for name in tfrecord_tools.__all__:
         assert getattr(tfrecord_tools, name) is not None
 

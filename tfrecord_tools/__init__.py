@@ -1,32 +1,41 @@
 """tfrecord-tools: convert image folders and MNIST to sharded TFRecords, read them back
 with tf.data, check, repair and benchmark them.
 
-Importing the package is cheap: TensorFlow is imported only by the functions that need it.
+Importing the package is cheap: every name below is loaded on first use, and TensorFlow
+only by the functions that need it (the readers and the benchmark's child processes).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-__all__ = [
-    "ConversionSummary",
-    "TFRecordToolsError",
-    "__version__",
-    "convert_image_folder",
-    "convert_mnist",
-]
+from importlib import import_module
 
 from .errors import TFRecordToolsError
+
+__version__ = "0.1.0"
+
+# name -> module that defines it
+_EXPORTS = {
+    "convert_image_folder": "convert",
+    "convert_mnist": "convert",
+    "ConversionSummary": "summary",
+    "make_dataset": "reader",
+    "make_raw_dataset": "reader",
+    "verify": "verify",
+    "VerifyReport": "verify",
+    "repair": "repair",
+    "RepairReport": "repair",
+    "count_records": "count",
+    "inspect_dataset": "inspecting",
+    "index_shards": "record_index",
+    "run_benchmark": "bench",
+    "BenchConfig": "bench",
+}
+
+__all__ = ["TFRecordToolsError", "__version__", *_EXPORTS]
 
 
 def __getattr__(name: str):
     # Lazy: keeps `tfrecord-tools --help` and the format tools free of heavy imports.
-    if name in ("convert_image_folder", "convert_mnist"):
-        from . import convert
-
-        return getattr(convert, name)
-    if name == "ConversionSummary":
-        from .summary import ConversionSummary
-
-        return ConversionSummary
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'tfrecord_tools' has no attribute {name!r}")

@@ -119,11 +119,10 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
                 if item.converted_from:
                     converted[item.converted_from] += 1
                 source_bytes += item.source_bytes
-            now = time.monotonic()
-            if now - last >= _PROGRESS_EVERY:
+            if pending_n % 32 == 0 and time.monotonic() - last >= _PROGRESS_EVERY:
                 report(pending_n, pending_bytes)
                 pending_n = pending_bytes = 0
-                last = now
+                last = time.monotonic()
         info = writer.commit()
     report(pending_n, pending_bytes)
     result = ShardResult(

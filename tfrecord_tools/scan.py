@@ -168,10 +168,10 @@ class RecordScanner:
 
     def __iter__(self) -> Iterator[Span | Damage]:
         for item in self.batches():
-            if type(item) is list:
-                yield from item
+            if isinstance(item, Damage):
+                yield item
             else:
-                yield item  # type: ignore[misc]
+                yield from item
 
     def batches(self) -> Iterator[list[Span] | Damage]:
         """Like iterating, with runs of good records in lists: far less Python per record,

@@ -12,6 +12,7 @@ per process). Tests check the bytes against TensorFlow's parser.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 ENCODED = "image/encoded"
@@ -72,6 +73,7 @@ def _bytes_head(key: str, n: int) -> bytes:
     return _entry_head(key, len(feature_head) + list_len) + feature_head + value_head
 
 
+@functools.lru_cache(maxsize=4096)  # heights, widths, labels repeat: encode each once
 def _int64_entry(key: str, value: int) -> bytes:
     packed = _varint(value)
     int_list = b"\x0a" + _varint(len(packed)) + packed  # Int64List.value, packed
@@ -81,6 +83,11 @@ def _int64_entry(key: str, value: int) -> bytes:
 
 def _bytes_entry(key: str, value: bytes) -> bytes:
     return _bytes_head(key, len(value)) + value
+
+
+@functools.lru_cache(maxsize=4096)  # formats and class names repeat
+def _text_entry(key: str, value: str) -> bytes:
+    return _bytes_entry(key, value.encode())
 
 
 def encode_example_parts(
@@ -98,12 +105,12 @@ def encode_example_parts(
     everything before the image bytes, and the image bytes themselves (not copied)."""
     small = b"".join(
         (
-            _bytes_entry(FORMAT, image_format.encode()),
+            _text_entry(FORMAT, image_format),
             _int64_entry(HEIGHT, height),
             _int64_entry(WIDTH, width),
             _int64_entry(CHANNELS, channels),
             _int64_entry(LABEL, label),
-            _bytes_entry(TEXT, text.encode()),
+            _text_entry(TEXT, text),
             _bytes_entry(FILENAME, filename.encode()),
             _bytes_head(ENCODED, len(encoded)),
         )

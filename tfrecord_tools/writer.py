@@ -71,6 +71,8 @@ class _HashingFile:
         pass
 
 
+_SMALL_RECORD = 64 << 10  # records smaller than this are gathered ...
+_FLUSH_AT = 1 << 20  # ... and written 1 MiB at a time
 _LEN = struct.Struct("<Q")
 _LEN_CRC = struct.Struct("<QI")
 _CRC = struct.Struct("<I")
@@ -92,6 +94,12 @@ class ShardWriter:
         self._out = open_compressed_writer(self._hashing, compression)  # type: ignore[arg-type]
         self._index: list[str] = []
         self._offset = 0
+        self._pending = bytearray()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._out.write(self._pending)
+            self._pending = bytearray()
 
     def write(self, data: bytes) -> None:
         """Append one record (``data`` is a serialised Example)."""
@@ -105,11 +113,21 @@ class ShardWriter:
             crc = _crc32c(part, crc)
         header = _LEN_CRC.pack(length, masked_crc32c(_LEN.pack(length)))
         footer = _CRC.pack(_mask(crc))
-        if self._compressed:
-            for piece in (header, *parts, footer):
-                self._out.write(piece)
+        if length < _SMALL_RECORD:  # gather small records: one big write, not a syscall each
+            pending = self._pending
+            pending += header
+            for part in parts:
+                pending += part
+            pending += footer
+            if len(pending) >= _FLUSH_AT:
+                self._flush()
         else:
-            self._hashing.writev((header, *parts, footer))
+            self._flush()
+            if self._compressed:
+                for piece in (header, *parts, footer):
+                    self._out.write(piece)
+            else:
+                self._hashing.writev((header, *parts, footer))
         size = length + OVERHEAD
         self._index.append(f"{self._offset} {size}\n")
         self._offset += size
@@ -120,6 +138,7 @@ class ShardWriter:
 
     def commit(self) -> ShardInfo:
         """Finish the file, write the index, then rename the shard to its final name."""
+        self._flush()
         if self._out is not self._hashing:
             self._out.close()  # flushes the compressor's tail into the hashing file
         self._close_fd()
