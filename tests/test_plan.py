@@ -34,8 +34,9 @@ def test_parse_size_rejects(text):
 
 def test_default_shard_count_follows_size_and_workers():
     mb = 2**20
-    assert plan.default_shard_count(5 * mb, 8) == 1  # small: one shard
-    assert plan.default_shard_count(40 * mb, 2) == 2  # big enough to feed both workers
+    assert plan.default_shard_count(3 * mb, 8) == 1  # small: one shard
+    assert plan.default_shard_count(5 * mb, 2) == 2  # shards stay above 2 MB
+    assert plan.default_shard_count(40 * mb, 2) == 4  # two per worker
     assert plan.default_shard_count(1000 * mb, 2) == 8  # ~128 MB each, rounded to 8
     assert plan.default_shard_count(10_000 * mb, 2) == 80
     for n in (1, 3, 5, 9, 17, 100):

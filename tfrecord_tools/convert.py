@@ -264,30 +264,39 @@ def convert_mnist(
     per_image = rows * cols + 96 if encoding == "raw" else rows * cols // 2 + 96
     splits = {s: range(offsets[s], offsets[s] + len(arrays[s][0])) for s in arrays}
 
+    keys = {split: f"mnist-pixels-{split}" for split in arrays}
+    inherited = {s: engine.share(keys[s], arrays[s][0]) for s in arrays}
+
     def make_source(p: plan.ShardPlan) -> MnistShard:
         pixels, split_labels = arrays[p.split]
         ids = np.asarray(p.samples, dtype=np.int64) - offsets[p.split]
-        return MnistShard(p.split, pixels[ids], split_labels[ids], ids, encoding)
+        if inherited[p.split]:  # forked workers index the parent's array themselves
+            return MnistShard(p.split, ids, split_labels[ids], encoding, shared_key=keys[p.split])
+        return MnistShard(p.split, ids, split_labels[ids], encoding, pixels=pixels[ids])
 
     stats = [
         (str(f), f.stat().st_size, f.stat().st_mtime_ns) for pair in files.values() for f in pair
     ]
-    return _run(
-        out=Path(out),
-        name=name,
-        classes=CLASSES,
-        labels=labels,
-        sizes=[per_image] * len(labels),
-        splits=splits,
-        make_source=make_source,
-        opts=opts,
-        identity={"files": stats, "encoding": encoding},
-        source_json={
-            "kind": "mnist",
-            "path": str(Path(src).resolve()),
-            "files": {s: [p.name for p in pair] for s, pair in files.items()},
-        },
-        pre_skipped=[],
-        extra={"encoding": encoding, "image_shape": [int(rows), int(cols), 1]},
-        desc=name,
-    )
+    try:
+        return _run(
+            out=Path(out),
+            name=name,
+            classes=CLASSES,
+            labels=labels,
+            sizes=[per_image] * len(labels),
+            splits=splits,
+            make_source=make_source,
+            opts=opts,
+            identity={"files": stats, "encoding": encoding},
+            source_json={
+                "kind": "mnist",
+                "path": str(Path(src).resolve()),
+                "files": {s: [p.name for p in pair] for s, pair in files.items()},
+            },
+            pre_skipped=[],
+            extra={"encoding": encoding, "image_shape": [int(rows), int(cols), 1]},
+            desc=name,
+        )
+    finally:
+        for key in keys.values():
+            engine.unshare(key)

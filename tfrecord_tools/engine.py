@@ -50,6 +50,8 @@ class Item:
 
 
 class ShardSource(Protocol):
+    def __len__(self) -> int: ...  # samples in the shard
+
     def items(self) -> Iterator[Item]: ...
 
 
@@ -230,12 +232,43 @@ def run_jobs(
         bar.close()
 
 
-def _mp_context():
+def _job_size(job: Job) -> int:
+    return len(job.source)
+
+
+def _forks() -> bool:
     # fork is cheapest, but forking a process that has started TensorFlow's threads is
-    # unsafe; use a fresh interpreter then.
-    if sys.platform == "linux" and "tensorflow" not in sys.modules:
+    # unsafe; a fresh interpreter is used then.
+    return sys.platform == "linux" and "tensorflow" not in sys.modules
+
+
+def _mp_context():
+    if _forks():
         return mp.get_context("fork")
     return mp.get_context("forkserver" if sys.platform != "win32" else "spawn")
+
+
+# Large read-only inputs (MNIST's pixel arrays) that forked workers inherit instead of
+# receiving them pickled through a pipe.
+_SHARED: dict[str, Any] = {}
+
+
+def share(key: str, value: Any) -> bool:
+    """Offer ``value`` to the workers of the next :func:`run_jobs` without pickling it.
+    Returns False when workers will not inherit it (no fork here): pass it in the job."""
+    if not _forks():
+        return False
+    _SHARED[key] = value
+    return True
+
+
+def shared(key: str) -> Any:
+    """A value given to :func:`share` in the parent process."""
+    return _SHARED[key]
+
+
+def unshare(key: str) -> None:
+    _SHARED.pop(key, None)
 
 
 def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
@@ -254,7 +287,8 @@ def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
         workers, mp_context=ctx, initializer=_init_worker, initargs=(progress,)
     )
     try:
-        futures = [pool.submit(run_job, job) for job in jobs]
+        # largest first: the pool's workers then finish at about the same time
+        futures = [pool.submit(run_job, job) for job in sorted(jobs, key=_job_size, reverse=True)]
         _done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
             if future.done() and future.exception() is not None:

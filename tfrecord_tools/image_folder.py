@@ -95,6 +95,9 @@ class FolderShard:
     validate: str = "fast"
     strict: bool = False
 
+    def __len__(self) -> int:
+        return len(self.paths)
+
     def items(self):
         from .engine import Item
         from .errors import InvalidImageError

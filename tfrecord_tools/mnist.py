@@ -18,23 +18,37 @@ _BATCH = 1024  # images encoded per vectorised call
 
 @dataclass(frozen=True, eq=False)
 class MnistShard:
-    """The images of one shard (already in write order), its labels and source indices."""
+    """One shard: the split, the index of each image within the split's file (in write
+    order), its labels, and either the images themselves or the key under which the
+    parent shared the split's pixel array with forked workers (``engine.share``)."""
 
     split: str
-    pixels: np.ndarray  # uint8 (n, rows, cols)
-    labels: np.ndarray  # (n,)
-    ids: np.ndarray  # index of each image within its split's file
+    ids: np.ndarray
+    labels: np.ndarray
     encoding: str = "png"
+    pixels: np.ndarray | None = None  # uint8 (n, rows, cols), in write order
+    shared_key: str | None = None  # or: the whole split, shared, indexed by ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _pixels(self) -> np.ndarray:
+        if self.pixels is not None:
+            return self.pixels
+        from .engine import shared
+
+        return shared(self.shared_key)[self.ids]  # type: ignore[arg-type]
 
     def items(self):
         from .engine import Item
         from .pngenc import encode_png_batch
         from .schema import encode_example_parts
 
-        n, rows, cols = self.pixels.shape
+        pixels = self._pixels()
+        n, rows, cols = pixels.shape
         raw_size = rows * cols
         for start in range(0, n, _BATCH):
-            block = np.ascontiguousarray(self.pixels[start : start + _BATCH])
+            block = np.ascontiguousarray(pixels[start : start + _BATCH])
             if self.encoding == "png":
                 encoded = encode_png_batch(block)
             else:

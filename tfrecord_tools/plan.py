@@ -19,8 +19,8 @@ from .errors import ConversionError
 
 #: Default target shard size: TF's guidance is shards of roughly 100-200 MB.
 DEFAULT_SHARD_BYTES = 128 * 2**20
-#: Below this a dataset is not split across workers just to keep every worker busy.
-MIN_SHARD_BYTES = 16 * 2**20
+#: Below this a split is not cut further just to keep every worker busy.
+MIN_SHARD_BYTES = 2 * 2**20
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -130,10 +130,11 @@ def stratified_split(
 
 
 def default_shard_count(num_bytes: int, workers: int) -> int:
-    """Shards of ~128 MB, at least one per worker once a dataset is large enough to be
-    worth it, rounded up so common worker counts (2, 4, 8) divide the count."""
+    """Shards of ~128 MB; for smaller splits, two per worker (whole shards are the unit of
+    parallel work: two each let the larger-first schedule even out uneven splits) as long
+    as shards stay above 2 MB; rounded up so 2, 4 and 8 readers divide the count."""
     n = max(1, math.ceil(num_bytes / DEFAULT_SHARD_BYTES))
-    n = max(n, min(max(1, workers), num_bytes // MIN_SHARD_BYTES))
+    n = max(n, min(2 * max(1, workers), num_bytes // MIN_SHARD_BYTES))
     return _round_up_divisible(n)
 
 

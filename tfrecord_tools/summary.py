@@ -88,9 +88,7 @@ class ConversionSummary:
             if i == 0 or i == len(rows) - 2:
                 lines.append("  " + "  ".join("-" * w for w in widths))
         lines.append(f"  formats: {_counts(self.image_formats)}")
-        odd = {k: v for k, v in self.image_kinds.items() if k != "rgb"}
-        if odd:
-            lines.append(f"  odd-but-valid images kept: {_counts(odd)}")
+        lines.append(f"  kinds: {_counts(self.image_kinds)}")
         if self.converted_from:
             lines.append(f"  converted to PNG from: {_counts(self.converted_from)}")
         if self.skipped:
