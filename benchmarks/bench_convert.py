@@ -163,12 +163,16 @@ def bench_mnist(work: Path, repeats: int) -> dict:
     return result
 
 
+# The main process's peak comes from /proc (VmHWM): ru_maxrss survives exec on Linux, so in
+# a child of this script (which has imported TensorFlow for the inception baseline) it would
+# report the parent's peak.
 _MEMORY_PROBE = """
 import json, resource, sys
 import tfrecord_tools as t
 t.convert_image_folder(sys.argv[1], sys.argv[2], workers=2, quiet=True, overwrite=True,
                        shards=8)
-print(json.dumps({"main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"main_mb": int(status["VmHWM"].split()[0]) / 1024,
                   "worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 

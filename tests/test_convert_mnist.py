@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tfrecord_tools import convert_mnist
-from tfrecord_tools.errors import DownloadError, IDXFormatError
+from tfrecord_tools.errors import ConversionError, DownloadError, IDXFormatError
 
 from .conftest import make_mnist
 from .helpers import read_dataset
@@ -78,3 +78,22 @@ def test_download_offline_is_a_clear_error(tmp_path, monkeypatch):
 
         monkeypatch.setattr(idx, "DEFAULT_MIRRORS", ("http://127.0.0.1:9/",))
         convert_mnist(tmp_path / "src", tmp_path / "out", download=True, quiet=True)
+
+
+def test_png_level_changes_size_not_pixels(tmp_path):
+    pixels, _ = make_mnist(tmp_path / "src", n_train=40, n_test=5)
+    sizes = {}
+    for level in (0, 6):
+        out = tmp_path / f"out{level}"
+        convert_mnist(tmp_path / "src", out, png_level=level, workers=1, quiet=True)
+        rows = read_dataset(out)["train"]
+        sizes[level] = sum(len(r["image/encoded"]) for r in rows)
+        for r in rows:
+            i = int(r["image/filename"].decode().split("/")[1])
+            image = np.asarray(Image.open(io.BytesIO(r["image/encoded"])))
+            assert np.array_equal(image, pixels["train"][i])
+        assert len(rows) == 40
+        assert json.loads((out / "dataset.json").read_text())["png_level"] == level
+    assert sizes[6] < sizes[0]
+    with pytest.raises(ConversionError, match="png_level"):
+        convert_mnist(tmp_path / "src", tmp_path / "bad", png_level=10, quiet=True)

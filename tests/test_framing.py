@@ -78,3 +78,43 @@ def test_absurd_length_fails_fast_without_allocating(tmp_path):
     path.write_bytes(header + b"tiny")
     with pytest.raises(RecordError, match=r"length field says 4611686018427387904 bytes, 4 left"):
         list(iter_records(path))
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_write_many_equals_one_write_per_record(tmp_path, compression):
+    # small records gathered, one over the gathering limit, in several flushes
+    payloads = [bytes([i % 251]) * (i % 700) for i in range(3000)]
+    payloads.insert(1500, b"x" * (70 << 10))
+    one, many = tmp_path / "one.tfrecord", tmp_path / "many.tfrecord"
+    with ShardWriter(one, compression) as w:
+        for p in payloads:
+            w.write(p)
+        info_one = w.commit()
+    with ShardWriter(many, compression) as w:
+        w.write_many(payloads[:10])
+        w.write(payloads[10])
+        w.write_many(payloads[11:])
+        info_many = w.commit()
+    assert many.read_bytes() == one.read_bytes()
+    assert (tmp_path / "many.tfrecord.idx").read_text() == (
+        tmp_path / "one.tfrecord.idx"
+    ).read_text()
+    assert (info_many.num_examples, info_many.sha256) == (info_one.num_examples, info_one.sha256)
+
+
+def test_shared_fields_encoder_matches_encode_example():
+    from tfrecord_tools.schema import encode_example, shared_fields_encoder
+
+    encode = shared_fields_encoder(image_format="png", height=28, width=28, channels=1)
+    for image, label, name in [(b"", 0, "train/00000"), (b"\x89PNG" * 300, 9, "test/9999 é")]:
+        expected = encode_example(
+            encoded=image,
+            image_format="png",
+            height=28,
+            width=28,
+            channels=1,
+            label=label,
+            text=str(label),
+            filename=name,
+        )
+        assert encode(image, label, str(label), name) == expected

@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="store 1-channel PNGs (default) or raw uint8 pixels",
     )
     mnist.add_argument(
+        "--png-level",
+        type=int,
+        choices=range(10),
+        default=1,
+        metavar="0-9",
+        help="deflate level of the PNGs: 1 (default) is fast and as small as Pillow's "
+        "output; 6 makes them ~7%% smaller at ~4x the encoding time",
+    )
+    mnist.add_argument(
         "--download",
         action="store_true",
         help="fetch the four files into SRC first (checksums verified)",
@@ -250,6 +259,7 @@ def _convert_mnist(args: argparse.Namespace) -> int:
         args.out,
         name=args.name,
         encoding=args.encoding,
+        png_level=args.png_level,
         download=args.download,
         **_sharding_kwargs(args),
     )

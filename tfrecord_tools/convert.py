@@ -215,6 +215,7 @@ def convert_mnist(
     *,
     name: str = "mnist",
     encoding: str = "png",
+    png_level: int = 1,
     download: bool = False,
     shards: int | None = None,
     shard_size: int | str | None = None,
@@ -228,6 +229,7 @@ def convert_mnist(
 
     Counts come from the IDX headers, so subsets and MNIST-format datasets (Fashion-MNIST)
     work too. ``download`` fetches the files into ``src`` first and checks their checksums.
+    ``png_level`` is the PNGs' deflate level (0..9; 1 is fast, 6 ~7 % smaller).
     """
     import numpy as np
 
@@ -245,6 +247,8 @@ def convert_mnist(
     )
     if encoding not in ENCODINGS:
         raise ConversionError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    if not 0 <= png_level <= 9:
+        raise ConversionError(f"png_level must be 0..9, got {png_level}")
     if download:
         download_mnist(src)
     files = find_mnist_files(src)
@@ -271,8 +275,10 @@ def convert_mnist(
         pixels, split_labels = arrays[p.split]
         ids = np.asarray(p.samples, dtype=np.int64) - offsets[p.split]
         if inherited[p.split]:  # forked workers index the parent's array themselves
-            return MnistShard(p.split, ids, split_labels[ids], encoding, shared_key=keys[p.split])
-        return MnistShard(p.split, ids, split_labels[ids], encoding, pixels=pixels[ids])
+            return MnistShard(
+                p.split, ids, split_labels[ids], encoding, png_level, shared_key=keys[p.split]
+            )
+        return MnistShard(p.split, ids, split_labels[ids], encoding, png_level, pixels=pixels[ids])
 
     stats = [
         (str(f), f.stat().st_size, f.stat().st_mtime_ns) for pair in files.values() for f in pair
@@ -287,14 +293,18 @@ def convert_mnist(
             splits=splits,
             make_source=make_source,
             opts=opts,
-            identity={"files": stats, "encoding": encoding},
+            identity={"files": stats, "encoding": encoding, "png_level": png_level},
             source_json={
                 "kind": "mnist",
                 "path": str(Path(src).resolve()),
                 "files": {s: [p.name for p in pair] for s, pair in files.items()},
             },
             pre_skipped=[],
-            extra={"encoding": encoding, "image_shape": [int(rows), int(cols), 1]},
+            extra={
+                "encoding": encoding,
+                **({"png_level": png_level} if encoding == "png" else {}),
+                "image_shape": [int(rows), int(cols), 1],
+            },
             desc=name,
         )
     finally:

@@ -39,14 +39,20 @@ _PROGRESS_EVERY = 0.2  # seconds between progress messages from a worker
 @dataclass(frozen=True, slots=True)
 class Item:
     """One sample as a source yields it: a serialised Example (in parts, written back to back
-    without copying), or the reason it was skipped."""
+    without copying), or the reason it was skipped; or a block of whole Examples of one
+    format and kind (``records``), for sources of many small images."""
 
     example: tuple[bytes, ...] | None = None
     image_format: str = ""
     kind: str = ""
     converted_from: str | None = None
-    source_bytes: int = 0
+    source_bytes: int = 0  # of all the samples the item stands for
     skipped: tuple[str, str] | None = None  # (path, reason)
+    records: Sequence[bytes] | None = None
+
+    @property
+    def count(self) -> int:
+        return 1 if self.records is None else len(self.records)
 
 
 class ShardSource(Protocol):
@@ -110,18 +116,22 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
     last = time.monotonic()
     with ShardWriter(out_dir / job.filename, job.compression) as writer:
         for item in job.source.items():
-            pending_n += 1
+            count = item.count
+            pending_n += count
             pending_bytes += item.source_bytes
             if item.skipped is not None:
                 skipped.append(item.skipped)
             else:
-                writer.write_parts(item.example)
-                formats[item.image_format] += 1
-                kinds[item.kind] += 1
+                if item.records is not None:
+                    writer.write_many(item.records)
+                else:
+                    writer.write_parts(item.example)  # type: ignore[arg-type]
+                formats[item.image_format] += count
+                kinds[item.kind] += count
                 if item.converted_from:
-                    converted[item.converted_from] += 1
+                    converted[item.converted_from] += count
                 source_bytes += item.source_bytes
-            if pending_n % 32 == 0 and time.monotonic() - last >= _PROGRESS_EVERY:
+            if time.monotonic() - last >= _PROGRESS_EVERY:
                 report(pending_n, pending_bytes)
                 pending_n = pending_bytes = 0
                 last = time.monotonic()

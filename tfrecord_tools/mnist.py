@@ -26,6 +26,7 @@ class MnistShard:
     ids: np.ndarray
     labels: np.ndarray
     encoding: str = "png"
+    png_level: int = 1
     pixels: np.ndarray | None = None  # uint8 (n, rows, cols), in write order
     shared_key: str | None = None  # or: the whole split, shared, indexed by ids
 
@@ -42,27 +43,28 @@ class MnistShard:
     def items(self):
         from .engine import Item
         from .pngenc import encode_png_batch
-        from .schema import encode_example_parts
+        from .schema import shared_fields_encoder
 
         pixels = self._pixels()
         n, rows, cols = pixels.shape
-        raw_size = rows * cols
+        encode = shared_fields_encoder(
+            image_format=self.encoding, height=rows, width=cols, channels=1
+        )
         for start in range(0, n, _BATCH):
             block = np.ascontiguousarray(pixels[start : start + _BATCH])
             if self.encoding == "png":
-                encoded = encode_png_batch(block)
+                images = encode_png_batch(block, level=self.png_level)
             else:
-                encoded = [img.tobytes() for img in block]
-            for j, data in enumerate(encoded):
-                label = int(self.labels[start + j])
-                example = encode_example_parts(
-                    encoded=data,
-                    image_format=self.encoding,
-                    height=rows,
-                    width=cols,
-                    channels=1,
-                    label=label,
-                    text=CLASSES[label],
-                    filename=f"{self.split}/{int(self.ids[start + j]):05d}",
-                )
-                yield Item(example, self.encoding, "gray", None, raw_size)
+                images = [img.tobytes() for img in block]
+            labels = self.labels[start : start + _BATCH].tolist()
+            ids = self.ids[start : start + _BATCH].tolist()
+            records = [
+                encode(image, label, CLASSES[label], f"{self.split}/{i:05d}")
+                for image, label, i in zip(images, labels, ids, strict=True)
+            ]
+            yield Item(
+                image_format=self.encoding,
+                kind="gray",
+                source_bytes=block.nbytes,
+                records=records,
+            )

@@ -8,9 +8,11 @@ and size of the on-disk bytes are computed while writing, never by reading back.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +80,12 @@ _LEN_CRC = struct.Struct("<QI")
 _CRC = struct.Struct("<I")
 
 
+@functools.lru_cache(maxsize=8192)  # small records' lengths repeat
+def _header(length: int) -> bytes:
+    """A record's length field and its masked CRC."""
+    return _LEN_CRC.pack(length, masked_crc32c(_LEN.pack(length)))
+
+
 class ShardWriter:
     """Write records to ``path`` atomically; ``commit()`` makes shard and index appear.
 
@@ -111,7 +119,7 @@ class ShardWriter:
         crc = 0
         for part in parts:
             crc = _crc32c(part, crc)
-        header = _LEN_CRC.pack(length, masked_crc32c(_LEN.pack(length)))
+        header = _header(length)
         footer = _CRC.pack(_mask(crc))
         if length < _SMALL_RECORD:  # gather small records: one big write, not a syscall each
             pending = self._pending
@@ -131,6 +139,29 @@ class ShardWriter:
         size = length + OVERHEAD
         self._index.append(f"{self._offset} {size}\n")
         self._offset += size
+
+    def write_many(self, records: Sequence[bytes]) -> None:
+        """Append many records (serialised Examples): the same as ``write`` on each, with
+        the framing of small records done in one tight loop."""
+        pending, index, offset = self._pending, self._index, self._offset
+        crc32c, header = _crc32c, _header
+        for data in records:
+            length = len(data)
+            if length >= _SMALL_RECORD:
+                self._offset = offset
+                self.write_parts((data,))
+                pending, offset = self._pending, self._offset
+                continue
+            pending += header(length)
+            pending += data
+            pending += _CRC.pack(_mask(crc32c(data)))
+            size = length + OVERHEAD
+            index.append(f"{offset} {size}\n")
+            offset += size
+            if len(pending) >= _FLUSH_AT:
+                self._flush()
+                pending = self._pending
+        self._offset = offset
 
     @property
     def num_records(self) -> int:
