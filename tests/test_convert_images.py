@@ -271,3 +271,18 @@ def test_vanished_and_broken_files_are_listed_not_fatal(tmp_path, image_folder, 
         "a/dangling.jpg": "not a regular file",
     }
     assert summary.num_examples == 1
+
+
+def test_manifest_image_shape_only_when_all_images_agree(tmp_path):
+    from PIL import Image
+
+    for name, sizes in (("same", [(6, 4)] * 3), ("mixed", [(6, 4), (6, 4), (5, 4)])):
+        src = tmp_path / name
+        for i, size in enumerate(sizes):
+            (src / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+            Image.new("L", size, 7).save(src / f"c{i % 2}" / f"{i}.png")
+        convert_image_folder(src, tmp_path / f"{name}-out", workers=1, shards=2, quiet=True)
+    same = json.loads((tmp_path / "same-out" / "dataset.json").read_text())
+    mixed = json.loads((tmp_path / "mixed-out" / "dataset.json").read_text())
+    assert same["image_shape"] == [4, 6, 1]  # height, width, channels
+    assert "image_shape" not in mixed

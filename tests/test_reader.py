@@ -145,8 +145,9 @@ def test_tf_case_picks_the_branch_from_bytes_not_labels(tmp_path):
         tmp_path / "mixed.tfrecord",
         [_example(b, f, 6, 5, 3, i) for i, (b, f, _) in enumerate(cases)],
     )
-    for batch_size in (None, 4):
-        ds = make_dataset(str(path), batch_size=batch_size)
+    # per record; per record then batched; in one graph loop per batch (needs one size)
+    for batch_size, size in ((None, None), (4, None), (4, (6, 5))):
+        ds = make_dataset(str(path), batch_size=batch_size, image_size=size)
         if batch_size:
             ds = ds.unbatch()
         for (image, label), (_, fmt, want) in zip(ds, cases, strict=True):

@@ -110,6 +110,52 @@ def decode_image(
     return image
 
 
+def decode_batch(
+    encoded: tf.Tensor,
+    fmt: tf.Tensor,
+    height: tf.Tensor,
+    width: tf.Tensor,
+    stored_channels: tf.Tensor,
+    *,
+    channels: int,
+    shape: tuple[int, int],
+    image_size: tuple[int, int] | None = None,
+    image_format: str | None = None,
+) -> tf.Tensor:
+    """Decode a batch of records to uint8 [N, H, W, channels] inside one graph loop.
+
+    Each record still goes through :func:`decode_image`'s ``tf.case`` (or straight to its
+    decoder when ``image_format`` says every record is PNG or JPEG) and :func:`resize`;
+    ``shape`` is every output image's (height, width). One loop per batch instead of one
+    tf.data element per image: for 28x28 PNGs the per-element cost was most of the work
+    (measured on 2 cores: 27,000/s against 24,000/s on one core, 42,000/s against 27,000/s
+    on two, with the map over batches in parallel).
+    """
+    n = tf.shape(encoded)[0]
+
+    def one(i: tf.Tensor) -> tf.Tensor:
+        if image_format in ("png", "jpeg"):
+            code = JPEG if image_format == "jpeg" else PNG
+            image = decoders(encoded[i], height[i], width[i], stored_channels[i], channels)[code]()
+        else:
+            code = format_code(encoded[i], fmt[i], height[i], width[i], stored_channels[i])
+            image = decode_image(
+                encoded[i], code, height[i], width[i], stored_channels[i], channels=channels
+            )
+        return resize(image, image_size)
+
+    images = tf.TensorArray(tf.uint8, size=n, element_shape=[*shape, channels])
+    _, images = tf.while_loop(
+        lambda i, _: i < n,
+        lambda i, acc: (i + 1, acc.write(i, one(i))),
+        (tf.constant(0), images),
+        parallel_iterations=1,  # batches run in parallel instead: no contention within one
+    )
+    stacked = images.stack()
+    stacked.set_shape([encoded.shape[0], *shape, channels])  # a static batch size stays known
+    return stacked
+
+
 _FORMAT_NAMES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "raw": "raw"}
 
 

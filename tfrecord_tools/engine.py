@@ -49,6 +49,7 @@ class Item:
     source_bytes: int = 0  # of all the samples the item stands for
     skipped: tuple[str, str] | None = None  # (path, reason)
     records: Sequence[bytes] | None = None
+    shape: tuple[int, int, int] | None = None  # (height, width, channels) of the image(s)
 
     @property
     def count(self) -> int:
@@ -79,6 +80,9 @@ class ShardResult:
     kinds: dict[str, int] = field(default_factory=dict)
     converted_from: dict[str, int] = field(default_factory=dict)
     source_bytes: int = 0
+    # distinct (height, width, channels) of the shard's images, up to two (two: mixed);
+    # None: not recorded (a shard finished by an older version)
+    shapes: list[list[int]] | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -113,6 +117,7 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
     converted: Counter[str] = Counter()
     skipped: list[tuple[str, str]] = []
     source_bytes = pending_n = pending_bytes = 0
+    shapes: list[list[int]] = []
     last = time.monotonic()
     with ShardWriter(out_dir / job.filename, job.compression) as writer:
         for item in job.source.items():
@@ -131,6 +136,8 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
                 if item.converted_from:
                     converted[item.converted_from] += count
                 source_bytes += item.source_bytes
+                if len(shapes) < 2 and (shape := list(item.shape or ())) not in shapes:
+                    shapes.append(shape)  # [] stands for an unknown shape
             if time.monotonic() - last >= _PROGRESS_EVERY:
                 report(pending_n, pending_bytes)
                 pending_n = pending_bytes = 0
@@ -138,7 +145,7 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
         info = writer.commit()
     report(pending_n, pending_bytes)
     result = ShardResult(
-        info, job.split, skipped, dict(formats), dict(kinds), dict(converted), source_bytes
+        info, job.split, skipped, dict(formats), dict(kinds), dict(converted), source_bytes, shapes
     )
     state = out_dir / WORK_DIR / f"{job.filename}.json"
     _write_json_atomic(state, result.to_json())

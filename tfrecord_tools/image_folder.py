@@ -126,7 +126,14 @@ class FolderShard:
                 text=self.classes[label],
                 filename=rel,
             )
-            yield Item(example, info.format, info.kind, info.converted_from, len(data))
+            yield Item(
+                example,
+                info.format,
+                info.kind,
+                info.converted_from,
+                len(data),
+                shape=(info.height, info.width, info.channels),
+            )
 
     def _skip(self, rel: str, reason: str, message: str, size: int):
         from .engine import Item

@@ -67,4 +67,5 @@ class MnistShard:
                 kind="gray",
                 source_bytes=block.nbytes,
                 records=records,
+                shape=(rows, cols, 1),
             )

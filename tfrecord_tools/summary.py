@@ -157,6 +157,9 @@ def summarise(
     formats = _merge(r.formats for r in results)
     kinds = _merge(r.kinds for r in results)
     converted = _merge(r.converted_from for r in results)
+    shape = _common_shape(results)
+    if shape is not None:  # every image has this shape: readers can batch without resizing
+        extra = {"image_shape": shape, **extra}
     manifest = {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -184,3 +187,13 @@ def summarise(
         resumed,
         manifest,
     )
+
+
+def _common_shape(results: list[ShardResult]) -> list[int] | None:
+    """The (height, width, channels) all written images share, or None."""
+    seen: list[list[int]] = []
+    for r in results:
+        if r.shapes is None:
+            return None
+        seen.extend(s for s in r.shapes if s not in seen)
+    return seen[0] if len(seen) == 1 and len(seen[0]) == 3 else None
