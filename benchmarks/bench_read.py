@@ -172,6 +172,34 @@ def main() -> None:
                     f"    -> TFRecord / raw files, {cache}, {cores} core(s): "
                     f"{tfr['images_per_s'] / twin['images_per_s']:.1f}x"
                 )
+    if "mnist" in only:
+        src = args.work / "mnist60000"
+        if not (src / "t10k-labels-idx1-ubyte.gz").exists():
+            sys.path.insert(0, str(Path(__file__).parent))
+            from bench_convert import make_mnist_like
+
+            src = make_mnist_like(args.work, 60_000, 10_000)
+        out = args.work / "mnist-raw-read-tfr"
+        if not (out / "dataset.json").exists():
+            from tfrecord_tools import convert_mnist
+
+            convert_mnist(src, out, encoding="raw", quiet=True, overwrite=True)
+        print("MNIST raw encoding: 60,000 training images, batch 1024")
+        for cores in (1, 2):
+            results.append(
+                run_cell(
+                    {
+                        **base,
+                        "batch": 1024,
+                        "channels": 1,
+                        "label": "make_dataset (raw pixels)",
+                        "source": "tfrecord",
+                        "path": str(out),
+                        "cores": cores,
+                        "options": {"num_parallel_calls": cores},
+                    }
+                )
+            )
     (args.work / "bench_read.json").write_text(json.dumps(results, indent=2))
 
 

