@@ -1,4 +1,5 @@
-"""The README's main job: make sample images, convert them, read them back, summarise.
+"""The README's main job: make sample images, convert them, read them back, summarise, then
+measure: the short benchmark (raw files vs TFRecords vs Keras' loader) on the same data.
 
 Run through ``bash scripts/demo.sh`` (which makes the environment first). Everything goes
 to ./demo (or the folder given); a rerun reuses the sample images.
@@ -35,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folder", nargs="?", default="demo", help="where to work (default: demo)")
     parser.add_argument("--count", type=int, default=400, help="sample images (default: 400)")
+    parser.add_argument("--no-bench", action="store_true", help="skip the short benchmark")
     args = parser.parse_args()
     work = Path(args.folder)
     t = time.monotonic()
@@ -53,6 +55,24 @@ def main() -> None:
         f"read back with make_dataset: {counts} images decoded and resized to 224x224 in "
         f"{time.monotonic() - t:.1f} s; counts match the manifest"
     )
+    if not args.no_bench:
+        measure(work)
+
+
+def measure(work: Path) -> None:
+    """The short benchmark on the demo's images and shards: one process per cell."""
+    from tfrecord_tools.bench import run_benchmark
+
+    print("\nshort benchmark (one repeat per cell, for a first look; see benchmarks/README.md):")
+    report = run_benchmark(  # converts the images again (timed) so all sources read one set
+        image_dir=work / "images",
+        out=work / "bench",
+        image_size=224,
+        short=True,
+    )
+    report.print_table()
+    if report.failed:
+        raise SystemExit(f"{len(report.failed)} benchmark cell(s) failed: see {work / 'bench'}")
 
 
 if __name__ == "__main__":
