@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,38 +171,49 @@ def convert_image_folder(
     root = str(listing.root.resolve())
     name = name or _default_name(listing.root)
 
+    key = f"image-folder-{id(listing)}"
+    inherited = engine.share(key, listing)  # forked workers look paths up in the listing
+    classes = tuple(listing.classes)
+
     def make_source(p: plan.ShardPlan) -> FolderShard:
-        idx = p.samples
+        samples = p.samples
+        if inherited:
+            return FolderShard(root, classes, samples, validate, strict, listing_key=key)
         return FolderShard(
             root,
-            tuple(listing.classes),
-            tuple(listing.paths[i] for i in idx),
-            tuple(listing.labels[i] for i in idx),
+            classes,
+            samples,
             validate,
             strict,
+            packed=listing.paths.pack(samples),
+            labels=array(listing.labels.typecode, (listing.labels[i] for i in samples)),
         )
 
     identity = {
         "root": root,
         "validate": validate,
         "strict": strict,
-        "files": engine.fingerprint([listing.paths, listing.sizes, listing.mtimes]),
+        "files": listing.fingerprint,
     }
-    return _run(
-        out=Path(out),
-        name=name,
-        classes=listing.classes,
-        labels=listing.labels,
-        sizes=listing.sizes,
-        splits=fractions,
-        make_source=make_source,
-        opts=opts,
-        identity=identity,
-        source_json={"kind": "image_folder", "path": root},
-        pre_skipped=listing.skipped,
-        extra={"validate": validate},
-        desc=name,
-    )
+    try:
+        return _run(
+            out=Path(out),
+            name=name,
+            classes=listing.classes,
+            labels=listing.labels,
+            sizes=listing.sizes,
+            splits=fractions,
+            make_source=make_source,
+            opts=opts,
+            identity=identity,
+            source_json={"kind": "image_folder", "path": root},
+            pre_skipped=listing.skipped,
+            extra={"validate": validate},
+            desc=name,
+        )
+    finally:
+        engine.unshare(key)
+        listing.paths.close()
 
 
 def _default_name(root: Path) -> str:

@@ -12,7 +12,8 @@ import hashlib
 import math
 import random
 import re
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import ConversionError
@@ -94,9 +95,14 @@ def _rng(seed: int, *salt: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:16], "little"))
 
 
+def _indices(values: Iterable[int] = (), *, count: int) -> array:
+    """Sample indices below ``count``, packed (4 bytes each, not a Python int each)."""
+    return array("I" if count < 2**32 else "Q", values)
+
+
 def stratified_split(
     labels: Sequence[int], fractions: Mapping[str, float], seed: int
-) -> dict[str, list[int]]:
+) -> dict[str, array]:
     """Sample indices per split, stratified by label, deterministic for ``seed``.
 
     Each class is shuffled and cut by the fractions; the rounding remainder of each class
@@ -104,14 +110,16 @@ def stratified_split(
     even with many small classes.
     """
     names = list(fractions)
-    by_label: dict[int, list[int]] = {}
+    by_label: dict[int, array] = {}
     for index, label in enumerate(labels):
-        by_label.setdefault(int(label), []).append(index)
-    picked: dict[str, list[int]] = {n: [] for n in names}
+        if label not in by_label:
+            by_label[label] = _indices(count=len(labels))
+        by_label[label].append(index)
+    picked = {n: _indices(count=len(labels)) for n in names}
     assigned = dict.fromkeys(names, 0)
     target = dict.fromkeys(names, 0.0)
     for label in sorted(by_label):
-        members = by_label[label]
+        members = by_label.pop(label)  # freed as it is dealt out: one copy of the indices
         _rng(seed, "class", str(label)).shuffle(members)
         counts = {n: int(len(members) * fractions[n]) for n in names}
         for n in names:
@@ -202,7 +210,7 @@ class ShardPlan:
     index: int
     count: int
     filename: str
-    samples: list[int]
+    samples: Sequence[int]
 
 
 def plan_shards(
@@ -222,7 +230,7 @@ def plan_shards(
     if all(isinstance(v, (int, float)) for v in splits.values()):
         members = stratified_split(labels, splits, seed)  # type: ignore[arg-type]
     else:
-        members = {s: [int(i) for i in v] for s, v in splits.items()}  # type: ignore[union-attr]
+        members = {s: _indices(v, count=len(labels)) for s, v in splits.items()}  # type: ignore[arg-type]
         for s, idx in members.items():
             _rng(seed, "split", s).shuffle(idx)
     split_bytes = {s: sum(int(sizes[i]) for i in idx) for s, idx in members.items()}
@@ -232,7 +240,7 @@ def plan_shards(
     )
     plans = []
     for split, n in counts.items():
-        idx = members[split]
+        idx = memoryview(members[split])  # shards are views of it: no copies
         bounds = [len(idx) * k // n for k in range(n + 1)]  # balanced, contiguous
         for i in range(n):
             chunk = idx[bounds[i] : bounds[i + 1]]

@@ -285,7 +285,7 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any):
     listing = scan_image_folder(image_dir)
     paths = [str(listing.root / p) for p in listing.paths]
     paths, _ = _my_files(paths, None, opts)
-    labels = listing.labels[opts.worker_index :: opts.num_workers]
+    labels = list(listing.labels[opts.worker_index :: opts.num_workers])
     ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64)))
     if opts.shuffle:
         ds = ds.shuffle(
