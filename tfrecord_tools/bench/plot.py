@@ -74,9 +74,13 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
     axes[0][0].set_ylabel("images/s (median, min-max bars)")
-    axes[0][-1].legend(fontsize="small")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    # below the panels, where it hides no line
+    fig.legend(
+        handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))), fontsize="small"
+    )
     fig.suptitle(_title(results), fontsize="medium")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
