@@ -62,6 +62,9 @@ class ReadOptions:
     prefetch: int | None = AUTOTUNE
     image_format: str | None = None  # "png", "jpeg", "raw": skip the per-record tf.case
     autotune: bool = False  # tf.data's autotuning (see the module docstring)
+    service: str | None = None  # tf.data service dispatcher, grpc://host:port
+    processing_mode: str = "distributed_epoch"
+    job_name: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", decode.normalise_size(self.image_size))
@@ -82,6 +85,18 @@ class ReadOptions:
                     f"image_format must be png, jpeg or raw, got {self.image_format!r}"
                 )
             object.__setattr__(self, "image_format", fmt)
+        if self.service is not None:
+            from .service import normalise_processing_mode, service_address
+
+            object.__setattr__(self, "service", service_address(self.service))
+            object.__setattr__(
+                self, "processing_mode", normalise_processing_mode(self.processing_mode)
+            )
+            if self.num_workers > 1:
+                raise TFRecordToolsError(
+                    "service and num_workers/input_context do not mix: the tf.data service "
+                    "already spreads the files over its workers"
+                )
         if self.shuffle_buffer < 1:
             raise TFRecordToolsError("shuffle_buffer must be at least 1")
 
@@ -135,6 +150,8 @@ def resolve_shards(
             formats[0] if len(formats) == 1 else None,
         )
     patterns = [str(path)] if isinstance(path, (str, os.PathLike)) else [str(p) for p in path]
+    if not patterns:
+        raise TFRecordToolsError("no TFRecord files given")
     files: list[str] = []
     for pattern in patterns:
         if Path(pattern).is_dir():
@@ -199,7 +216,11 @@ def make_dataset(
     ``cycle_length`` (files read at once), ``threads`` (private thread pool size),
     ``deterministic``, ``autotune`` (tf.data's autotuning, off by default),
     ``num_workers``/``worker_index`` or ``input_context`` (per-host sharding by file),
-    ``image_format`` (all records are ``png``/``jpeg``/``raw``). Images are uint8
+    ``image_format`` (all records are ``png``/``jpeg``/``raw``), ``service``
+    (``grpc://host:port`` of a tf.data service dispatcher: its workers run the pipeline up to
+    the batches, which travel to this process), ``processing_mode`` (``distributed_epoch``,
+    the default: every record once across the workers; ``parallel_epochs``: every worker
+    reads everything) and ``job_name`` (trainers naming the same job share it). Images are uint8
     ``[H, W, channels]``; labels int64. Batched output needs ``image_size`` unless every
     image has the same size (the manifest's ``image_shape`` says so).
     """
@@ -208,6 +229,8 @@ def make_dataset(
     opts = _options_from(options)
     shards = resolve_shards(path, split, compression)
     files, counts = _my_files(shards.files, shards.counts, opts)
+    if opts.service is not None:
+        counts = None  # each service worker reads a part: no cardinality to assert
     kind = tf_compression_type(shards.compression)
     if not opts.shuffle and opts.cycle_length == 1:
         ds = tf.data.TFRecordDataset(files, compression_type=kind)  # no per-file flat_map
@@ -218,7 +241,8 @@ def make_dataset(
         read = lambda f: tf.data.TFRecordDataset(f, compression_type=kind)  # noqa: E731
         if opts.cycle_length == 1:
             ds = ds.flat_map(read)
-        else:  # parallel: a sequential interleave after a shuffle misbehaves in tf.data service
+        else:  # parallel: in tf.data service's distributed_epoch mode a sequential
+            # interleave after a shuffle delivers every record once per worker (TF 2.21)
             ds = ds.interleave(
                 read,
                 cycle_length=min(opts.cycle_length, len(files)),
@@ -384,15 +408,27 @@ def _finish(ds, opts: ReadOptions, *, batched: bool = False):
 
     if opts.batch_size and not batched:
         ds = ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder)
+    if opts.service is not None:  # the workers run everything above, batches travel
+        ds = ds.with_options(_options(opts)).apply(
+            tf.data.experimental.service.distribute(
+                processing_mode=opts.processing_mode, service=opts.service, job_name=opts.job_name
+            )
+        )
     if opts.prefetch is not None and opts.prefetch != 0:
         # without autotuning an AUTOTUNE buffer would not grow: two elements keep the
         # consumer fed
         size = 2 if opts.prefetch == AUTOTUNE and not opts.autotune else opts.prefetch
         ds = ds.prefetch(size)
+    return ds.with_options(_options(opts))
+
+
+def _options(opts: ReadOptions):
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.autotune.enabled = opts.autotune
     if opts.threads is not None:
         options.threading.private_threadpool_size = opts.threads
     if opts.deterministic is not None:
         options.deterministic = opts.deterministic
-    return ds.with_options(options)
+    return options

@@ -1,0 +1,164 @@
+"""Thin launchers for tf.data service servers (``tfrecord-tools serve``).
+
+A tf.data service job has one dispatcher (hands out work, tracks workers) and any number of
+workers (run the input pipeline, stream batches to the trainers). The trainers call
+``make_dataset(..., service="grpc://DISPATCHER:PORT")``; the pipeline definition travels
+to the workers, so every worker must see the shard files under the same paths (a shared
+filesystem, or the same copy on every host).
+
+The servers are TensorFlow's (``tf.data.experimental.service``); this module only configures
+them, reports where they listen, and stops them cleanly on SIGINT/SIGTERM. They listen on all
+interfaces and have no authentication: run them on a private network.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import TFRecordToolsError
+
+PROCESSING_MODES = ("distributed_epoch", "parallel_epochs")
+
+
+def normalise_processing_mode(mode: str) -> str:
+    """``distributed_epoch`` (every record once, spread over the workers) or
+    ``parallel_epochs`` (every worker runs the whole pipeline)."""
+    spelled = mode.strip().lower().replace("-", "_")
+    if spelled not in PROCESSING_MODES:
+        raise TFRecordToolsError(
+            f"processing_mode must be one of {', '.join(PROCESSING_MODES)}, got {mode!r}"
+        )
+    return spelled
+
+
+def service_address(service: str) -> str:
+    """``grpc://host:port`` from ``host:port`` or ``grpc://host:port``."""
+    address = service if "://" in service else f"grpc://{service}"
+    protocol, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if protocol != "grpc" or not host or not port.isdigit():
+        raise TFRecordToolsError(
+            f"service must look like grpc://HOST:PORT or HOST:PORT, got {service!r}"
+        )
+    return address
+
+
+@dataclass
+class Server:
+    """A started dispatcher or worker: ``address`` (host:port as seen by others), ``stop``."""
+
+    kind: str
+    address: str
+    server: object
+
+    def stop(self) -> None:
+        self.server.stop()  # type: ignore[attr-defined]
+
+
+def start_dispatcher(port: int = 5050, work_dir: str | None = None) -> Server:
+    """Start a dispatcher on ``port`` (0: any free port). With ``work_dir`` it runs in fault
+    tolerant mode: its journal there lets a restarted dispatcher resume the running jobs."""
+    import tensorflow as tf
+
+    service = tf.data.experimental.service
+    config = service.DispatcherConfig(
+        port=port, work_dir=work_dir, fault_tolerant_mode=work_dir is not None
+    )
+    server = service.DispatchServer(config)
+    return Server("dispatcher", server.target.partition("://")[2], server)
+
+
+def start_worker(dispatcher: str, port: int = 0, host: str = "localhost") -> Server:
+    """Start a worker that registers with ``dispatcher`` (``host:port``). ``host`` is the
+    name under which trainers reach this worker: on more than one machine, this machine's
+    reachable host name or address."""
+    import tensorflow as tf
+
+    service = tf.data.experimental.service
+    dispatcher = service_address(dispatcher).partition("://")[2]
+    config = service.WorkerConfig(
+        dispatcher_address=dispatcher, port=port, worker_address=f"{host}:%port%"
+    )
+    server = service.WorkerServer(config)
+    address = getattr(server, "_address", None) or f"{host}:{port}"
+    return Server("worker", address.replace("localhost", host, 1), server)
+
+
+def serve(
+    server: Server,
+    *,
+    say: Callable[[str], None] = print,
+    poll: float = 1.0,
+    until: Callable[[], bool] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM (or ``until()`` is true), then stop the server. A
+    dispatcher reports its worker count whenever it changes."""
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        workers = None
+        while not stopping and not (until and until()):
+            if server.kind == "dispatcher":
+                count = server.server._num_workers()  # type: ignore[attr-defined]
+                if count != workers:
+                    workers = count
+                    say(f"workers: {count}")
+            time.sleep(poll)
+    finally:
+        server.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        say(f"{server.kind} stopped")
+
+
+def _check_port_free(port: int, kind: str) -> None:
+    """gRPC binds with SO_REUSEPORT: a second server on a busy port would start and share
+    the connections of the first. A plain bind tells whether the port is taken."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        try:
+            probe.bind(("::", port))
+        except OSError as e:
+            raise TFRecordToolsError(
+                f"cannot start the {kind} on port {port}: {e.strerror}"
+            ) from None
+
+
+def run(kind: str, **options) -> int:
+    """The ``serve`` command: start one server, print where it listens, serve."""
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    _check_port_free(options["port"], kind)
+    import tensorflow as tf
+
+    try:
+        if kind == "dispatcher":
+            server = start_dispatcher(options["port"], options.get("work_dir"))
+        else:
+            server = start_worker(options["dispatcher"], options["port"], options["host"])
+    except tf.errors.OpError as e:
+        raise TFRecordToolsError(
+            f"cannot start the {kind} on port {options['port']}: {e.message}"
+        ) from None
+    if kind == "dispatcher":
+        mode = " (fault tolerant)" if options.get("work_dir") else ""
+        say(f"dispatcher listening on {server.address}{mode}")
+    else:
+        say(f"worker listening on {server.address}, dispatcher {options['dispatcher']}")
+    sys.stdout.flush()
+    serve(server, say=say)
+    return 0
