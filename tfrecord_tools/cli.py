@@ -54,6 +54,19 @@ def _add_sharding(p: argparse.ArgumentParser, *, splits: bool) -> None:
         "--seed", type=int, default=0, help="seed for splitting and record order (default: 0)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace a finished conversion in OUT")
+    p.add_argument(
+        "--engine",
+        choices=("local", "beam"),
+        default="local",
+        help="local worker processes (default), or Apache Beam (pip install "
+        "'tfrecord-tools[beam]'); any further --option=value goes to Beam's pipeline options",
+    )
+    p.add_argument(
+        "--runner",
+        metavar="NAME",
+        help="Beam runner: FnApiRunner (default, local), DataflowRunner, FlinkRunner, "
+        "SparkRunner...",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
 
 
@@ -231,6 +244,9 @@ def _sharding_kwargs(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "quiet": args.quiet,
         "overwrite": args.overwrite,
+        "engine": args.engine,
+        "runner": args.runner,
+        "pipeline_args": args.pipeline_args,
     }
 
 
@@ -325,7 +341,11 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "engine", None) != "beam":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pipeline_args = extra  # Beam's pipeline options, passed through
     try:
         return args.handler(args)
     except TFRecordToolsError as e:

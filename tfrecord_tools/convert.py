@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import time
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import engine, plan
+from . import engine as local_engine
+from . import plan
 from .errors import ConversionError
 from .framing import normalize_compression
 from .image_folder import FolderShard, scan_image_folder
@@ -22,6 +23,7 @@ from .manifest import MANIFEST, write_labels, write_manifest
 from .summary import ConversionSummary, summarise
 
 VALIDATE_MODES = ("fast", "decode")
+ENGINES = ("local", "beam")
 
 
 def usable_cores() -> int:
@@ -43,6 +45,9 @@ class ShardingOptions:
     seed: int = 0
     quiet: bool = False
     overwrite: bool = False
+    engine: str = "local"  # or "beam"
+    runner: str | None = None  # Beam runner
+    pipeline_args: tuple[str, ...] = ()  # Beam pipeline options
 
     def __post_init__(self) -> None:
         if self.shards is not None and self.shards < 1:
@@ -54,6 +59,21 @@ class ShardingOptions:
         if self.workers is not None and self.workers < 1:
             raise ConversionError(f"--workers must be at least 1, got {self.workers}")
         object.__setattr__(self, "compression", normalize_compression(self.compression))
+        if self.engine not in ENGINES:
+            raise ConversionError(
+                f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}"
+            )
+        if self.engine != "beam" and (self.runner or self.pipeline_args):
+            raise ConversionError("a Beam runner and pipeline options need engine='beam'")
+        if self.engine == "beam":
+            from .beam_engine import require_beam
+
+            require_beam()
+        object.__setattr__(self, "pipeline_args", tuple(self.pipeline_args))
+
+    def share(self, key: str, value: Any) -> bool:
+        """Offer a large input to forked local workers (False: put it in the jobs)."""
+        return self.engine == "local" and local_engine.share(key, value)
 
     @property
     def num_workers(self) -> int:
@@ -88,7 +108,7 @@ def _run(
         shard_size=opts.shard_size,  # type: ignore[arg-type]
         workers=opts.num_workers,
     )
-    digest = engine.fingerprint(
+    digest = local_engine.fingerprint(
         {
             "identity": identity,
             "name": name,
@@ -97,20 +117,33 @@ def _run(
             "plan": [(p.filename, len(p.samples)) for p in plans],
         }
     )
-    done = engine.prepare_out_dir(
+    done = local_engine.prepare_out_dir(
         out, name, digest, overwrite=opts.overwrite, manifest_name=MANIFEST
     )
     todo = [p for p in plans if p.filename not in done]
     jobs = [
-        engine.Job(p.filename, p.split, str(out), opts.compression, make_source(p)) for p in todo
+        local_engine.Job(p.filename, p.split, str(out), opts.compression, make_source(p))
+        for p in todo
     ]
-    results = engine.run_jobs(
-        jobs,
-        workers=opts.num_workers,
-        quiet=opts.quiet,
-        total_images=sum(len(p.samples) for p in todo),
-        desc=desc,
-    )
+    if opts.engine == "beam":
+        from . import beam_engine
+
+        results = beam_engine.run_jobs(
+            jobs,
+            out_dir=out,
+            runner=opts.runner,
+            pipeline_args=opts.pipeline_args,
+            workers=opts.num_workers,
+            quiet=opts.quiet,
+        )
+    else:
+        results = local_engine.run_jobs(
+            jobs,
+            workers=opts.num_workers,
+            quiet=opts.quiet,
+            total_images=sum(len(p.samples) for p in todo),
+            desc=desc,
+        )
     summary = summarise(
         out_dir=out,
         name=name,
@@ -122,12 +155,20 @@ def _run(
         compression=opts.compression,
         elapsed=time.monotonic() - start,
         resumed=len(done),
-        extra={"seed": opts.seed, **extra},
+        extra={"seed": opts.seed, **extra, "engine": _engine_json(opts)},
     )
     write_labels(out, classes)
     write_manifest(out, summary.manifest)
-    engine.finish_out_dir(out)
+    local_engine.finish_out_dir(out)
     return summary
+
+
+def _engine_json(opts: ShardingOptions) -> dict:
+    if opts.engine == "beam":
+        from .beam_engine import DEFAULT_RUNNER
+
+        return {"name": "beam", "runner": opts.runner or DEFAULT_RUNNER}
+    return {"name": "local", "workers": opts.num_workers}
 
 
 def convert_image_folder(
@@ -145,12 +186,16 @@ def convert_image_folder(
     validate: str = "fast",
     quiet: bool = False,
     overwrite: bool = False,
+    engine: str = "local",
+    runner: str | None = None,
+    pipeline_args: Sequence[str] = (),
 ) -> ConversionSummary:
     """Pack ``src`` (one subfolder per class) into sharded TFRecords in ``out``.
 
     JPEG and PNG bytes are stored unchanged, other formats Pillow reads become PNG; bad
     files are skipped and listed (``strict`` makes them an error). Rerunning an
-    interrupted conversion with the same arguments finishes it.
+    interrupted conversion with the same arguments finishes it. ``engine="beam"`` runs the
+    shard jobs on Apache Beam (``runner``, ``pipeline_args``: its runner and options).
     """
     opts = ShardingOptions(
         shards=shards,
@@ -160,6 +205,9 @@ def convert_image_folder(
         seed=seed,
         quiet=quiet,
         overwrite=overwrite,
+        engine=engine,
+        runner=runner,
+        pipeline_args=tuple(pipeline_args),
     )
     if validate not in VALIDATE_MODES:
         raise ConversionError(f"validate must be one of {VALIDATE_MODES}, got {validate!r}")
@@ -172,7 +220,7 @@ def convert_image_folder(
     name = name or _default_name(listing.root)
 
     key = f"image-folder-{id(listing)}"
-    inherited = engine.share(key, listing)  # forked workers look paths up in the listing
+    inherited = opts.share(key, listing)  # forked workers look paths up in the listing
     classes = tuple(listing.classes)
 
     def make_source(p: plan.ShardPlan) -> FolderShard:
@@ -212,7 +260,7 @@ def convert_image_folder(
             desc=name,
         )
     finally:
-        engine.unshare(key)
+        local_engine.unshare(key)
         listing.paths.close()
 
 
@@ -236,6 +284,9 @@ def convert_mnist(
     seed: int = 0,
     quiet: bool = False,
     overwrite: bool = False,
+    engine: str = "local",
+    runner: str | None = None,
+    pipeline_args: Sequence[str] = (),
 ) -> ConversionSummary:
     """Pack the four MNIST IDX files in ``src`` (plain or .gz) into splits train and test.
 
@@ -256,6 +307,9 @@ def convert_mnist(
         seed=seed,
         quiet=quiet,
         overwrite=overwrite,
+        engine=engine,
+        runner=runner,
+        pipeline_args=tuple(pipeline_args),
     )
     if encoding not in ENCODINGS:
         raise ConversionError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
@@ -281,7 +335,7 @@ def convert_mnist(
     splits = {s: range(offsets[s], offsets[s] + len(arrays[s][0])) for s in arrays}
 
     keys = {split: f"mnist-pixels-{split}" for split in arrays}
-    inherited = {s: engine.share(keys[s], arrays[s][0]) for s in arrays}
+    inherited = {s: opts.share(keys[s], arrays[s][0]) for s in arrays}
 
     def make_source(p: plan.ShardPlan) -> MnistShard:
         pixels, split_labels = arrays[p.split]
@@ -321,4 +375,4 @@ def convert_mnist(
         )
     finally:
         for key in keys.values():
-            engine.unshare(key)
+            local_engine.unshare(key)

@@ -1,0 +1,166 @@
+"""Records/s through the tf.data service (a dispatcher and 1 or 2 workers, each its own
+process on this machine) against reading the same shards locally, batched.
+
+    .venv/bin/python benchmarks/bench_service.py [--work /tmp/tfrt-bench] [--repeats 3]
+
+Each setting reads whole epochs (a fresh iterator, so a fresh service job, per repeat: job
+start-up counts) after one warm-up epoch; the figure is the median. On one 2-core machine
+the service cannot add CPUs: it shows the cost of the hop (serialising batches, gRPC), and
+how much of the trainer's own CPU it frees; on real clusters the workers bring their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+
+
+class Server:
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tfrecord_tools", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=ENV,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.lines.put(line.strip())
+
+    def wait_for(self, prefix: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line.startswith(prefix):
+                return line
+        raise SystemExit(f"{self.proc.args}: no {prefix!r} within {timeout} s")
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def start_service(workers: int) -> tuple[str, list[Server]]:
+    dispatcher = Server("dispatcher", "--port", "0")
+    address = dispatcher.wait_for("dispatcher listening on ").split()[3]
+    servers = [dispatcher] + [Server("worker", "--dispatcher", address) for _ in range(workers)]
+    dispatcher.wait_for(f"workers: {workers}")
+    return f"grpc://{address}", servers
+
+
+def time_epochs(make, repeats: int, servers: list[Server]) -> dict:
+    def cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return own.ru_utime + own.ru_stime
+
+    n = sum(len(images) for images, _ in make())  # warm-up epoch
+    times, trainer_cpu, server_cpu = [], [], []
+    for _ in range(repeats):
+        c0, s0 = cpu(), sum(s.cpu_seconds() for s in servers)
+        t0 = time.perf_counter()
+        got = sum(len(images) for images, _ in make())
+        times.append(time.perf_counter() - t0)
+        trainer_cpu.append(cpu() - c0)
+        server_cpu.append(sum(s.cpu_seconds() for s in servers) - s0)
+        assert got == n, (got, n)
+    med = statistics.median(times)
+    return {
+        "records": n,
+        "median_s": med,
+        "min_s": min(times),
+        "max_s": max(times),
+        "records_per_s": n / med,
+        "trainer_cpu_us_per_record": 1e6 * statistics.median(trainer_cpu) / n,
+        "server_cpu_us_per_record": 1e6 * statistics.median(server_cpu) / n,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", default="/tmp/tfrt-bench", type=Path)
+    parser.add_argument("--digits", type=int, default=20_000)
+    parser.add_argument("--photos", type=int, default=1_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--out", type=Path, help="write the cells as JSON here")
+    args = parser.parse_args()
+
+    from tfrecord_tools import convert_image_folder
+    from tfrecord_tools.sample import make_digits, make_photos
+
+    sets = {}
+    for kind, count, size, channels in (
+        ("digits", args.digits, None, 1),
+        ("photos", args.photos, 224, 3),
+    ):
+        make = make_digits if kind == "digits" else make_photos
+        src = make(args.work / f"{kind}{count}", count=count, workers=2)
+        out = args.work / f"{kind}{count}-service-tfr"
+        if not (out / "dataset.json").exists():
+            convert_image_folder(src, out, workers=2, shards=8, quiet=True)
+        sets[kind] = (out, size, channels)
+
+    os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
+    from tfrecord_tools.reader import make_dataset
+
+    cells = []
+    for setting in ("local", 1, 2):
+        address, servers = (None, []) if setting == "local" else start_service(setting)
+        try:
+            for kind, (path, size, channels) in sets.items():
+                options = {"batch_size": args.batch_size, "image_size": size, "channels": channels}
+                if address:
+                    options["service"] = address
+                cell = time_epochs(
+                    lambda o=options, p=path: make_dataset(p, **o), args.repeats, servers
+                )
+                cell.update(
+                    set=kind, setting="local" if setting == "local" else f"{setting} worker(s)"
+                )
+                cells.append(cell)
+                print(
+                    f"{kind:<7} {cell['setting']:<12} {cell['records_per_s']:>9,.0f} records/s "
+                    f"({cell['min_s']:.2f}-{cell['max_s']:.2f} s for {cell['records']:,}; "
+                    f"CPU us/record: trainer {cell['trainer_cpu_us_per_record']:.0f}, "
+                    f"servers {cell['server_cpu_us_per_record']:.0f})",
+                    flush=True,
+                )
+        finally:
+            for server in servers:
+                server.stop()
+    for kind in sets:
+        local = next(c for c in cells if c["set"] == kind and c["setting"] == "local")
+        for c in cells:
+            if c["set"] == kind and c is not local:
+                ratio = c["records_per_s"] / local["records_per_s"]
+                print(f"{kind}: {c['setting']} / local = {ratio:.2f}")
+    if args.out:
+        args.out.write_text(json.dumps(cells, indent=2))
+
+
+if __name__ == "__main__":
+    main()
