@@ -67,6 +67,7 @@ class _Server:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
+        self.signalled = False
         self.pump = threading.Thread(target=self._pump, daemon=True)
         self.pump.start()
 
@@ -88,8 +89,9 @@ class _Server:
                 return line
 
     def terminate(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and not self.signalled:
             self.proc.send_signal(signal.SIGTERM)
+            self.signalled = True  # once: a second SIGTERM during shutdown would kill it
 
     def stop(self) -> int:
         self.terminate()
@@ -104,12 +106,15 @@ class _Server:
 
 
 @pytest.fixture(scope="module")
-def service():
-    """A dispatcher and two workers, separate processes on localhost ports; stopped after."""
+def service(tmp_path_factory):
+    """A dispatcher (fault tolerant: it journals to a work dir) and two workers, separate
+    processes on localhost ports; stopped after."""
     deadline = time.monotonic() + START_TIMEOUT
-    servers = [_Server("dispatcher", "--port", "0")]
+    journal = tmp_path_factory.mktemp("dispatcher-journal")
+    servers = [_Server("dispatcher", "--port", "0", "--work-dir", str(journal))]
     try:
         line = servers[0].wait_for("dispatcher listening on ", deadline)
+        assert line.endswith("(fault tolerant)")
         address = line.split()[3]
         assert address.startswith("localhost:")
         servers += [_Server("worker", "--dispatcher", address) for _ in range(2)]
@@ -124,6 +129,7 @@ def service():
     assert codes == [0, 0, 0], [s.seen for s in servers]
     for server in servers:
         server.wait_for(f"{server.seen[0].split()[0]} stopped", time.monotonic() + 5)
+    assert any(journal.rglob("*")), "the dispatcher wrote no journal"
 
 
 @pytest.mark.parametrize(
