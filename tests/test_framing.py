@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
@@ -118,3 +119,21 @@ def test_shared_fields_encoder_matches_encode_example():
             filename=name,
         )
         assert encode(image, label, str(label), name) == expected
+
+
+def test_writer_leaves_nothing_behind_until_commit(tmp_path):
+    shard = tmp_path / "x.tfrecord"
+    with pytest.raises(RuntimeError), ShardWriter(shard) as w:
+        w.write_many([b"a" * 10] * 5)
+        assert {p.name for p in tmp_path.iterdir()} == {
+            f".x.tfrecord.tmp-{os.getpid()}",
+            f".x.tfrecord.idx.tmp-{os.getpid()}",
+        }
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []  # both temporary files removed
+    with ShardWriter(shard) as w:
+        w.write_many([b"a" * 10] * 5)
+        info = w.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.tfrecord", "x.tfrecord.idx"]
+    assert info.num_examples == 5
+    assert (tmp_path / "x.tfrecord.idx").read_text().splitlines()[-1] == f"{4 * 26} 26"

@@ -100,7 +100,12 @@ class ShardWriter:
         self._hashing = _HashingFile(self._fd)
         self._compressed = normalize_compression(compression) != "none"
         self._out = open_compressed_writer(self._hashing, compression)  # type: ignore[arg-type]
-        self._index: list[str] = []
+        # the index goes to its own temporary file as records are written: memory stays
+        # flat however many records a shard holds
+        self._index_path = self.path.with_name(self.path.name + INDEX_SUFFIX)
+        self._index_tmp = temp_name(self._index_path)
+        self._index = open(self._index_tmp, "w", encoding="ascii")  # noqa: SIM115
+        self._count = 0
         self._offset = 0
         self._pending = bytearray()
 
@@ -137,17 +142,22 @@ class ShardWriter:
             else:
                 self._hashing.writev((header, *parts, footer))
         size = length + OVERHEAD
-        self._index.append(f"{self._offset} {size}\n")
+        self._index.write(f"{self._offset} {size}\n")
+        self._count += 1
         self._offset += size
 
     def write_many(self, records: Sequence[bytes]) -> None:
         """Append many records (serialised Examples): the same as ``write`` on each, with
         the framing of small records done in one tight loop."""
-        pending, index, offset = self._pending, self._index, self._offset
+        pending, offset = self._pending, self._offset
         crc32c, header = _crc32c, _header
+        index: list[str] = []
         for data in records:
             length = len(data)
             if length >= _SMALL_RECORD:
+                self._index.writelines(index)
+                self._count += len(index)
+                index.clear()
                 self._offset = offset
                 self.write_parts((data,))
                 pending, offset = self._pending, self._offset
@@ -161,11 +171,13 @@ class ShardWriter:
             if len(pending) >= _FLUSH_AT:
                 self._flush()
                 pending = self._pending
+        self._index.writelines(index)
+        self._count += len(index)
         self._offset = offset
 
     @property
     def num_records(self) -> int:
-        return len(self._index)
+        return self._count
 
     def commit(self) -> ShardInfo:
         """Finish the file, write the index, then rename the shard to its final name."""
@@ -173,20 +185,19 @@ class ShardWriter:
         if self._out is not self._hashing:
             self._out.close()  # flushes the compressor's tail into the hashing file
         self._close_fd()
-        index_path = self.path.with_name(self.path.name + INDEX_SUFFIX)
-        index_tmp = temp_name(index_path)
-        with open(index_tmp, "w", encoding="ascii") as f:
-            f.writelines(self._index)
-        os.replace(index_tmp, index_path)
+        self._index.close()
+        os.replace(self._index_tmp, self._index_path)
         os.replace(self._tmp, self.path)
         return ShardInfo(
-            self.path.name, len(self._index), self._hashing.size, self._hashing.sha256.hexdigest()
+            self.path.name, self._count, self._hashing.size, self._hashing.sha256.hexdigest()
         )
 
     def abort(self) -> None:
         """Drop the unfinished shard."""
         self._close_fd()
+        self._index.close()
         self._tmp.unlink(missing_ok=True)
+        self._index_tmp.unlink(missing_ok=True)
 
     def _close_fd(self) -> None:
         if not self._closed:
