@@ -14,65 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import resource
-import signal
 import statistics
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+from tfrecord_tools.service import ServerProcess, start_local_service
 
 
-class Server:
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tfrecord_tools", "serve", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=ENV,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            self.lines.put(line.strip())
-
-    def wait_for(self, prefix: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line.startswith(prefix):
-                return line
-        raise SystemExit(f"{self.proc.args}: no {prefix!r} within {timeout} s")
-
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
+def cpu_seconds(server: ServerProcess) -> float:
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_service(workers: int) -> tuple[str, list[Server]]:
-    dispatcher = Server("dispatcher", "--port", "0")
-    address = dispatcher.wait_for("dispatcher listening on ").split()[3]
-    servers = [dispatcher] + [Server("worker", "--dispatcher", address) for _ in range(workers)]
-    dispatcher.wait_for(f"workers: {workers}")
-    return f"grpc://{address}", servers
-
-
-def time_epochs(make, repeats: int, servers: list[Server]) -> dict:
+def time_epochs(make, repeats: int, servers: list[ServerProcess]) -> dict:
     def cpu() -> float:
         own = resource.getrusage(resource.RUSAGE_SELF)
         return own.ru_utime + own.ru_stime
@@ -80,12 +36,12 @@ def time_epochs(make, repeats: int, servers: list[Server]) -> dict:
     n = sum(len(images) for images, _ in make())  # warm-up epoch
     times, trainer_cpu, server_cpu = [], [], []
     for _ in range(repeats):
-        c0, s0 = cpu(), sum(s.cpu_seconds() for s in servers)
+        c0, s0 = cpu(), sum(cpu_seconds(s) for s in servers)
         t0 = time.perf_counter()
         got = sum(len(images) for images, _ in make())
         times.append(time.perf_counter() - t0)
         trainer_cpu.append(cpu() - c0)
-        server_cpu.append(sum(s.cpu_seconds() for s in servers) - s0)
+        server_cpu.append(sum(cpu_seconds(s) for s in servers) - s0)
         assert got == n, (got, n)
     med = statistics.median(times)
     return {
@@ -129,7 +85,7 @@ def main() -> None:
 
     cells = []
     for setting in ("local", 1, 2):
-        address, servers = (None, []) if setting == "local" else start_service(setting)
+        address, servers = (None, []) if setting == "local" else start_local_service(setting)
         try:
             for kind, (path, size, channels) in sets.items():
                 options = {"batch_size": args.batch_size, "image_size": size, "channels": channels}

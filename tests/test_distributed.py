@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 
 import numpy as np
@@ -21,6 +17,7 @@ import pytest
 
 from tfrecord_tools import convert_mnist
 from tfrecord_tools.errors import TFRecordToolsError
+from tfrecord_tools.service import start_local_service
 
 from .conftest import write_idx
 
@@ -53,82 +50,23 @@ def _ids(ds) -> Counter:
     return got
 
 
-class _Server:
-    """A ``tfrecord-tools serve`` subprocess whose output lines arrive on a queue."""
-
-    def __init__(self, *args: str):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tfrecord_tools", "serve", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self.signalled = False
-        self.pump = threading.Thread(target=self._pump, daemon=True)
-        self.pump.start()
-
-    def _pump(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for(self, prefix: str, deadline: float) -> str:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or (self.proc.poll() is not None and self.lines.empty()):
-                raise AssertionError(f"no line {prefix!r} from {self.proc.args}: {self.seen}")
-            try:
-                line = self.lines.get(timeout=min(left, 1.0))
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            if line.startswith(prefix):
-                return line
-
-    def terminate(self) -> None:
-        if self.proc.poll() is None and not self.signalled:
-            self.proc.send_signal(signal.SIGTERM)
-            self.signalled = True  # once: a second SIGTERM during shutdown would kill it
-
-    def stop(self) -> int:
-        self.terminate()
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        finally:
-            self.pump.join(timeout=5)
-            self.proc.stdout.close()  # type: ignore[union-attr]
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """A dispatcher (fault tolerant: it journals to a work dir) and two workers, separate
     processes on localhost ports; stopped after."""
-    deadline = time.monotonic() + START_TIMEOUT
     journal = tmp_path_factory.mktemp("dispatcher-journal")
-    servers = [_Server("dispatcher", "--port", "0", "--work-dir", str(journal))]
+    address, servers = start_local_service(2, work_dir=str(journal), timeout=START_TIMEOUT)
+    assert servers[0].seen[0].endswith("(fault tolerant)")
+    assert address.startswith("grpc://localhost:")
     try:
-        line = servers[0].wait_for("dispatcher listening on ", deadline)
-        assert line.endswith("(fault tolerant)")
-        address = line.split()[3]
-        assert address.startswith("localhost:")
-        servers += [_Server("worker", "--dispatcher", address) for _ in range(2)]
-        for worker in servers[1:]:
-            worker.wait_for("worker listening on localhost:", deadline)
-        servers[0].wait_for("workers: 2", deadline)
-        yield f"grpc://{address}", servers
+        yield address, servers
     finally:
         for server in servers:
             server.terminate()
         codes = [server.stop() for server in servers]
     assert codes == [0, 0, 0], [s.seen for s in servers]
     for server in servers:
-        server.wait_for(f"{server.seen[0].split()[0]} stopped", time.monotonic() + 5)
+        server.wait_for(f"{server.seen[0].split()[0]} stopped", timeout=5)
     assert any(journal.rglob("*")), "the dispatcher wrote no journal"
 
 

@@ -13,9 +13,13 @@ interfaces and have no authentication: run them on a private network.
 
 from __future__ import annotations
 
+import os
+import queue
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,3 +166,87 @@ def run(kind: str, **options) -> int:
     sys.stdout.flush()
     serve(server, say=say)
     return 0
+
+
+class ServerProcess:
+    """``tfrecord-tools serve ARGS...`` in a subprocess, for tests, benchmarks and trying
+    the service on one machine; its output lines can be waited for."""
+
+    def __init__(self, *args: str):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tfrecord_tools", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        self.seen: list[str] = []  # the lines waited through so far
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._signalled = False
+        self._pump = threading.Thread(target=self._read_lines, daemon=True)
+        self._pump.start()
+
+    def _read_lines(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self._lines.put(line.rstrip("\n"))
+
+    def wait_for(self, prefix: str, timeout: float = 60) -> str:
+        """The next output line starting with ``prefix``; an error after ``timeout``
+        seconds or when the process ended without printing it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or (self.proc.poll() is not None and self._lines.empty()):
+                raise TFRecordToolsError(
+                    f"no line {prefix!r} from {' '.join(self.proc.args)}: {self.seen}"
+                )
+            try:
+                line = self._lines.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def terminate(self) -> None:
+        """SIGTERM, once: a second one during shutdown would kill the server."""
+        if self.proc.poll() is None and not self._signalled:
+            self.proc.send_signal(signal.SIGTERM)
+            self._signalled = True
+
+    def stop(self, timeout: float = 30) -> int:
+        """Terminate, wait, and return the exit code (killed after ``timeout`` seconds)."""
+        self.terminate()
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        finally:
+            self._pump.join(timeout=5)
+            self.proc.stdout.close()  # type: ignore[union-attr]
+
+
+def start_local_service(
+    workers: int, *, work_dir: str | None = None, timeout: float = 60
+) -> tuple[str, list[ServerProcess]]:
+    """A dispatcher on a free port and ``workers`` workers, each its own process on this
+    machine, all registered; returns the trainers' ``grpc://`` address and the processes
+    (dispatcher first). Stop them with :meth:`ServerProcess.stop`."""
+    deadline = time.monotonic() + timeout
+    args = ["--work-dir", work_dir] if work_dir else []
+    servers = [ServerProcess("dispatcher", "--port", "0", *args)]
+    try:
+        address = servers[0].wait_for("dispatcher listening on ", timeout).split()[3]
+        servers += [ServerProcess("worker", "--dispatcher", address) for _ in range(workers)]
+        for worker in servers[1:]:
+            worker.wait_for("worker listening on ", deadline - time.monotonic())
+        servers[0].wait_for(f"workers: {workers}", deadline - time.monotonic())
+    except BaseException:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.stop()
+        raise
+    return f"grpc://{address}", servers
