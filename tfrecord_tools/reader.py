@@ -3,7 +3,8 @@
 
 Data flow: file list -> per-host sharding -> file shuffle -> records (interleave) ->
 record shuffle -> repeat -> **batch -> parse_example** -> unbatch -> decode per record
-(``decode.py``) -> batch -> prefetch.
+(``decode.py``) -> batch -> [tf.data service: everything so far runs on its workers] ->
+prefetch.
 
 What we measured on 2 cores (TF 2.21) shaped it. Parsing is done on batches
 (``parse_example`` on 256 records costs a fraction of 256 ``parse_single_example`` calls).
