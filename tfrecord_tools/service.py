@@ -98,10 +98,9 @@ def serve(
     *,
     say: Callable[[str], None] = print,
     poll: float = 1.0,
-    until: Callable[[], bool] | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM (or ``until()`` is true), then stop the server. A
-    dispatcher reports its worker count whenever it changes."""
+    """Run until SIGINT/SIGTERM, then stop the server. A dispatcher reports its worker
+    count whenever it changes."""
     stopping = False
 
     def on_signal(signum, frame):
@@ -111,7 +110,7 @@ def serve(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         workers = None
-        while not stopping and not (until and until()):
+        while not stopping:
             if server.kind == "dispatcher":
                 count = server.server._num_workers()  # type: ignore[attr-defined]
                 if count != workers:
@@ -130,10 +129,15 @@ def _check_port_free(port: int, kind: str) -> None:
     the connections of the first. A plain bind tells whether the port is taken."""
     if port == 0:
         return
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+    try:  # gRPC listens on [::] (IPv4 too) where the machine has IPv6
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        where: tuple = ("::", port)
+    except OSError:
+        probe, where = socket.socket(socket.AF_INET, socket.SOCK_STREAM), ("0.0.0.0", port)
+    with probe:
         try:
-            probe.bind(("::", port))
+            probe.bind(where)
         except OSError as e:
             raise TFRecordToolsError(
                 f"cannot start the {kind} on port {port}: {e.strerror}"

@@ -142,8 +142,7 @@ class ShardWriter:
             else:
                 self._hashing.writev((header, *parts, footer))
         size = length + OVERHEAD
-        self._index.write(f"{self._offset} {size}\n")
-        self._count += 1
+        self._add_index([f"{self._offset} {size}\n"])
         self._offset += size
 
     def write_many(self, records: Sequence[bytes]) -> None:
@@ -155,8 +154,7 @@ class ShardWriter:
         for data in records:
             length = len(data)
             if length >= _SMALL_RECORD:
-                self._index.writelines(index)
-                self._count += len(index)
+                self._add_index(index)
                 index.clear()
                 self._offset = offset
                 self.write_parts((data,))
@@ -171,9 +169,12 @@ class ShardWriter:
             if len(pending) >= _FLUSH_AT:
                 self._flush()
                 pending = self._pending
-        self._index.writelines(index)
-        self._count += len(index)
+        self._add_index(index)
         self._offset = offset
+
+    def _add_index(self, lines: list[str]) -> None:
+        self._index.writelines(lines)
+        self._count += len(lines)
 
     @property
     def num_records(self) -> int:
