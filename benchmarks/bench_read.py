@@ -7,7 +7,8 @@ Cells (images/s, median of --repeats timed passes after a warm-up pass):
   decode-bound limit (the same decode + resize in a tight graph loop over bytes in memory);
 - small set (28x28 PNG digits): the reader vs the PNG-decode-only limit, and the raw-file
   twin, warm and cold page cache (files evicted with posix_fadvise DONTNEED);
-- MNIST raw encoding.
+- MNIST raw encoding, with the ceiling of TensorFlow's record reader (``TFRecordDataset``
+  and ``batch`` alone, nothing parsed).
 CPU affinity is set before TensorFlow is imported, so its thread pools size to the cores.
 """
 
@@ -186,6 +187,19 @@ def main() -> None:
             convert_mnist(src, out, encoding="raw", quiet=True, overwrite=True)
         print("MNIST raw encoding: 60,000 training images, batch 1024")
         for cores in (1, 2):
+            results.append(
+                run_cell(
+                    {
+                        **base,
+                        "batch": 1024,
+                        "channels": 1,
+                        "label": "ceiling: TFRecordDataset + batch",
+                        "source": "records",
+                        "path": str(out),
+                        "cores": cores,
+                    }
+                )
+            )
             results.append(
                 run_cell(
                     {

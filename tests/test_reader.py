@@ -239,6 +239,14 @@ def test_mnist_raw_and_png_batches(tmp_path):
         assert got == sorted(
             (int(lab), _digest(p)) for p, lab in zip(pixels["test"], labels["test"], strict=True)
         )
+        dropped = make_dataset(out, split="test", batch_size=4, channels=1, drop_remainder=True)
+        assert dropped.element_spec[0].shape.as_list() == [4, 28, 28, 1]
+        assert [int(x.shape[0]) for x, _ in dropped] == [4]
+        rgb = next(iter(make_dataset(out, split="test", batch_size=5, channels=3)))[0].numpy()
+        assert rgb.shape == (5, 28, 28, 3)
+        assert (rgb == rgb[..., :1]).all()  # gray repeated into 3 channels
+        # without a batch size there is no remainder to drop
+        assert len(list(make_dataset(out, split="test", channels=1, drop_remainder=True))) == 5
 
 
 @pytest.mark.parametrize(

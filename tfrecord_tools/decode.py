@@ -37,6 +37,11 @@ def format_code(
 
 def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     """Give uint8 images (``[..., C]``, C of 1-4) exactly ``channels`` channels (1, 3 or 4)."""
+    known = image.shape[-1]
+    if known == channels:
+        return image
+    if known == 1 and channels == 3:
+        return tf.repeat(image, 3, axis=-1)
     have = tf.shape(image)[-1]
     gray = image[..., :1]
 

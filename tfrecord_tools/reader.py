@@ -296,13 +296,25 @@ def make_dataset(
             deterministic=opts.deterministic,
         )
         return _finish(ds, opts, batched=True)
-    ds = ds.batch(opts.batch_size or _PARSE_BATCH if raw else _PARSE_BATCH)
-    ds = ds.map(parse, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
-    if raw:  # one vectorised decode per batch
-        ds = ds.map(lambda f, y: (_decode_raw_batch(f, opts, shards.image_shape), y))
+    if raw:  # parse and decode a whole batch in one map, one vectorised decode_raw
+        pixel_shape = shards.image_shape
+
+        def parse_raw(records):
+            f = tf.io.parse_example(records, spec)
+            return _decode_raw_batch(f[schema.ENCODED], opts, pixel_shape), f[schema.LABEL]
+
+        if opts.batch_size:
+            ds = ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder)
+        else:
+            ds = ds.batch(_PARSE_BATCH)
+        ds = ds.map(
+            parse_raw, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic
+        )
         if not opts.batch_size:
             ds = _unbatch(ds, counts, opts)
         return _finish(ds, opts, batched=True)
+    ds = ds.batch(_PARSE_BATCH)
+    ds = ds.map(parse, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
     ds = _unbatch(ds, counts, opts)
     return _finish(_decode_each(ds, opts, image_format, shape), opts)
 
@@ -403,12 +415,12 @@ def _decode_each(ds, opts: ReadOptions, image_format: str | None, shape):
     )
 
 
-def _decode_raw_batch(features, opts: ReadOptions, shape):
+def _decode_raw_batch(encoded, opts: ReadOptions, shape):
     """Raw uint8 pixels of one known shape: the whole batch in one ``decode_raw``."""
     import tensorflow as tf
 
-    encoded = features[0]
     pixels = tf.reshape(tf.io.decode_raw(encoded, tf.uint8), [-1, *shape])
+    pixels.set_shape([encoded.shape[0], *shape])  # a static batch size stays known
     return decode.resize(decode.to_channels(pixels, opts.channels), opts.image_size)
 
 
