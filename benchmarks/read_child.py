@@ -82,9 +82,8 @@ def records_only(cell):
     """TensorFlow's record reader and ``batch`` with nothing after them: the ceiling of any
     reader built on ``TFRecordDataset`` (it checks both CRCs of every record)."""
     root = cell["path"]
-    files = sorted(
-        os.path.join(root, p) for p in os.listdir(root) if "-train.tfrecord-" in p and ".idx" not in p
-    )
+    names = [p for p in os.listdir(root) if "-train.tfrecord-" in p and ".idx" not in p]
+    files = sorted(os.path.join(root, p) for p in names)
     options = tf.data.Options()
     options.autotune.enabled = False
 
