@@ -9,6 +9,7 @@ It exists only to be measured against ``tfrecord-tools convert`` in the same run
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -85,3 +86,8 @@ def convert_like_inception(
         t.join()
     sess.close()
     return sum(written)
+
+
+if __name__ == "__main__":  # a whole process, TensorFlow's import included: SRC OUT
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    print(convert_like_inception(Path(sys.argv[1]), Path(sys.argv[2])))

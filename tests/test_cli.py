@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -33,6 +34,9 @@ def test_convert_images_prints_summary(image_folder, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr()
     assert "train" in out.out and "validation" in out.out and "skipped 5" in out.out
+    # the progress bar (workers report through a queue) got to its total: no increment lost
+    last = out.err.rstrip().split("\r")[-1]
+    assert re.search(r"100%\|\S+\| (\d+\.0)/\1 \[.*img/s", last), last
     manifest = json.loads((tmp_path / "dataset.json").read_text())
     assert sum(s["num_examples"] for s in manifest["splits"].values()) == sum(
         GOOD_PER_CLASS.values()

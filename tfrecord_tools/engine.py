@@ -12,12 +12,10 @@ fingerprint keeps the finished shards and writes only the rest.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import multiprocessing as mp
 import os
-import queue as queue_mod
 import shutil
 import sys
 import threading
@@ -219,23 +217,14 @@ def run_jobs(
     jobs: Sequence[Job], *, workers: int, total_images: int, quiet: bool, desc: str = "converting"
 ) -> list[ShardResult]:
     """Run every job, ``workers`` processes at once (in this process when 1)."""
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=total_images,
-        unit="img",
-        unit_scale=True,
-        desc=desc,
-        file=sys.stderr,
-        disable=quiet,
-        smoothing=0.1,
-        dynamic_ncols=True,
-    )
+    bar = None if quiet else _progress_bar(total_images, desc)  # tqdm is not even imported
     start = time.monotonic()
     seen_bytes = 0
 
     def advance(images: int, nbytes: int) -> None:
         nonlocal seen_bytes
+        if bar is None:
+            return
         seen_bytes += nbytes
         bar.update(images)
         elapsed = max(time.monotonic() - start, 1e-9)
@@ -246,7 +235,22 @@ def run_jobs(
             return [run_job(job, advance) for job in jobs]
         return _run_pool(jobs, min(workers, len(jobs)), advance)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+
+
+def _progress_bar(total_images: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total_images,
+        unit="img",
+        unit_scale=True,
+        desc=desc,
+        file=sys.stderr,
+        smoothing=0.1,
+        dynamic_ncols=True,
+    )
 
 
 def _job_size(job: Job) -> int:
@@ -291,12 +295,10 @@ def unshare(key: str) -> None:
 def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
     ctx = _mp_context()
     progress = ctx.Queue()
-    stop = threading.Event()
 
-    def pump() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(queue_mod.Empty):
-                advance(*progress.get(timeout=0.1))
+    def pump() -> None:  # until the None put after the pool's shut down: nothing is lost
+        for message in iter(progress.get, None):
+            advance(*message)
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
@@ -314,11 +316,7 @@ def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
         return [f.result() for f in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        stop.set()
-        thread.join()
-        while True:  # the last increments
-            try:
-                advance(*progress.get_nowait())
-            except queue_mod.Empty:
-                break
+        progress.put(None)  # the workers have exited: their increments are ahead of it
+        thread.join(timeout=10)  # a worker killed while writing to the queue can leave
+        # its lock held; the pump is a daemon thread and must not hang the conversion
         progress.close()
