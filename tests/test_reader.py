@@ -242,6 +242,14 @@ def test_mnist_raw_and_png_batches(tmp_path):
         dropped = make_dataset(out, split="test", batch_size=4, channels=1, drop_remainder=True)
         assert dropped.element_spec[0].shape.as_list() == [4, 28, 28, 1]
         assert [int(x.shape[0]) for x, _ in dropped] == [4]
+        # small images are decoded many batches at a time, then cut back: sizes, order and
+        # cardinality are batch()'s
+        assert len(ds) == 2 and len(dropped) == 1
+        train = make_dataset(out, batch_size=3, channels=1)
+        sizes = [int(x.shape[0]) for x, _ in train]
+        assert len(train) == len(sizes) == 7 and sizes == [3] * 6 + [2]
+        one_by_one = [int(y) for _, y in make_dataset(out, channels=1)]
+        assert [int(y) for _, ys in train for y in ys] == one_by_one
         rgb = next(iter(make_dataset(out, split="test", batch_size=5, channels=3)))[0].numpy()
         assert rgb.shape == (5, 28, 28, 3)
         assert (rgb == rgb[..., :1]).all()  # gray repeated into 3 channels

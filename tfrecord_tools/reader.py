@@ -289,12 +289,7 @@ def make_dataset(
             )
             return images, labels
 
-        ds = ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder)
-        ds = ds.map(
-            parse_and_decode,
-            num_parallel_calls=opts.num_parallel_calls,
-            deterministic=opts.deterministic,
-        )
+        ds = _map_batches(ds, parse_and_decode, opts, out_shape)
         return _finish(ds, opts, batched=True)
     if raw:  # parse and decode a whole batch in one map, one vectorised decode_raw
         pixel_shape = shards.image_shape
@@ -304,13 +299,13 @@ def make_dataset(
             return _decode_raw_batch(f[schema.ENCODED], opts, pixel_shape), f[schema.LABEL]
 
         if opts.batch_size:
-            ds = ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder)
+            ds = _map_batches(ds, parse_raw, opts, opts.image_size or pixel_shape[:2])
         else:
-            ds = ds.batch(_PARSE_BATCH)
-        ds = ds.map(
-            parse_raw, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic
-        )
-        if not opts.batch_size:
+            ds = ds.batch(_PARSE_BATCH).map(
+                parse_raw,
+                num_parallel_calls=opts.num_parallel_calls,
+                deterministic=opts.deterministic,
+            )
             ds = _unbatch(ds, counts, opts)
         return _finish(ds, opts, batched=True)
     ds = ds.batch(_PARSE_BATCH)
@@ -374,6 +369,32 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any):
 
 
 _PARSE_BATCH = 256  # records parsed per parse_example call when the output is unbatched
+# parse_example's cost per record falls with the records per call (28x28 PNG records, one
+# core: 3.1 us at 256, 1.8 at 1024, 1.2 at 20,000), so small images are parsed and decoded
+# in groups of at least this many records, as long as one group's images stay small
+_SMALL_IMAGES_GROUP = 1024
+_GROUP_OUTPUT_BYTES = 8 << 20
+
+
+def _map_batches(ds, fn, opts: ReadOptions, image_hw: tuple[int, int]):
+    """``batch`` + ``map(fn)`` for batched output of one image size. For small images
+    several batches go through one ``fn`` call (``rebatch`` cuts them back to
+    ``batch_size``): 20,000 digits at batch 256 read ~5 % faster on one core, ~7 % on two."""
+    size = opts.batch_size
+    image_bytes = image_hw[0] * image_hw[1] * opts.channels
+    groups = min(-(-_SMALL_IMAGES_GROUP // size), _GROUP_OUTPUT_BYTES // (image_bytes * size))
+    par = {"num_parallel_calls": opts.num_parallel_calls, "deterministic": opts.deterministic}
+    if groups <= 1:
+        return ds.batch(size, drop_remainder=opts.drop_remainder).map(fn, **par)
+    import tensorflow as tf
+
+    records = tf.get_static_value(ds.cardinality())
+    ds = ds.batch(size * groups).map(fn, **par).rebatch(size, drop_remainder=opts.drop_remainder)
+    if records is None or records == tf.data.UNKNOWN_CARDINALITY:
+        return ds
+    if records != tf.data.INFINITE_CARDINALITY:  # rebatch forgets what batch would know
+        records = records // size if opts.drop_remainder else -(-records // size)
+    return ds.apply(tf.data.experimental.assert_cardinality(records))
 
 
 def _unbatch(ds, counts: list[int] | None, opts: ReadOptions):
