@@ -15,6 +15,7 @@ lines are printed, so each figure can be reproduced alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -195,7 +196,8 @@ def bench_mnist(work: Path, repeats: int) -> dict:
 
 # The main process's peak comes from /proc (VmHWM): ru_maxrss survives exec on Linux, so in
 # a child of this script (which has imported TensorFlow for the inception baseline) it would
-# report the parent's peak.
+# report the parent's peak. A forked worker's RSS also counts the parent's pages it shares
+# (the listing, the plan), so the workers' private memory (smaps_rollup) is sampled too.
 _MEMORY_PROBE = """
 import json, resource, sys
 import tfrecord_tools as t
@@ -207,6 +209,32 @@ print(json.dumps({"main_mb": int(status["VmHWM"].split()[0]) / 1024,
 """
 
 
+def _private_mb(pid: str) -> float:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            kb = sum(int(line.split()[1]) for line in f if line.startswith("Private_"))
+    except OSError:  # gone
+        return 0.0
+    return kb / 1024
+
+
+def _run_sampling_workers(cmd: list[str]) -> tuple[str, float]:
+    """Run ``cmd``; return its stdout and the peak private memory of its children, sampled
+    every 5 ms from here (a sampler inside the probe would add to its own peak)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    peak = 0.0
+    while proc.poll() is None:
+        for tasks in Path(f"/proc/{proc.pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                for pid in tasks.read_text().split():
+                    peak = max(peak, _private_mb(pid))
+        time.sleep(0.005)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed")
+    return out, peak
+
+
 def bench_memory(work: Path) -> dict:
     from tfrecord_tools.sample import make_digits
 
@@ -214,18 +242,16 @@ def bench_memory(work: Path) -> dict:
     for count in (10_000, 100_000):
         src = make_digits(work / f"digits{count}", count=count, workers=2)
         out = work / f"digits{count}-tfr"
-        proc = subprocess.run(
-            [sys.executable, "-c", _MEMORY_PROBE, str(src), str(out)],
-            check=True,
-            capture_output=True,
-            text=True,
+        stdout, private = _run_sampling_workers(
+            [sys.executable, "-c", _MEMORY_PROBE, str(src), str(out)]
         )
-        result[count] = json.loads(proc.stdout)
+        result[count] = {**json.loads(stdout), "worker_private_mb": private}
+        r = result[count]
         print(
-            f"  peak RSS converting {count:>7,} small PNGs: main {result[count]['main_mb']:.1f}"
-            f" MB, largest worker {result[count]['worker_mb']:.1f} MB"
+            f"  peak RSS converting {count:>7,} small PNGs: main {r['main_mb']:.1f} MB, largest"
+            f" worker {r['worker_mb']:.1f} MB (private to it: {r['worker_private_mb']:.1f} MB)"
         )
-    for key in ("main_mb", "worker_mb"):
+    for key in ("main_mb", "worker_mb", "worker_private_mb"):
         print(f"  -> {key}: 100k / 10k = {result[100_000][key] / result[10_000][key]:.3f}")
     return result
 

@@ -12,6 +12,7 @@ fingerprint keeps the finished shards and writes only the rest.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import multiprocessing as mp
@@ -305,6 +306,8 @@ def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
     pool = ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_init_worker, initargs=(progress,)
     )
+    if ctx.get_start_method() == "fork":
+        gc.freeze()  # the workers' collections must not touch (and copy) the parent's objects
     try:
         # largest first: the pool's workers then finish at about the same time
         futures = [pool.submit(run_job, job) for job in sorted(jobs, key=_job_size, reverse=True)]
@@ -316,6 +319,7 @@ def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
         return [f.result() for f in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
         progress.put(None)  # the workers have exited: their increments are ahead of it
         thread.join(timeout=10)  # a worker killed while writing to the queue can leave
         # its lock held; the pump is a daemon thread and must not hang the conversion
