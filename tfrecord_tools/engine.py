@@ -306,8 +306,11 @@ def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
     pool = ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_init_worker, initargs=(progress,)
     )
-    if ctx.get_start_method() == "fork":
-        gc.freeze()  # the workers' collections must not touch (and copy) the parent's objects
+    # forked workers' collections must not touch (and so copy) the parent's objects;
+    # a caller's own gc.freeze() is left as it was
+    freeze = ctx.get_start_method() == "fork" and gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     try:
         # largest first: the pool's workers then finish at about the same time
         futures = [pool.submit(run_job, job) for job in sorted(jobs, key=_job_size, reverse=True)]
@@ -319,7 +322,8 @@ def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
         return [f.result() for f in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
         progress.put(None)  # the workers have exited: their increments are ahead of it
         thread.join(timeout=10)  # a worker killed while writing to the queue can leave
         # its lock held; the pump is a daemon thread and must not hang the conversion

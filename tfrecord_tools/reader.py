@@ -10,9 +10,11 @@ What we measured on 2 cores (TF 2.21) shaped it. Parsing is done on batches
 (``parse_example`` on 256 records costs a fraction of 256 ``parse_single_example`` calls).
 When the output is batched and of one image size (``image_size``, or the manifest's shape),
 each batch is parsed and decoded in one map: a graph loop decodes its records one by one
-(``decode.decode_batch``) and the map runs batches in parallel. One tf.data element per
-image costs more than decoding a 28x28 PNG; per batch, 20,000 digits read at 27,000/s on
-one core and 42,000/s on two, against 24,000/s and 27,000/s per element. Otherwise
+(``decode.decode_batch``) and the map runs batches in parallel. Small images go through
+that map 1,024 or more at a time and ``rebatch`` cuts them back to ``batch_size``.
+One tf.data element per image costs more than decoding a 28x28 PNG; per batch, 20,000
+digits read at 27,000/s on one core and 42,000/s on two, against 24,000/s and 27,000/s per
+element. Otherwise
 (unbatched, or images of different sizes) records are decoded one per element. The per-record
 ``tf.case`` over JPEG / PNG / raw / other is the general path, for datasets of mixed or
 unknown formats; when the formats are known to be one (the manifest's counts, which the
