@@ -108,6 +108,7 @@ def _run(
         shard_size=opts.shard_size,  # type: ignore[arg-type]
         workers=opts.num_workers,
     )
+    del sizes  # the plan has them: not kept (nor inherited by forked workers) while they run
     digest = local_engine.fingerprint(
         {
             "identity": identity,
@@ -249,7 +250,7 @@ def convert_image_folder(
             name=name,
             classes=listing.classes,
             labels=listing.labels,
-            sizes=listing.sizes,
+            sizes=listing.pop_sizes(),
             splits=fractions,
             make_source=make_source,
             opts=opts,

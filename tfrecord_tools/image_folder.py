@@ -128,6 +128,12 @@ class FolderListing:
     fingerprint: str  # sha256 of every path, size and mtime, in order: what a rerun compares
     skipped: list[tuple[str, str]]  # (relative path, reason)
 
+    def pop_sizes(self) -> array:
+        """The file sizes, which only planning needs; the listing lets go of them, so forked
+        workers do not inherit them (4 bytes a file)."""
+        sizes, self.sizes = self.sizes, array(self.sizes.typecode)
+        return sizes
+
 
 def _visible(name: str) -> bool:
     return not name.startswith(".")
