@@ -35,8 +35,10 @@ def convert_like_inception(
         png_to_jpeg = tf.io.encode_jpeg(tf.io.decode_png(png_in, channels=3), quality=100)
         jpeg_in = tf1.placeholder(tf.string)
         jpeg_decoded = tf.io.decode_jpeg(jpeg_in, channels=3)
-    config = tf1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-    sess = tf1.Session(graph=graph, config=config)
+    # one session shared by the threads, with TensorFlow's default thread pools, as the
+    # script's ImageCoder has it (a 1-thread pool here once made this baseline ~1.5x slower
+    # by serialising the two threads' session runs)
+    sess = tf1.Session(graph=graph)
 
     def feature_bytes(v: bytes):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
