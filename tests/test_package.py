@@ -40,3 +40,23 @@ def test_help_and_conversion_do_not_import_tensorflow():
         " tfrecord_tools.mnist, tfrecord_tools.framing",
     ):
         assert "tensorflow" not in _modules_after(code)
+
+
+def test_count_from_the_manifest_does_not_load_the_crc_library(tmp_path):
+    # crc32c's __init__ reads package metadata (40-90 ms): only commands checking CRCs pay
+    (tmp_path / "dataset.json").write_text(
+        '{"format_version": 1, "name": "x", "compression": "none", "splits": {"train": '
+        '{"num_examples": 3, "shards": [{"file": "x-train.tfrecord-00000-of-00001", '
+        '"num_examples": 3, "num_bytes": 1, "sha256": ""}]}}}'
+    )
+    (tmp_path / "x-train.tfrecord-00000-of-00001").write_bytes(b"x")
+    code = (
+        "import contextlib, io\nfrom tfrecord_tools.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['count', {str(tmp_path)!r}]) == 0"
+    )
+    loaded = _modules_after(code)
+    assert "tfrecord_tools.count" in loaded and "crc32c" not in loaded
+    assert "crc32c" in _modules_after(
+        "from tfrecord_tools.framing import masked_crc32c as m; m(b'')"
+    )

@@ -24,9 +24,8 @@ from typing import Any
 
 from .errors import TFRecordToolsError
 from .framing import normalize_compression
-from .manifest import MANIFEST, read_manifest
+from .manifest import INDEX_SUFFIX, MANIFEST, read_manifest
 from .stream import detect_compression
-from .writer import INDEX_SUFFIX
 
 __all__ = ["Located", "ShardRef", "index_path", "is_shard_name", "locate"]
 

@@ -15,6 +15,7 @@ from typing import Any
 from .errors import TFRecordToolsError
 
 MANIFEST = "dataset.json"
+INDEX_SUFFIX = ".idx"  # SHARD.idx beside each shard (FORMAT.md)
 LABELS = "labels.txt"
 FORMAT_VERSION = 1
 

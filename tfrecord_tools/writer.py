@@ -19,8 +19,7 @@ from pathlib import Path
 from .framing import OVERHEAD, masked_crc32c, normalize_compression, open_compressed_writer
 from .framing import crc32c as _crc32c
 from .framing import mask as _mask
-
-INDEX_SUFFIX = ".idx"
+from .manifest import INDEX_SUFFIX
 
 
 @dataclass(frozen=True)
