@@ -44,7 +44,8 @@ _crc32c = None  # crc32c.crc32c once loaded
 def _load_crc32c():
     """The ``crc32c`` package's function, imported on first use: its ``__init__`` looks up
     its own version in the installed metadata (40 ms here, 70-90 ms in a fresh install),
-    which commands that check no CRC (``count`` from a manifest, ``inspect``) need not pay."""
+    which commands that check no CRC (``count`` from a manifest or ``.idx`` files) need not
+    pay."""
     global _crc32c
     import crc32c as package
 
