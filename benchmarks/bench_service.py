@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from tfrecord_tools.service import ServerProcess, start_local_service
+from tfrecord_tools.read.service import ServerProcess, start_local_service
 
 
 def cpu_seconds(server: ServerProcess) -> float:
@@ -81,7 +81,7 @@ def main() -> None:
         sets[kind] = (out, size, channels)
 
     os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1")
-    from tfrecord_tools.reader import make_dataset
+    from tfrecord_tools.read.pipeline import make_dataset
 
     cells = []
     for setting in ("local", 1, 2):

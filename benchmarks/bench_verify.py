@@ -52,7 +52,7 @@ _TF_SNIPPET = (
 
 def prepare(work: Path, count: int) -> Path:
     """The photo folder and its converted dataset, made once and reused."""
-    from tfrecord_tools.convert import convert_image_folder
+    from tfrecord_tools.convert.api import convert_image_folder
     from tfrecord_tools.sample import make_photos
 
     src = make_photos(work / f"photos{count}", count=count, seed=0, workers=2)
@@ -104,8 +104,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="verify threads")
     args = parser.parse_args()
 
-    from tfrecord_tools.locate import locate
-    from tfrecord_tools.verify import verify
+    from tfrecord_tools.check.locate import locate
+    from tfrecord_tools.check.verify import verify
 
     args.work.mkdir(parents=True, exist_ok=True)
     out = prepare(args.work, args.count)

@@ -14,9 +14,9 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
 import tensorflow as tf  # noqa: E402
 
-from tfrecord_tools.framing import iter_records  # noqa: E402
-from tfrecord_tools.reader import make_dataset, make_raw_dataset  # noqa: E402
-from tfrecord_tools.schema import decode_example  # noqa: E402
+from tfrecord_tools.format.example import decode_example  # noqa: E402
+from tfrecord_tools.format.framing import iter_records  # noqa: E402
+from tfrecord_tools.read.pipeline import make_dataset, make_raw_dataset  # noqa: E402
 
 
 def evict(paths):

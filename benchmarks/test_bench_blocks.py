@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfrecord_tools import schema
-from tfrecord_tools.writer import ShardWriter
+from tfrecord_tools.format import example as schema
+from tfrecord_tools.format.writer import ShardWriter
 
 tf = pytest.importorskip("tensorflow")
 from tfrecord_tools import decode  # noqa: E402  (imports TensorFlow)

@@ -18,7 +18,7 @@ from tfrecord_tools.sample import make_photos
 
 def read_back(out: Path) -> dict[str, int]:
     """Decode every record through the project's tf.data reader; check counts."""
-    from tfrecord_tools.reader import make_dataset
+    from tfrecord_tools.read.pipeline import make_dataset
 
     manifest = json.loads((out / "dataset.json").read_text())
     counts = {}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tfrecord_tools.framing import iter_records
-from tfrecord_tools.schema import decode_example
+from tfrecord_tools.format.example import decode_example
+from tfrecord_tools.format.framing import iter_records
 
 
 def read_dataset(out: Path) -> dict[str, list[dict]]:

@@ -75,6 +75,7 @@ def test_beam_mnist_and_cli_pass_pipeline_options(tmp_path, capsys):
             "beam",
             "--runner",
             "FnApiRunner",
+            "--",
             "--direct_running_mode=in_memory",  # a Beam pipeline option, passed through
         ]
     )
@@ -86,7 +87,7 @@ def test_beam_mnist_and_cli_pass_pipeline_options(tmp_path, capsys):
 
 @needs_beam
 def test_beam_run_finishes_an_interrupted_conversion(image_folder, tmp_path, monkeypatch):
-    from tfrecord_tools import engine
+    from tfrecord_tools.convert import local as engine
 
     real_run_job = engine.run_job
     calls = []
@@ -126,3 +127,9 @@ def test_beam_only_options_need_the_beam_engine(image_folder, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["convert", "images", str(image_folder), str(tmp_path / "o"), "--project=x"])
     assert "unrecognized arguments: --project=x" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a typo is not forwarded to Beam, even with the engine
+        main(["convert", "images", str(image_folder), "o", "--engine", "beam", "--shrads=3"])
+    assert "unrecognized arguments: --shrads=3" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["convert", "images", str(image_folder), str(tmp_path / "o"), "--", "--project=x"])
+    assert "need --engine beam" in capsys.readouterr().err

@@ -20,20 +20,27 @@ from pathlib import Path
 
 import pytest
 
-from tfrecord_tools import scan as scan_mod
+from tfrecord_tools.check import scan as scan_mod
+from tfrecord_tools.check.count import count_records
+from tfrecord_tools.check.index import index_shards
+from tfrecord_tools.check.inspect import inspect_dataset
+from tfrecord_tools.check.repair import repair
+from tfrecord_tools.check.scan import Damage, RecordScanner
+from tfrecord_tools.check.verify import verify
 from tfrecord_tools.cli import main
-from tfrecord_tools.convert import convert_image_folder
-from tfrecord_tools.count import count_records
+from tfrecord_tools.convert.api import convert_image_folder
 from tfrecord_tools.errors import TFRecordToolsError
-from tfrecord_tools.framing import HEADER_SIZE, OVERHEAD, frame, iter_records, masked_crc32c
-from tfrecord_tools.inspecting import inspect_dataset
-from tfrecord_tools.record_index import index_shards
-from tfrecord_tools.repair import repair
-from tfrecord_tools.scan import Damage, RecordScanner, iter_headers
-from tfrecord_tools.schema import FEATURES
-from tfrecord_tools.stream import detect_compression
-from tfrecord_tools.verify import verify
-from tfrecord_tools.writer import ShardWriter
+from tfrecord_tools.format.compression import detect_compression
+from tfrecord_tools.format.example import FEATURES
+from tfrecord_tools.format.framing import (
+    HEADER_SIZE,
+    OVERHEAD,
+    frame,
+    iter_headers,
+    iter_records,
+    masked_crc32c,
+)
+from tfrecord_tools.format.writer import ShardWriter
 
 from .conftest import GOOD_PER_CLASS
 from .helpers import read_dataset
@@ -520,8 +527,8 @@ def test_count_never_reads_shards_with_a_manifest_or_index(plain_copy, monkeypat
         raise AssertionError("count read a shard")
 
     monkeypatch.setattr(scan_mod, "RecordScanner", no_reading)
-    monkeypatch.setattr(scan_mod, "iter_headers", no_reading)
-    monkeypatch.setattr("tfrecord_tools.count.iter_headers", no_reading)
+    monkeypatch.setattr("tfrecord_tools.format.framing.iter_headers", no_reading)
+    monkeypatch.setattr("tfrecord_tools.check.count.iter_headers", no_reading)
     for shard in shard_files(plain_copy):
         shard.write_bytes(b"garbage")  # nothing valid left to read
     assert count_records([plain_copy]).total == N_GOOD

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from tfrecord_tools import ConversionSummary, convert_image_folder
-from tfrecord_tools import engine as engine_mod
+from tfrecord_tools.convert import local as engine_mod
 from tfrecord_tools.errors import ConversionError, TFRecordToolsError
-from tfrecord_tools.framing import iter_records
+from tfrecord_tools.format.framing import iter_records
 
 from .conftest import BAD, GOOD_PER_CLASS
 from .helpers import read_dataset
@@ -250,7 +250,7 @@ def test_missing_or_empty_source(tmp_path):
 
 
 def test_vanished_and_broken_files_are_listed_not_fatal(tmp_path, image_folder, monkeypatch):
-    from tfrecord_tools import convert as convert_mod
+    from tfrecord_tools.convert import api as convert_mod
 
     src = tmp_path / "src" / "a"
     src.mkdir(parents=True)

@@ -17,12 +17,12 @@ import pytest
 
 from tfrecord_tools import convert_mnist
 from tfrecord_tools.errors import TFRecordToolsError
-from tfrecord_tools.service import start_local_service
+from tfrecord_tools.read.service import start_local_service
 
 from .conftest import write_idx
 
 tf = pytest.importorskip("tensorflow")
-from tfrecord_tools.reader import make_dataset  # noqa: E402
+from tfrecord_tools.read.pipeline import make_dataset  # noqa: E402
 
 N = 600  # records in train; ids 0..599
 START_TIMEOUT = 60
@@ -147,7 +147,7 @@ def test_serve_refuses_a_busy_port(capsys):
 
 _READ_PART = """
 import json, sys
-from tfrecord_tools.reader import make_dataset
+from tfrecord_tools.read.pipeline import make_dataset
 ds = make_dataset(sys.argv[1], batch_size=50, channels=1, shuffle=True, seed=int(sys.argv[2]),
                   num_workers=2, worker_index=int(sys.argv[2]))
 ids = []

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tfrecord_tools.errors import RecordError
-from tfrecord_tools.framing import frame, iter_records, masked_crc32c
-from tfrecord_tools.writer import ShardWriter
+from tfrecord_tools.format.framing import frame, iter_records, masked_crc32c
+from tfrecord_tools.format.writer import ShardWriter
 
 
 def test_masked_crc_of_empty_data_is_the_mask_constant():
@@ -104,7 +104,7 @@ def test_write_many_equals_one_write_per_record(tmp_path, compression):
 
 
 def test_shared_fields_encoder_matches_encode_example():
-    from tfrecord_tools.schema import encode_example, shared_fields_encoder
+    from tfrecord_tools.format.example import encode_example, shared_fields_encoder
 
     encode = shared_fields_encoder(image_format="png", height=28, width=28, channels=1)
     for image, label, name in [(b"", 0, "train/00000"), (b"\x89PNG" * 300, 9, "test/9999 é")]:

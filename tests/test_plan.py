@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfrecord_tools import plan
+from tfrecord_tools.convert import plan
 from tfrecord_tools.errors import ConversionError
 
 

@@ -11,13 +11,13 @@ from PIL import Image
 
 from tfrecord_tools import convert_image_folder, convert_mnist
 from tfrecord_tools.errors import TFRecordToolsError
-from tfrecord_tools.schema import encode_example
-from tfrecord_tools.writer import ShardWriter
+from tfrecord_tools.format.example import encode_example
+from tfrecord_tools.format.writer import ShardWriter
 
 from .conftest import GOOD_PER_CLASS, encode, make_mnist
 
 tf = pytest.importorskip("tensorflow")
-from tfrecord_tools.reader import make_dataset, make_raw_dataset  # noqa: E402
+from tfrecord_tools.read.pipeline import make_dataset, make_raw_dataset  # noqa: E402
 
 N_GOOD = sum(GOOD_PER_CLASS.values())
 

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .errors import TFRecordToolsError
+from .format.errors import TFRecordToolsError
 
 __version__ = "0.1.0"
 
 # name -> module that defines it
 _EXPORTS = {
-    "convert_image_folder": "convert",
-    "convert_mnist": "convert",
-    "ConversionSummary": "summary",
-    "make_dataset": "reader",
-    "make_raw_dataset": "reader",
-    "verify": "verify",
-    "VerifyReport": "verify",
-    "repair": "repair",
-    "RepairReport": "repair",
-    "count_records": "count",
-    "inspect_dataset": "inspecting",
-    "index_shards": "record_index",
+    "convert_image_folder": "convert.api",
+    "convert_mnist": "convert.api",
+    "ConversionSummary": "convert.summary",
+    "make_dataset": "read.pipeline",
+    "make_raw_dataset": "read.pipeline",
+    "verify": "check.verify",
+    "VerifyReport": "check.verify",
+    "repair": "check.repair",
+    "RepairReport": "check.repair",
+    "count_records": "check.count",
+    "inspect_dataset": "check.inspect",
+    "index_shards": "check.index",
     "run_benchmark": "bench",
     "BenchConfig": "bench",
 }

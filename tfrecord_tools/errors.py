@@ -4,9 +4,18 @@ prints the message and exits non-zero."""
 
 from __future__ import annotations
 
+from .format.errors import Damage, FormatError, RecordError, TFRecordToolsError
 
-class TFRecordToolsError(Exception):
-    """Base of every error this package raises on bad input or bad options."""
+__all__ = [
+    "ConversionError",
+    "Damage",
+    "DownloadError",
+    "FormatError",
+    "IDXFormatError",
+    "InvalidImageError",
+    "RecordError",
+    "TFRecordToolsError",
+]
 
 
 class InvalidImageError(TFRecordToolsError):
@@ -35,20 +44,6 @@ class IDXFormatError(TFRecordToolsError):
 
 class DownloadError(TFRecordToolsError):
     """A download that failed (offline, HTTP error) or whose checksum did not match."""
-
-
-class RecordError(TFRecordToolsError):
-    """A damaged TFRecord record: names the file, the 0-based record index and the byte
-    offset where the record starts (in the uncompressed stream)."""
-
-    def __init__(self, path: str, index: int, offset: int, kind: str, detail: str = ""):
-        self.path = path
-        self.index = index
-        self.offset = offset
-        self.kind = kind
-        self.detail = detail
-        extra = f": {detail}" if detail else ""
-        super().__init__(f"{path}: record {index} at byte {offset}: {kind}{extra}")
 
 
 class ConversionError(TFRecordToolsError):

@@ -133,7 +133,8 @@ def _common(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tfrecord(spec: dict[str, Any], tf) -> Source:
-    from ..reader import make_dataset, resolve_shards
+    from ..read.pipeline import make_dataset
+    from ..read.shards import resolve_shards
 
     files = resolve_shards(spec["path"]).files
     options = read_options(spec["threads"], spec["cores"], len(files))
@@ -142,8 +143,8 @@ def _tfrecord(spec: dict[str, Any], tf) -> Source:
 
 
 def _raw(spec: dict[str, Any], tf) -> Source:
-    from ..image_folder import scan_image_folder
-    from ..reader import make_raw_dataset
+    from ..convert.sources.image_folder import scan_image_folder
+    from ..read.pipeline import make_raw_dataset
 
     listing = scan_image_folder(spec["path"])
     files = [str(listing.root / p) for p in listing.paths]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..cores import usable_cpus
 from ..errors import TFRecordToolsError
 
 SOURCES = ("raw", "tfrecord", "keras")
@@ -34,14 +35,6 @@ DEFAULT_THREADS: tuple[int | str, ...] = (1, 2, 4, 8, AUTO)
 
 class BenchError(TFRecordToolsError):
     """Bad benchmark options (the message names the option, what was expected and found)."""
-
-
-def usable_cpus() -> list[int]:
-    """The CPUs this process may run on, sorted; cells pin to the first N of them."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return list(range(os.cpu_count() or 1))
 
 
 def default_cores(usable: int) -> tuple[int, ...]:

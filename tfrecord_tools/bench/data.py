@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..manifest import MANIFEST, read_manifest
-from .config import BenchConfig, BenchError, usable_cpus
+from ..cores import usable_cpus
+from ..format.manifest import read_manifest
+from ..format.naming import MANIFEST
+from .config import BenchConfig, BenchError
 
 Log = Callable[[str], None]
 
@@ -76,14 +78,14 @@ def _source_folder_of(tfrecords: Path) -> Path | None:
     """The image folder a converted dataset came from, when its manifest says and it exists."""
     if not (tfrecords / MANIFEST).is_file():
         return None
-    source = read_manifest(tfrecords).get("source", {})
+    source = read_manifest(tfrecords).data.get("source") or {}
     path = source.get("path") if source.get("kind") == "image_folder" else None
     return Path(path) if path and os.path.isdir(path) else None
 
 
 def _convert(image_dir: Path, out: Path, log: Log) -> dict[str, Any]:
     """Convert ``image_dir`` afresh (overwrite: a resumed conversion would time nothing)."""
-    from ..convert import convert_image_folder
+    from ..convert.api import convert_image_folder
 
     workers = len(usable_cpus())
     log(f"convert: {image_dir} -> {out} ({workers} workers)")

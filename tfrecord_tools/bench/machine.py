@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..cores import usable_cpus
 from .cache import filesystem_type
-from .config import usable_cpus
 
 
 def describe_machine(data_dir: str | os.PathLike) -> dict[str, Any]:

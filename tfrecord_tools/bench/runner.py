@@ -16,7 +16,8 @@ import sys
 import time
 from typing import Any
 
-from .config import BenchConfig, usable_cpus
+from ..cores import usable_cpus
+from .config import BenchConfig
 from .data import BenchData, Log, prepare_data
 from .grid import Cell, child_spec, make_cells
 from .machine import describe_machine

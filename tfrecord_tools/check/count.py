@@ -1,0 +1,97 @@
+"""Counting records without reading them: manifest first, then ``.idx`` files, and only
+when asked, a walk over record headers.
+
+Data flow: locate -> **count** (manifest entry | index line count | header scan). FORMAT.md
+promises that counting never needs a scan: with a manifest or an index, no shard byte is
+read at all. ``scan=True`` covers shards that have neither; on plain files it reads 12 bytes
+per record and seeks over the payloads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from ..errors import TFRecordToolsError
+from ..format.framing import iter_headers
+from ..format.index import count_index
+from .locate import ShardRef, locate
+
+__all__ = ["CountReport", "ShardCount", "count_records", "count_shard"]
+
+SOURCES = ("manifest", "index", "scan")
+
+
+@dataclass(frozen=True)
+class ShardCount:
+    """One shard's record count and where it came from (``manifest``/``index``/``scan``)."""
+
+    file: str
+    split: str | None
+    records: int
+    source: str
+
+
+@dataclass(frozen=True)
+class CountReport:
+    shards: list[ShardCount]
+
+    @property
+    def total(self) -> int:
+        return sum(s.records for s in self.shards)
+
+    @property
+    def by_split(self) -> dict[str, int]:
+        """Records per split (``"-"`` for shards outside a manifest)."""
+        out: dict[str, int] = {}
+        for s in self.shards:
+            out[s.split or "-"] = out.get(s.split or "-", 0) + s.records
+        return out
+
+    def format_text(self) -> str:
+        lines = []
+        for split, records in self.by_split.items():
+            shards = [s for s in self.shards if (s.split or "-") == split]
+            sources = sorted({s.source for s in shards}, key=SOURCES.index)
+            label = "files" if split == "-" else split
+            lines.append(
+                f"{label}: {records:,} records in {len(shards)} shard(s) "
+                f"(from {', '.join(sources)})"
+            )
+        if len(lines) > 1:
+            lines.append(f"total: {self.total:,} records")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "total": self.total,
+            "splits": self.by_split,
+            "shards": [asdict(s) for s in self.shards],
+        }
+
+
+def count_shard(ref: ShardRef, *, scan: bool = False) -> ShardCount:
+    """Count one shard: its manifest entry, else its ``.idx`` file, else (``scan``) its
+    record headers; raises TFRecordToolsError when none of these is available."""
+    if ref.expected is not None:
+        return ShardCount(ref.name, ref.split, ref.expected.num_examples, "manifest")
+    if ref.index_file.exists():
+        return ShardCount(ref.name, ref.split, count_index(ref.index_file), "index")
+    if not scan:
+        raise TFRecordToolsError(
+            f"{ref.path}: no manifest entry and no {ref.index_file.name}; pass --scan to count by "
+            "reading record headers, or run `tfrecord-tools index` once"
+        )
+    try:
+        records = sum(1 for _ in iter_headers(ref.path, ref.compression))
+    except OSError as e:
+        raise TFRecordToolsError(f"{ref.path}: cannot read: {e.strerror or e}") from e
+    return ShardCount(ref.name, ref.split, records, "scan")
+
+
+def count_records(
+    paths: str | os.PathLike | Sequence[str | os.PathLike], *, scan: bool = False
+) -> CountReport:
+    """Count the records of a dataset folder or shard files without reading payloads."""
+    return CountReport([count_shard(ref, scan=scan) for ref in locate(paths).shards])

@@ -1,0 +1,247 @@
+"""Inspecting a dataset: what is in it, from its manifest, index files and a sample.
+
+Data flow: locate -> count (manifest / .idx / header scan) + a sample of records (the first
+few of a few shards) -> schema.decode_example -> probe image headers -> **report**. Splits,
+shards, counts and bytes cover every shard; feature keys and types, image formats and sizes
+come from the sample only, and the report says so. (Named ``inspecting`` so that it cannot
+shadow the standard library's ``inspect``.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..convert.sources.probe import probe_image, sniff_format
+from ..errors import InvalidImageError, TFRecordToolsError
+from ..format import example as schema
+from ..format.framing import iter_records
+from ..format.naming import LABELS
+from .count import count_shard
+from .locate import ShardRef, locate
+
+__all__ = ["InspectReport", "ShardSummary", "inspect_dataset"]
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    file: str
+    split: str | None
+    compression: str
+    records: int | None  # None when it could not be counted
+    bytes: int | None  # on disk; None for a missing shard
+    count_source: str | None
+
+
+@dataclass(frozen=True)
+class InspectReport:
+    """Everything ``tfrecord-tools inspect`` shows; ``to_json`` is its ``--json`` form."""
+
+    path: str
+    name: str | None
+    shards: list[ShardSummary]
+    classes: list[str] | None
+    features: dict[str, str]  # from the sample: key -> bytes | int64 | float | empty
+    manifest_features: dict[str, str] | None
+    image_formats: dict[str, int]  # from the image bytes' magic numbers
+    image_sizes: dict[str, int]  # "HxWxC" -> records
+    labels: dict[str, int]  # class text (or label number) -> records in the sample
+    sample_records: int
+    sample_shards: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def splits(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for s in self.shards:
+            split = out.setdefault(s.split or "-", {"shards": 0, "records": 0, "bytes": 0})
+            split["shards"] += 1
+            split["records"] = (
+                None
+                if s.records is None or split["records"] is None
+                else (split["records"] + s.records)
+            )
+            split["bytes"] += s.bytes or 0
+        return out
+
+    @property
+    def compression(self) -> list[str]:
+        return sorted({s.compression for s in self.shards})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "compression": self.compression,
+            "splits": self.splits,
+            "shards": [asdict(s) for s in self.shards],
+            "classes": self.classes,
+            "features": self.features,
+            "manifest_features": self.manifest_features,
+            "sample": {
+                "records": self.sample_records,
+                "shards": self.sample_shards,
+                "image_formats": self.image_formats,
+                "image_sizes": self.image_sizes,
+                "labels": self.labels,
+            },
+            "notes": self.notes,
+        }
+
+    def format_text(self) -> str:
+        lines = [
+            f"{self.path}" + (f" (dataset {self.name!r})" if self.name else ""),
+            f"compression: {', '.join(self.compression)}",
+        ]
+        for split, info in self.splits.items():
+            records = "?" if info["records"] is None else f"{info['records']:,}"
+            lines.append(
+                f"  {split}: {info['shards']} shard(s), {records} records, "
+                f"{info['bytes'] / 1e6:,.1f} MB"
+            )
+        if self.classes is not None:
+            shown = ", ".join(self.classes[:20]) + (" …" if len(self.classes) > 20 else "")
+            lines.append(f"classes ({len(self.classes)}): {shown}")
+        lines.append(
+            f"sample: first records of {self.sample_shards} shard(s), {self.sample_records} records"
+        )
+        for key, kind in sorted(self.features.items()):
+            lines.append(f"  feature {key}: {kind}")
+        lines.append(f"  image formats: {_counts(self.image_formats)}")
+        lines.append(f"  image sizes (HxWxC): {_counts(self.image_sizes)}")
+        lines.append(f"  labels: {_counts(self.labels)}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def inspect_dataset(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    sample_shards: int = 4,
+    sample_records: int = 16,
+) -> InspectReport:
+    """Describe a dataset folder or shard files: counts for every shard, contents from the
+    first ``sample_records`` records of ``sample_shards`` shards spread over the list."""
+    if sample_shards < 1 or sample_records < 1:
+        raise TFRecordToolsError("sample sizes must be at least 1")
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    located = locate(paths)
+    notes: list[str] = []
+    shards = [_summarise(ref, notes) for ref in located.shards]
+    sample = _Sample()
+    present = [ref for ref in located.shards if ref.path.exists()]
+    picked = _spread(present, sample_shards)
+    for ref in picked:
+        sample.read(ref, sample_records, notes)
+    manifest = located.manifest
+    classes = manifest.classes if manifest is not None else None
+    if classes is None and located.root is not None and (located.root / LABELS).exists():
+        classes = (located.root / LABELS).read_text(encoding="utf-8").splitlines()
+    return InspectReport(
+        path=os.fspath(paths[0]) if len(paths) == 1 else f"{len(paths)} paths",
+        name=manifest.name if manifest is not None else None,
+        shards=shards,
+        classes=classes,
+        features=dict(sorted(sample.features.items())),
+        manifest_features=manifest.data.get("features") if manifest is not None else None,
+        image_formats=dict(sample.formats.most_common()),
+        image_sizes=dict(sample.sizes.most_common()),
+        labels=dict(sample.labels.most_common()),
+        sample_records=sample.records,
+        sample_shards=len(picked),
+        notes=notes,
+    )
+
+
+def _summarise(ref: ShardRef, notes: list[str]) -> ShardSummary:
+    size = ref.path.stat().st_size if ref.path.exists() else None
+    if size is None:
+        notes.append(f"{ref.path}: listed in the manifest but missing")
+    try:
+        counted = count_shard(ref, scan=True)
+    except TFRecordToolsError as e:
+        notes.append(f"cannot count: {e}")
+        return ShardSummary(ref.name, ref.split, ref.compression, None, size, None)
+    return ShardSummary(ref.name, ref.split, ref.compression, counted.records, size, counted.source)
+
+
+def _spread(items: list[ShardRef], n: int) -> list[ShardRef]:
+    """Up to ``n`` items evenly spread from first to last."""
+    if len(items) <= n:
+        return items
+    step = (len(items) - 1) / (n - 1) if n > 1 else 0
+    return [items[round(i * step)] for i in range(n)]
+
+
+class _Sample:
+    """Accumulates what the sampled records show."""
+
+    def __init__(self) -> None:
+        self.features: dict[str, str] = {}
+        self.formats: Counter[str] = Counter()
+        self.sizes: Counter[str] = Counter()
+        self.labels: Counter[str] = Counter()
+        self.records = 0
+
+    def read(self, ref: ShardRef, limit: int, notes: list[str]) -> None:
+        try:
+            for record in iter_records(ref.path, ref.compression):
+                if record.index >= limit:
+                    break
+                self.add(record.data, f"{ref.path}: record {record.index}", notes)
+        except TFRecordToolsError as e:
+            notes.append(f"sample stopped: {e}")
+        except (OSError, EOFError) as e:
+            notes.append(f"sample stopped: {ref.path}: {e}")
+
+    def add(self, data: bytes, where: str, notes: list[str]) -> None:
+        self.records += 1
+        try:
+            example = schema.decode_example(data)
+        except schema.ExampleParseError as e:
+            notes.append(f"{where}: not a tf.train.Example ({e})")
+            return
+        for key, (kind, _values) in example.items():
+            self.features.setdefault(key, kind)
+        encoded = _first(example, schema.ENCODED)
+        if isinstance(encoded, bytes):
+            self._image(encoded, example, where, notes)
+        label = _first(example, schema.TEXT)
+        label = (
+            label.decode("utf-8", "replace")
+            if isinstance(label, bytes)
+            else _first(example, schema.LABEL)
+        )
+        if label is not None:
+            self.labels[str(label)] += 1
+
+    def _image(self, encoded: bytes, example: dict, where: str, notes: list[str]) -> None:
+        fmt = sniff_format(encoded)
+        stored = _first(example, schema.FORMAT)
+        stored = stored.decode("ascii", "replace").lower() if isinstance(stored, bytes) else None
+        dims = [_first(example, k) for k in (schema.HEIGHT, schema.WIDTH, schema.CHANNELS)]
+        if fmt in ("jpeg", "png"):
+            try:
+                _data, info = probe_image(encoded)
+            except InvalidImageError as e:
+                notes.append(f"{where}: {e}")
+            else:
+                dims = [info.height, info.width, info.channels]
+        elif fmt is None:
+            fmt = stored or "unknown"  # raw pixels have no magic number
+        self.formats[fmt] += 1
+        if all(isinstance(d, int) for d in dims):
+            self.sizes["x".join(map(str, dims))] += 1
+
+
+def _first(example: dict, key: str) -> Any:
+    values = example.get(key, ("empty", []))[1]
+    return values[0] if values else None

@@ -1,0 +1,183 @@
+"""Repairing damaged shards: copy every record whose CRCs check out, drop the rest.
+
+Data flow: locate -> scan (with resync) -> **repair** -> ShardWriter (atomic shard + .idx)
+-> fresh manifest. Unlike ``tf.data``'s ``ignore_errors``, which loses the rest of a file at
+the first bad record, the scanner finds the next record by its framing, so the records
+*after* the damage are kept too. Compressed shards are repaired in their decompressed
+stream (a truncated gzip file keeps everything before the cut) and written back with the
+same compression.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import TFRecordToolsError
+from ..format.errors import Damage
+from ..format.manifest import ShardEntry, write_labels, write_manifest
+from ..format.naming import LABELS, MANIFEST
+from ..format.writer import ShardWriter
+from .locate import Located, ShardRef, locate
+from .scan import RecordScanner
+
+__all__ = ["RepairReport", "ShardRepair", "repair"]
+
+
+@dataclass(frozen=True)
+class ShardRepair:
+    """One shard: source, copy, records kept and what was dropped (``info`` is None for a
+    shard that was missing and so not written)."""
+
+    src: str
+    dst: str
+    kept: int
+    dropped: tuple[Damage, ...]
+    info: ShardEntry | None
+
+    @property
+    def records_dropped(self) -> int:
+        return sum(1 for d in self.dropped if d.end > d.offset)
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    shards: list[ShardRepair]
+    manifest: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kept(self) -> int:
+        return sum(s.kept for s in self.shards)
+
+    @property
+    def records_dropped(self) -> int:
+        return sum(s.records_dropped for s in self.shards)
+
+    @property
+    def clean(self) -> bool:
+        """Nothing was dropped and nothing was missing."""
+        return not self.notes and all(not s.dropped and s.info for s in self.shards)
+
+    def format_text(self) -> str:
+        lines = []
+        for s in self.shards:
+            if s.info is None:
+                continue
+            lines.append(f"{s.dst}: kept {s.kept:,} records, dropped {s.records_dropped}")
+            lines += [
+                f"  dropped record {d.index}: bytes {d.offset}-{d.end} ({d.kind}"
+                f"{': ' + d.detail if d.detail else ''})"
+                for d in s.dropped
+            ]
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append(
+            f"repaired {len(self.shards)} shard(s): kept {self.kept:,} records, "
+            f"dropped {self.records_dropped}"
+        )
+        return "\n".join(lines)
+
+
+def repair(
+    src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False
+) -> RepairReport:
+    """Copy the good records of ``src`` to ``dst``.
+
+    ``src`` a shard file: ``dst`` is a file (or an existing folder to put it in).
+    ``src`` a dataset folder: ``dst`` is a folder that gets repaired shards, ``.idx`` files,
+    ``labels.txt`` and a fresh ``dataset.json`` (counts, sizes and sha256 recomputed, other
+    keys kept, and a ``"repaired"`` entry saying what was dropped).
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        raise TFRecordToolsError(f"{src}: no such file or folder")
+    if src.is_dir():
+        return _repair_folder(src, dst, overwrite)
+    if dst.is_dir():
+        dst = dst / src.name
+    _check_target(src, dst, overwrite)
+    ref = locate([src]).shards[0]
+    return RepairReport([_repair_shard(ref, dst)])
+
+
+def _check_target(src: Path, dst: Path, overwrite: bool) -> None:
+    if dst.exists() and os.path.samefile(src, dst):
+        raise TFRecordToolsError(f"{dst}: the repaired copy must not replace its source")
+    if dst.exists() and not overwrite:
+        raise TFRecordToolsError(f"{dst} exists; pass --overwrite to replace it")
+    if not dst.parent.is_dir():
+        raise TFRecordToolsError(f"{dst.parent}: no such folder")
+
+
+def _repair_shard(ref: ShardRef, dst: Path) -> ShardRepair:
+    dropped: list[Damage] = []
+    kept = 0
+    try:
+        with (
+            ShardWriter(dst, ref.compression) as writer,
+            RecordScanner(ref.path, ref.compression) as scanner,
+        ):
+            for item in scanner:
+                if isinstance(item, Damage):
+                    dropped.append(item)
+                else:
+                    writer.write(bytes(scanner.payload(item)))
+                    kept += 1
+            info = writer.commit()
+    except OSError as e:
+        raise TFRecordToolsError(f"{ref.path} -> {dst}: {e.strerror or e}") from e
+    return ShardRepair(str(ref.path), str(dst), kept, tuple(dropped), info)
+
+
+def _repair_folder(src: Path, dst: Path, overwrite: bool) -> RepairReport:
+    located = locate([src])
+    if dst.exists() and os.path.samefile(src, dst):
+        raise TFRecordToolsError(f"{dst}: repair into a new folder, not into SRC itself")
+    if (dst / MANIFEST).exists() and not overwrite:
+        raise TFRecordToolsError(f"{dst} already holds a dataset; pass --overwrite to replace it")
+    if dst.exists() and not dst.is_dir():
+        raise TFRecordToolsError(f"{dst}: not a folder")
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / MANIFEST).unlink(missing_ok=True)  # until the new one is written: unfinished
+    shards, notes = [], []
+    for ref in located.shards:
+        if ref.path.exists():
+            shards.append(_repair_shard(ref, dst / ref.name))
+        else:
+            shards.append(ShardRepair(str(ref.path), str(dst / ref.name), 0, (), None))
+            notes.append(f"{ref.path}: listed in the manifest but missing: not in the copy")
+    notes += [f"{p}: not listed in the manifest: not copied" for p in located.extra]
+    if located.manifest is None:
+        notes.append(f"{src} has no {MANIFEST}: shards and .idx files written, no manifest")
+        return RepairReport(shards, None, notes)
+    manifest = _repaired_manifest(located, shards, src)
+    if located.manifest.classes is not None:
+        write_labels(dst, located.manifest.classes)
+    elif (src / LABELS).exists():
+        (dst / LABELS).write_bytes((src / LABELS).read_bytes())
+    return RepairReport(shards, write_manifest(dst, manifest), notes)
+
+
+def _repaired_manifest(located: Located, shards: list[ShardRepair], src: Path) -> dict[str, Any]:
+    """The source manifest with each split's shards and counts recomputed."""
+    assert located.manifest is not None
+    manifest = copy.deepcopy(located.manifest.data)
+    by_split: dict[str, list[ShardEntry]] = {split: [] for split in located.manifest.splits}
+    for ref, shard in zip(located.shards, shards, strict=True):
+        if shard.info is not None:
+            by_split[ref.split or ""].append(shard.info)
+    for split, entries in by_split.items():
+        manifest["splits"][split]["shards"] = [e.to_json() for e in entries]
+        manifest["splits"][split]["num_examples"] = sum(e.num_examples for e in entries)
+    dropped = [{"file": Path(s.src).name, **asdict(d)} for s in shards for d in s.dropped]
+    manifest["repaired"] = {
+        "source": str(src.resolve()),
+        "records_dropped": sum(s.records_dropped for s in shards),
+        "dropped": dropped,
+        "missing_shards": [Path(s.src).name for s in shards if s.info is None],
+        "not_copied": [p.name for p in located.extra],
+    }
+    return manifest

@@ -1,0 +1,118 @@
+"""Shard jobs: what a source yields per sample, the job that writes one shard, and what
+the job reports back.
+
+Data flow: plan -> **Job** (a shard's file name + a picklable source of samples) ->
+**run_job** in a worker (reads samples, writes the shard through ``format.writer``) ->
+**ShardResult** -> resume state + summary. Both engines (``local``, ``beam``) run these jobs;
+sources (image folder, MNIST) provide a per-shard object with an ``items()`` generator.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..format.atomic import write_atomic
+from ..format.manifest import ShardEntry
+from ..format.naming import WORK_DIR
+from ..format.writer import ShardWriter
+from .sources import ShardSource
+
+_PROGRESS_EVERY = 0.2  # seconds between progress messages from a worker
+
+
+@dataclass(frozen=True)
+class Job:
+    filename: str
+    split: str
+    out_dir: str
+    compression: str
+    source: ShardSource  # picklable
+
+
+@dataclass
+class ShardResult:
+    info: ShardEntry
+    split: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    formats: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
+    converted_from: dict[str, int] = field(default_factory=dict)
+    source_bytes: int = 0
+    # distinct (height, width, channels) of the shard's images, up to two (two: mixed);
+    # None: not recorded (a shard finished by an older version)
+    shapes: list[list[int]] | None = None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["skipped"] = [list(s) for s in self.skipped]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> ShardResult:
+        data = dict(data)
+        data["info"] = ShardEntry(**data["info"])
+        data["skipped"] = [tuple(s) for s in data["skipped"]]
+        return cls(**data)
+
+
+_progress_queue: Any = None
+
+
+def init_worker(progress_queue) -> None:
+    global _progress_queue
+    _progress_queue = progress_queue
+
+
+def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> ShardResult:
+    """Write one shard. ``report(images, bytes)`` is called now and then with increments."""
+    if report is None:
+        report = _queue_report
+    out_dir = Path(job.out_dir)
+    formats: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    converted: Counter[str] = Counter()
+    skipped: list[tuple[str, str]] = []
+    source_bytes = pending_n = pending_bytes = 0
+    shapes: list[list[int]] = []
+    last = time.monotonic()
+    with ShardWriter(out_dir / job.filename, job.compression) as writer:
+        for item in job.source.items():
+            count = item.count
+            pending_n += count
+            pending_bytes += item.source_bytes
+            if item.skipped is not None:
+                skipped.append(item.skipped)
+            else:
+                if item.records is not None:
+                    writer.write_many(item.records)
+                else:
+                    writer.write_parts(item.example)  # type: ignore[arg-type]
+                formats[item.image_format] += count
+                kinds[item.kind] += count
+                if item.converted_from:
+                    converted[item.converted_from] += count
+                source_bytes += item.source_bytes
+                if len(shapes) < 2 and (shape := list(item.shape or ())) not in shapes:
+                    shapes.append(shape)  # [] stands for an unknown shape
+            if time.monotonic() - last >= _PROGRESS_EVERY:
+                report(pending_n, pending_bytes)
+                pending_n = pending_bytes = 0
+                last = time.monotonic()
+        info = writer.commit()
+    report(pending_n, pending_bytes)
+    result = ShardResult(
+        info, job.split, skipped, dict(formats), dict(kinds), dict(converted), source_bytes, shapes
+    )
+    write_atomic(out_dir / WORK_DIR / f"{job.filename}.json", json.dumps(result.to_json()))
+    return result
+
+
+def _queue_report(images: int, nbytes: int) -> None:
+    if _progress_queue is not None and images:
+        _progress_queue.put((images, nbytes))

@@ -1,0 +1,269 @@
+"""Listing an image folder: the first stage of ``convert images``.
+
+Data flow: **SRC folder -> listing** (classes, relative paths, labels, sizes) -> plan.
+The expected input::
+
+    SRC/
+      daisy/                 <- class 0 (classes sorted by name)
+        100080576.jpg
+        more/deeper.png      <- deeper files belong to their top-level class
+      tulips and roses/      <- class 1 (UTF-8 names and spaces are fine)
+        x.png
+      .DS_Store              <- hidden files and folders are not data
+      notes.txt              <- a file outside any class folder: listed as skipped
+
+Formats are not judged here (the shard workers read the bytes); this only walks the tree.
+
+Memory: a listing holds ~10 bytes per file in packed arrays (paths wait in a temporary
+file), no Python object per file, so converting 100,000 images needs barely more memory
+than 10,000.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import ConversionError, InvalidImageError
+from ...format.example import encode_example_parts
+from ..inherit import shared
+from . import Item
+from .probe import probe_image
+
+
+class PathTable(Sequence[str]):
+    """Relative paths kept in an anonymous temporary file: ``table[i]`` is a ``str``, but
+    memory holds only 4 bytes per path (its end offset). Forked workers inherit the file
+    and read their paths from it (``os.pread``, safe to share)."""
+
+    _FLUSH_AT = 1 << 16
+
+    def __init__(self, paths: Iterable[str] = ()):
+        # the table owns the file for its lifetime; it is deleted when closed or collected
+        self._file = tempfile.TemporaryFile(prefix="tfrecord-tools-paths-")  # noqa: SIM115
+        self._fd = self._file.fileno()
+        self._pending = bytearray()
+        self._size = 0
+        self._ends = array("I")  # while the file is below 4 GiB
+        for path in paths:
+            self.append(path)
+
+    def append(self, path: str) -> None:
+        data = path.encode("utf-8", "surrogateescape")
+        self._pending += data
+        self._size += len(data)
+        if self._size >= 2**32 and self._ends.typecode == "I":
+            self._ends = array("Q", self._ends)
+        self._ends.append(self._size)
+        if len(self._pending) >= self._FLUSH_AT:
+            self._flush()
+
+    def flush(self) -> None:
+        """Write what is pending: before forking processes that read the table."""
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            os.write(self._fd, self._pending)  # regular file: written whole
+            self._pending = bytearray()
+
+    def _bytes(self, index: int) -> bytes:
+        start = self._ends[index - 1] if index > 0 else 0
+        end = self._ends[index]
+        if end > self._size - len(self._pending):  # not flushed yet
+            self._flush()
+        return os.pread(self._fd, end - start, start)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._bytes(index).decode("utf-8", "surrogateescape")
+
+    def __iter__(self) -> Iterator[str]:
+        self._flush()
+        data = os.pread(self._fd, self._size, 0)
+        start = 0
+        for end in self._ends:
+            yield data[start:end].decode("utf-8", "surrogateescape")
+            start = end
+
+    def pack(self, indices: Iterable[int]) -> bytes:
+        """The paths at ``indices`` as one NUL-separated buffer (see :func:`unpack`)."""
+        return b"\0".join(self._bytes(i) for i in indices)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __del__(self) -> None:  # the table's file goes with it, open or not
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+
+
+def unpack(packed: bytes) -> Iterator[str]:
+    """The paths of a :meth:`PathTable.pack` buffer."""
+    if not packed:
+        return iter(())
+    return (p.decode("utf-8", "surrogateescape") for p in packed.split(b"\0"))
+
+
+@dataclass
+class FolderListing:
+    """Every candidate file of an image folder, in a stable order."""
+
+    root: Path
+    classes: list[str]
+    paths: PathTable  # relative to root, '/'-separated
+    labels: array  # of int
+    sizes: array  # of int, bytes
+    fingerprint: str  # sha256 of every path, size and mtime, in order: what a rerun compares
+    skipped: list[tuple[str, str]]  # (relative path, reason)
+
+    def pop_sizes(self) -> array:
+        """The file sizes, which only planning needs; the listing lets go of them, so forked
+        workers do not inherit them (4 bytes a file)."""
+        sizes, self.sizes = self.sizes, array(self.sizes.typecode)
+        return sizes
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".")
+
+
+def scan_image_folder(src: str | os.PathLike) -> FolderListing:
+    """Walk ``src``: one subfolder per class, files at any depth below it."""
+    root = Path(src)
+    if not root.is_dir():
+        raise ConversionError(f"{root}: not a folder (expected one subfolder per class)")
+    classes, skipped = [], []
+    with os.scandir(root) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if not _visible(entry.name):
+                continue
+            if entry.is_dir():
+                classes.append(entry.name)
+            else:
+                skipped.append((entry.name, "not in a class folder"))
+    if not classes:
+        raise ConversionError(f"{root}: no class subfolders found (expected SRC/CLASS/IMAGE)")
+    paths, labels = PathTable(), array("H" if len(classes) < 2**16 else "L")
+    sizes = array("I")  # for planning shard sizes only: 4 GiB and more counts as 4 GiB
+    digest = hashlib.sha256()
+    for label, name in enumerate(classes):
+        for rel, st in _walk_files(root / name, name, skipped):
+            paths.append(rel)
+            labels.append(label)
+            sizes.append(min(st.st_size, 2**32 - 1))
+            entry = f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n"
+            digest.update(entry.encode("utf-8", "surrogateescape"))
+    if not paths:
+        raise ConversionError(f"{root}: the class folders hold no files")
+    paths.flush()
+    return FolderListing(root, classes, paths, labels, sizes, digest.hexdigest(), skipped)
+
+
+def _walk_files(folder: Path, prefix: str, skipped: list[tuple[str, str]]):
+    """(relative path, stat) of every visible file below ``folder``, sorted, depth first;
+    broken links and special files go to ``skipped``."""
+    # names only (a DirEntry per file would cost ~5x more), as bytes: a folder of 10,000
+    # files left ~0.2 MB less behind than as str. UTF-8 bytes sort in code point order.
+    with os.scandir(os.fsencode(folder)) as it:
+        names = sorted(e.name for e in it if not e.name.startswith(b"."))
+    for name in map(os.fsdecode, names):
+        rel, full = f"{prefix}/{name}", os.path.join(folder, name)
+        try:
+            st = os.stat(full)
+        except OSError:  # a broken link, or gone since the listing
+            skipped.append((rel, "not a regular file"))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk_files(Path(full), rel, skipped)
+        elif stat.S_ISREG(st.st_mode):
+            yield rel, st
+        else:
+            skipped.append((rel, "not a regular file"))
+
+
+@dataclass(frozen=True)
+class FolderShard:
+    """The samples of one shard of an image folder; runs in a worker process.
+
+    Forked workers look paths and labels up in the parent's listing (``listing_key``, see
+    ``inherit.share``); otherwise the shard carries its own (``packed``, ``labels``).
+    """
+
+    root: str
+    classes: tuple[str, ...]
+    samples: Sequence[int]  # indices into the listing, in write order (a view of the plan's)
+    validate: str = "fast"
+    strict: bool = False
+    listing_key: str | None = None
+    packed: bytes = b""  # PathTable.pack() of the shard's paths
+    labels: array | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __reduce__(self):
+        # a memoryview of the plan's indices cannot be pickled: the worker gets a copy
+        samples = self.samples
+        if isinstance(samples, memoryview):
+            samples = array(samples.format, samples.tobytes())
+        state = (self.root, self.classes, samples, self.validate, self.strict)
+        return type(self), (*state, self.listing_key, self.packed, self.labels)
+
+    def _paths_and_labels(self) -> Iterator[tuple[str, int]]:
+        if self.listing_key is not None:
+            listing: FolderListing = shared(self.listing_key)
+            return ((listing.paths[i], listing.labels[i]) for i in self.samples)
+        return zip(unpack(self.packed), self.labels or (), strict=True)
+
+    def items(self) -> Iterator[Item]:
+        for rel, label in self._paths_and_labels():
+            full = os.path.join(self.root, rel)
+            try:
+                with open(full, "rb", buffering=0) as f:  # one read, no buffer copy
+                    data = f.read()
+                stored, info = probe_image(data, path=rel, validate=self.validate)
+            except InvalidImageError as e:
+                yield self._skip(rel, e.reason, str(e), len(data))
+                continue
+            except OSError as e:
+                yield self._skip(rel, "unreadable file", f"{full}: {e.strerror or e}", 0)
+                continue
+            example = encode_example_parts(
+                encoded=stored,
+                image_format=info.format,
+                height=info.height,
+                width=info.width,
+                channels=info.channels,
+                label=label,
+                text=self.classes[label],
+                filename=rel,
+            )
+            yield Item(
+                example,
+                info.format,
+                info.kind,
+                info.converted_from,
+                len(data),
+                shape=(info.height, info.width, info.channels),
+            )
+
+    def _skip(self, rel: str, reason: str, message: str, size: int) -> Item:
+        if self.strict:
+            raise ConversionError(f"{os.path.join(self.root, rel)}: {reason} (--strict): {message}")
+        return Item(skipped=(rel, reason), source_bytes=size)

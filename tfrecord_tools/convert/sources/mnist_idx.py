@@ -1,0 +1,507 @@
+"""Source stage for MNIST-style datasets: IDX files -> numpy arrays.
+
+Data flow: ``download_mnist`` (optional) puts the four ``.gz`` files in a folder,
+``find_mnist_files`` locates them, ``load_mnist_split`` reads one split's images and labels
+as uint8 arrays, which the converter turns into Examples and shards.
+
+The IDX format (LeCun's MNIST page): two zero bytes, a type code byte (0x08 = uint8, the
+only type MNIST-style datasets use), a byte with the number of dimensions, then that many
+big-endian uint32 sizes, then the data, row-major. Image files are 3-D (count, rows, cols),
+label files 1-D (count). Files may be gzip-compressed; that is detected from the content.
+
+A header is never trusted: the payload it declares is compared with what the file can
+hold before anything is allocated, and gzip payloads are decompressed in bounded chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from zlib_ng import gzip_ng, zlib_ng
+
+from ...errors import DownloadError, IDXFormatError
+
+__all__ = [
+    "DEFAULT_MIRRORS",
+    "MAX_IMAGE_PIXELS",
+    "MNIST_MD5",
+    "IDXImages",
+    "download_mnist",
+    "find_mnist_files",
+    "load_mnist_split",
+    "read_idx_images",
+    "read_idx_labels",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest image (rows * cols) a header may declare; anything bigger is a corrupt header.
+MAX_IMAGE_PIXELS = 10_000 * 10_000
+
+_UBYTE = 0x08
+_TYPE_NAMES = {
+    0x08: "unsigned byte",
+    0x09: "signed byte",
+    0x0B: "int16",
+    0x0C: "int32",
+    0x0D: "float32",
+    0x0E: "float64",
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+# Deflate cannot expand data by more than 1032:1 (zlib's documented limit), so a gzip file
+# of N bytes holds at most 1032 * N bytes: a larger header is rejected without reading.
+_GZIP_MAX_RATIO = 1032
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What one kind of IDX file must look like."""
+
+    ndim: int
+    description: str
+
+    @property
+    def magic(self) -> int:
+        return (_UBYTE << 8) | self.ndim
+
+
+_IMAGES = _Kind(ndim=3, description="an IDX3 image file")
+_LABELS = _Kind(ndim=1, description="an IDX1 label file")
+_KINDS_BY_MAGIC = {k.magic: k for k in (_IMAGES, _LABELS)}
+
+
+@dataclass(frozen=True, eq=False)
+class IDXImages:
+    """The images of one IDX3 file; ``pixels`` is read-only uint8 (count, rows, cols)."""
+
+    path: str
+    count: int
+    rows: int
+    cols: int
+    pixels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.pixels.shape != (self.count, self.rows, self.cols):
+            raise ValueError(
+                f"pixels shape {self.pixels.shape} != ({self.count}, {self.rows}, {self.cols})"
+            )
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _check_prefix(prefix: bytes, path: str, kind: _Kind) -> None:
+    """Validate the 4 magic bytes: zero, zero, type code, ndim."""
+    if len(prefix) < 4:
+        raise IDXFormatError(
+            f"{path}: too short for an IDX header: expected at least 4 bytes, found {len(prefix)}"
+        )
+    magic = int.from_bytes(prefix, "big")
+    if prefix[:2] != b"\x00\x00":
+        raise IDXFormatError(
+            f"{path}: bad magic number 0x{magic:08x}, expected {kind.magic} "
+            f"({kind.description}); an IDX file starts with two zero bytes"
+        )
+    type_code = prefix[2]
+    if type_code != _UBYTE:
+        name = _TYPE_NAMES.get(type_code, "unknown")
+        raise IDXFormatError(
+            f"{path}: unsupported IDX type code 0x{type_code:02x} ({name}), "
+            f"expected 0x{_UBYTE:02x} (unsigned byte, as in MNIST)"
+        )
+    if magic != kind.magic:
+        other = _KINDS_BY_MAGIC.get(magic)
+        hint = f"; this looks like {other.description}" if other else ""
+        raise IDXFormatError(
+            f"{path}: bad magic number {magic}, expected {kind.magic} ({kind.description}){hint}"
+        )
+
+
+def _parse_dims(raw: bytes, path: str, kind: _Kind) -> tuple[int, ...]:
+    """Decode the big-endian uint32 sizes and reject impossible ones."""
+    needed = 4 * kind.ndim
+    if len(raw) < needed:
+        raise IDXFormatError(
+            f"{path}: header truncated: expected {needed} bytes of dimensions, found {len(raw)}"
+        )
+    dims = struct.unpack(f">{kind.ndim}I", raw)
+    if kind.ndim == 3:
+        _check_image_size(dims[1], dims[2], path)
+    return dims
+
+
+def _check_image_size(rows: int, cols: int, path: str) -> None:
+    if rows == 0 or cols == 0:
+        raise IDXFormatError(f"{path}: header declares empty images of {rows}x{cols} pixels")
+    if rows * cols > MAX_IMAGE_PIXELS:
+        raise IDXFormatError(
+            f"{path}: header declares images of {rows}x{cols} pixels, expected at most "
+            f"10000x10000 pixels; the header is corrupt"
+        )
+
+
+def _read_header(stream: BinaryIO, path: str, kind: _Kind) -> tuple[int, ...]:
+    _check_prefix(stream.read(4), path, kind)
+    return _parse_dims(stream.read(4 * kind.ndim), path, kind)
+
+
+def _describe(dims: tuple[int, ...]) -> str:
+    if len(dims) == 3:
+        return f"{dims[0]} images of {dims[1]}x{dims[2]}"
+    return f"{dims[0]} labels"
+
+
+def _size_error(path: str, dims: tuple[int, ...], expected: int, found: str) -> IDXFormatError:
+    return IDXFormatError(
+        f"{path}: header declares {_describe(dims)} = {expected} payload bytes, found {found}"
+    )
+
+
+# --------------------------------------------------------------------------- payload
+
+
+def _read_plain_payload(
+    f: BinaryIO, path: str, dims: tuple[int, ...], file_size: int, mmap: bool
+) -> np.ndarray:
+    """Check the payload size against the file size, then map or read it."""
+    offset = f.tell()
+    expected = math.prod(dims)
+    available = file_size - offset
+    if available < expected:
+        raise _size_error(path, dims, expected, f"{available} (file too short)")
+    if available > expected:
+        raise _size_error(path, dims, expected, f"{available} ({available - expected} trailing)")
+    if expected == 0:
+        return _readonly(np.zeros(dims, dtype=np.uint8))
+    if mmap:
+        return np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=dims)
+    data = np.fromfile(f, dtype=np.uint8, count=expected)
+    if data.size != expected:  # the file shrank since it was measured
+        raise _size_error(path, dims, expected, f"{data.size} (file changed while reading)")
+    return _readonly(data.reshape(dims))
+
+
+def _read_gzip_payload(
+    gz: BinaryIO, path: str, dims: tuple[int, ...], compressed_size: int
+) -> np.ndarray:
+    """Decompress exactly the declared payload in bounded chunks; memory grows only with
+    data actually present, and reading stops one byte past the declared size."""
+    expected = math.prod(dims)
+    if expected > compressed_size * _GZIP_MAX_RATIO:
+        raise _size_error(
+            path,
+            dims,
+            expected,
+            f"a gzip file of {compressed_size} bytes, which cannot decompress to more than "
+            f"{compressed_size * _GZIP_MAX_RATIO} (the header is corrupt)",
+        )
+    buf = bytearray()
+    while len(buf) < expected:
+        chunk = gz.read(min(_CHUNK, expected - len(buf)))
+        if not chunk:
+            raise _size_error(path, dims, expected, f"{len(buf)} (file too short)")
+        buf += chunk
+    if gz.read(1):
+        raise _size_error(path, dims, expected, f"more than {expected} (trailing data)")
+    return _readonly(np.frombuffer(buf, dtype=np.uint8).reshape(dims))
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _read_idx(path: str | os.PathLike[str], kind: _Kind, *, mmap: bool) -> tuple[str, np.ndarray]:
+    """Read one IDX file of ``kind``, plain or gzip; every failure is an IDXFormatError."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            file_size = os.fstat(f.fileno()).st_size
+            if f.read(2) == _GZIP_MAGIC:
+                f.seek(0)
+                return name, _read_gzip(f, name, kind, file_size)
+            f.seek(0)
+            dims = _read_header(f, name, kind)
+            return name, _read_plain_payload(f, name, dims, file_size, mmap)
+    except OSError as e:
+        raise IDXFormatError(f"{name}: cannot read: {e.strerror or e}") from e
+
+
+def _read_gzip(f: BinaryIO, path: str, kind: _Kind, file_size: int) -> np.ndarray:
+    try:
+        # zlib-ng's GzipFile: gzip's interface, twice its speed (0.13 s for MNIST's
+        # 47 MB of training images, against 0.26 s)
+        with gzip_ng.GzipFile(fileobj=f, mode="rb") as gz:
+            dims = _read_header(gz, path, kind)
+            return _read_gzip_payload(gz, path, dims, file_size)
+    except (OSError, EOFError, zlib.error, zlib_ng.error) as e:
+        raise IDXFormatError(f"{path}: corrupt gzip data: {e}") from e
+
+
+# --------------------------------------------------------------------------- public readers
+
+
+def read_idx_images(path: str | os.PathLike[str], *, mmap: bool = True) -> IDXImages:
+    """Read an IDX3 uint8 image file (plain or gzip).
+
+    A plain file is memory-mapped read-only by default (memory stays flat however big the
+    dataset); ``mmap=False`` reads it into memory instead. Gzip files are always decoded
+    into memory. The array is read-only either way.
+    """
+    name, pixels = _read_idx(path, _IMAGES, mmap=mmap)
+    count, rows, cols = pixels.shape
+    return IDXImages(path=name, count=count, rows=rows, cols=cols, pixels=pixels)
+
+
+def read_idx_labels(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX1 uint8 label file (plain or gzip) into a read-only (count,) array."""
+    return _read_idx(path, _LABELS, mmap=False)[1]
+
+
+def load_mnist_split(
+    images_path: str | os.PathLike[str], labels_path: str | os.PathLike[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read one split: pixels (count, rows, cols) and labels (count,), checked to agree
+    in count and to hold digit labels 0..9."""
+    images = read_idx_images(images_path)
+    labels = read_idx_labels(labels_path)
+    lpath = os.fspath(labels_path)
+    if images.count != labels.shape[0]:
+        raise IDXFormatError(
+            f"{lpath}: expected {images.count} labels, one per image in {images.path}, "
+            f"found {labels.shape[0]}"
+        )
+    bad = np.flatnonzero(labels > 9)
+    if bad.size:
+        i = int(bad[0])
+        raise IDXFormatError(
+            f"{lpath}: label {int(labels[i])} at index {i} is out of range, expected 0..9 "
+            f"({bad.size} bad labels)"
+        )
+    return images.pixels, labels
+
+
+# --------------------------------------------------------------------------- finding files
+
+_SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
+
+
+def _candidates(prefix: str, what: str, idx: str) -> list[str]:
+    """Accepted names for one file, in order of preference (plain before gzip)."""
+    names = [f"{prefix}-{what}-{idx}-ubyte", f"{prefix}-{what}.{idx}-ubyte"]
+    return names + [n + ".gz" for n in names]
+
+
+def _find_one(folder: Path, prefix: str, what: str, idx: str) -> Path | None:
+    for name in _candidates(prefix, what, idx):
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_mnist_files(src_dir: str | os.PathLike[str]) -> dict[str, tuple[Path, Path]]:
+    """Locate the four MNIST files in ``src_dir``.
+
+    Expected layout (each file plain or ``.gz``; ``train-images.idx3-ubyte`` also works)::
+
+        src_dir/
+          train-images-idx3-ubyte    train-labels-idx1-ubyte
+          t10k-images-idx3-ubyte     t10k-labels-idx1-ubyte
+
+    Returns ``{"train": (images, labels), "test": (images, labels)}``.
+    """
+    folder = Path(src_dir)
+    if not folder.is_dir():
+        raise IDXFormatError(
+            f"{folder}: expected a folder holding the MNIST IDX files, found "
+            f"{'a file' if folder.exists() else 'nothing'}; pass --download to fetch them"
+        )
+    found: dict[str, tuple[Path, Path]] = {}
+    missing: list[str] = []
+    for split, prefix in _SPLIT_PREFIXES.items():
+        images = _find_one(folder, prefix, "images", "idx3")
+        labels = _find_one(folder, prefix, "labels", "idx1")
+        missing += [f"{prefix}-images-idx3-ubyte"] if images is None else []
+        missing += [f"{prefix}-labels-idx1-ubyte"] if labels is None else []
+        if images is not None and labels is not None:
+            found[split] = (images, labels)
+    if missing:
+        raise IDXFormatError(_missing_message(folder, missing))
+    return found
+
+
+def _missing_message(folder: Path, missing: Sequence[str]) -> str:
+    present = sorted(p.name for p in folder.iterdir())
+    shown = ", ".join(present[:20]) + (f", … ({len(present)} entries)" if len(present) > 20 else "")
+    return (
+        f"{folder}: missing MNIST file(s) {', '.join(missing)} (plain or .gz); "
+        f"the folder holds: {shown or 'nothing'}. Pass --download to fetch them, "
+        f"or place the four files there yourself"
+    )
+
+
+# --------------------------------------------------------------------------- download
+
+DEFAULT_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+
+#: Well-known MD5 digests of the four MNIST files. MD5 guards against corrupt or wrong
+#: downloads, not against a malicious mirror. Tests may replace entries.
+MNIST_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1ac5e8af6e",
+}
+
+# The real files are at most ~10 MB; a mirror sending more is broken.
+_MAX_DOWNLOAD_BYTES = 64 << 20
+
+
+class _NetworkError(Exception):
+    """Internal: the transfer failed (as opposed to writing or verifying the file)."""
+
+
+def download_mnist(
+    dest_dir: str | os.PathLike[str], *, base_url: str | None = None, timeout: float = 30.0
+) -> dict[str, Path]:
+    """Fetch the four MNIST ``.gz`` files into ``dest_dir``, verified by MD5.
+
+    Files already present with the right digest are kept. ``base_url`` replaces the
+    default mirrors (any URL urllib opens: ``https://``, ``http://``, ``file://``).
+    Returns ``{file name: path}``; any failure is a :class:`DownloadError`.
+    """
+    folder = Path(dest_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"{folder}: cannot create the download folder: {e}") from e
+    mirrors = (base_url,) if base_url is not None else DEFAULT_MIRRORS
+    result: dict[str, Path] = {}
+    for name, md5 in MNIST_MD5.items():
+        target = folder / name
+        if _file_md5(target) == md5:
+            log.info("%s already present, checksum OK", target)
+        else:
+            _fetch_from_mirrors(name, mirrors, target, md5, timeout)
+        result[name] = target
+    return result
+
+
+def _file_md5(path: Path) -> str | None:
+    """MD5 of an existing file, or None if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, _new_md5).hexdigest()
+    except OSError:
+        return None
+
+
+def _new_md5() -> hashlib._Hash:
+    return hashlib.md5(usedforsecurity=False)
+
+
+def _fetch_from_mirrors(
+    name: str, mirrors: Sequence[str], target: Path, md5: str, timeout: float
+) -> None:
+    """Try each mirror in turn; raise one DownloadError listing every failure."""
+    failures: list[DownloadError] = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        try:
+            _fetch_verified(url, target, md5, timeout)
+            return
+        except DownloadError as e:
+            log.info("%s", e)
+            failures.append(e)
+    if len(failures) == 1:
+        raise failures[0]
+    raise DownloadError(
+        f"could not download {name} from any mirror:\n" + "\n".join(f"  - {e}" for e in failures)
+    )
+
+
+def _fetch_verified(url: str, target: Path, md5: str, timeout: float) -> None:
+    """Download ``url`` to a temp file beside ``target``, check it, rename it in place."""
+    log.info("downloading %s", url)
+    tmp: Path | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
+        tmp = Path(tmp_name)
+        with os.fdopen(fd, "wb") as out:
+            found = _stream(url, out, timeout)
+            out.flush()
+            os.fsync(out.fileno())
+        if found != md5:
+            raise DownloadError(
+                f"checksum mismatch for {target.name} downloaded from {url}: expected md5 "
+                f"{md5}, found {found}; the download was removed"
+            )
+        os.replace(tmp, target)
+    except _NetworkError as e:
+        raise DownloadError(
+            f"could not download {target.name} from {url}: {e}; are you offline? "
+            f"place the four files in {target.parent} yourself"
+        ) from e.__cause__
+    except OSError as e:
+        raise DownloadError(f"{target}: cannot write the download: {e}") from e
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _stream(url: str, out: BinaryIO, timeout: float) -> str:
+    """Copy ``url`` into ``out`` in chunks; return the MD5 of what was written.
+
+    Only the network side raises :class:`_NetworkError`; a failing write stays an OSError.
+    """
+    digest = _new_md5()
+    total = 0
+    with _open_url(url, timeout) as response:
+        while chunk := _read_chunk(response):
+            total += len(chunk)
+            if total > _MAX_DOWNLOAD_BYTES:
+                raise _NetworkError(f"more than {_MAX_DOWNLOAD_BYTES} bytes sent, not MNIST")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _open_url(url: str, timeout: float) -> BinaryIO:
+    try:
+        # A fresh opener honours the proxy settings of the environment at call time.
+        return urllib.request.build_opener().open(url, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        e.close()
+        raise _NetworkError(f"HTTP {e.code} {e.reason}") from e
+    except urllib.error.URLError as e:
+        raise _NetworkError(str(e.reason)) from e
+    except (HTTPException, OSError, ValueError) as e:
+        raise _NetworkError(str(e) or type(e).__name__) from e
+
+
+def _read_chunk(response: BinaryIO) -> bytes:
+    try:
+        return response.read(_CHUNK)
+    except (HTTPException, OSError) as e:
+        raise _NetworkError(str(e) or type(e).__name__) from e

@@ -1,0 +1,194 @@
+"""What a conversion reports: the summary object returned to Python callers, the table the
+CLI prints, and the manifest built from the shard results.
+
+Data flow: shard results -> **summary + manifest dict** -> ``dataset.json``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..format.manifest import build_manifest
+from .jobs import ShardResult
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    num_examples: int
+    num_shards: int
+    num_bytes: int
+
+
+@dataclass(frozen=True)
+class ConversionSummary:
+    """The outcome of ``convert_image_folder`` / ``convert_mnist``."""
+
+    out_dir: Path
+    name: str
+    classes: list[str]
+    splits: dict[str, SplitSummary]
+    skipped: list[tuple[str, str]]
+    image_formats: dict[str, int]
+    image_kinds: dict[str, int]
+    converted_from: dict[str, int]
+    source_bytes: int
+    elapsed: float
+    resumed_shards: int = 0
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def num_examples(self) -> int:
+        return sum(s.num_examples for s in self.splits.values())
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(s.num_bytes for s in self.splits.values())
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        return dict(Counter(reason for _, reason in self.skipped).most_common())
+
+    @property
+    def images_per_second(self) -> float:
+        return self.num_examples / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def megabytes_per_second(self) -> float:
+        return self.source_bytes / self.elapsed / 1e6 if self.elapsed > 0 else 0.0
+
+    def format_table(self) -> str:
+        """The human-readable summary the CLI prints."""
+        rows = [("split", "examples", "shards", "bytes")]
+        for split, s in self.splits.items():
+            rows.append((split, f"{s.num_examples:,}", str(s.num_shards), _human(s.num_bytes)))
+        rows.append(
+            (
+                "total",
+                f"{self.num_examples:,}",
+                str(sum(s.num_shards for s in self.splits.values())),
+                _human(self.num_bytes),
+            )
+        )
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = [f"{self.name}: {len(self.classes)} classes -> {self.out_dir}"]
+        for i, row in enumerate(rows):
+            lines.append(
+                "  "
+                + "  ".join(
+                    c.ljust(w) if j == 0 else c.rjust(w)
+                    for j, (c, w) in enumerate(zip(row, widths, strict=False))
+                )
+            )
+            if i == 0 or i == len(rows) - 2:
+                lines.append("  " + "  ".join("-" * w for w in widths))
+        lines.append(f"  formats: {_counts(self.image_formats)}")
+        lines.append(f"  kinds: {_counts(self.image_kinds)}")
+        if self.converted_from:
+            lines.append(f"  converted to PNG from: {_counts(self.converted_from)}")
+        if self.skipped:
+            lines.append(
+                f"  skipped {len(self.skipped)}: {_counts(self.skipped_by_reason)}"
+                " (every path is listed in dataset.json)"
+            )
+        else:
+            lines.append("  skipped: none")
+        if self.resumed_shards:
+            lines.append(f"  resumed: {self.resumed_shards} shards were already complete")
+        lines.append(
+            f"  elapsed {self.elapsed:.2f} s: {self.images_per_second:,.0f} images/s, "
+            f"{self.megabytes_per_second:,.1f} MB/s read"
+        )
+        return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _merge(counters: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for c in counters:
+        total.update(c)
+    return dict(total.most_common())
+
+
+def summarise(
+    *,
+    out_dir: Path,
+    name: str,
+    classes: list[str],
+    results: list[ShardResult],
+    split_order: list[str],
+    source: dict[str, Any],
+    pre_skipped: list[tuple[str, str]],
+    compression: str,
+    elapsed: float,
+    resumed: int,
+    extra: dict[str, Any],
+) -> ConversionSummary:
+    """Build the summary and the manifest dict (FORMAT.md) from the shard results."""
+    from .. import __version__
+
+    by_file = sorted(results, key=lambda r: r.info.file)
+    skipped = list(pre_skipped) + [s for r in by_file for s in r.skipped]
+    shards = {split: [r.info for r in by_file if r.split == split] for split in split_order}
+    splits = {
+        split: SplitSummary(
+            sum(s.num_examples for s in infos), len(infos), sum(s.num_bytes or 0 for s in infos)
+        )
+        for split, infos in shards.items()
+        if infos
+    }
+    formats = _merge(r.formats for r in results)
+    kinds = _merge(r.kinds for r in results)
+    converted = _merge(r.converted_from for r in results)
+    shape = _common_shape(results)
+    if shape is not None:  # every image has this shape: readers can batch without resizing
+        extra = {"image_shape": shape, **extra}
+    manifest = build_manifest(
+        name=name,
+        source=source,
+        skipped=skipped,
+        classes=classes,
+        compression=compression,
+        splits=shards,
+        statistics={"image_formats": formats, "image_kinds": kinds, "converted_from": converted},
+        extra=extra,
+        tool_version=__version__,
+    )
+    return ConversionSummary(
+        out_dir,
+        name,
+        classes,
+        splits,
+        skipped,
+        formats,
+        kinds,
+        converted,
+        sum(r.source_bytes for r in results),
+        elapsed,
+        resumed,
+        manifest,
+    )
+
+
+def _common_shape(results: list[ShardResult]) -> list[int] | None:
+    """The (height, width, channels) all written images share, or None."""
+    seen: list[list[int]] = []
+    for r in results:
+        if r.shapes is None:
+            return None
+        seen.extend(s for s in r.shapes if s not in seen)
+    return seen[0] if len(seen) == 1 and len(seen[0]) == 3 else None

@@ -1,0 +1,144 @@
+"""What a reader can be told: :class:`ReadOptions`, validated on creation, shared by the
+tf.data pipelines and the raw-file twin. TensorFlow-free.
+
+Data flow: keyword options -> **ReadOptions** -> pipeline. A misspelt option is an error that
+names it and lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..errors import TFRecordToolsError
+
+CHANNEL_CHOICES = (1, 3, 4)
+IMAGE_FORMATS = ("jpeg", "png", "raw")
+PROCESSING_MODES = ("distributed_epoch", "parallel_epochs")
+
+_FORMAT_NAMES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "raw": "raw"}
+
+
+def normalise_format(name: str | None) -> str | None:
+    """``JPEG``/``jpg``/`` png `` -> ``jpeg``/``png``; unknown names -> None."""
+    return _FORMAT_NAMES.get((name or "").strip().lower())
+
+
+def normalise_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    try:
+        height, width = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise TFRecordToolsError(
+            f"image_size must be N or (height, width), got {image_size!r}"
+        ) from None
+    if height < 1 or width < 1:
+        raise TFRecordToolsError(f"image_size must be positive, got {image_size}")
+    return height, width
+
+
+def normalise_processing_mode(mode: str) -> str:
+    """``distributed_epoch`` (every record once, spread over the workers) or
+    ``parallel_epochs`` (every worker runs the whole pipeline)."""
+    spelled = mode.strip().lower().replace("-", "_")
+    if spelled not in PROCESSING_MODES:
+        raise TFRecordToolsError(
+            f"processing_mode must be one of {', '.join(PROCESSING_MODES)}, got {mode!r}"
+        )
+    return spelled
+
+
+def service_address(service: str) -> str:
+    """``grpc://host:port`` from ``host:port`` or ``grpc://host:port``."""
+    address = service if "://" in service else f"grpc://{service}"
+    protocol, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if protocol != "grpc" or not host or not port.isdigit():
+        raise TFRecordToolsError(
+            f"service must look like grpc://HOST:PORT or HOST:PORT, got {service!r}"
+        )
+    return address
+
+
+AUTOTUNE = -1
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Everything a pipeline can be told; validated on creation."""
+
+    batch_size: int | None = None
+    image_size: tuple[int, int] | None = None
+    channels: int = 3
+    shuffle: bool = False
+    shuffle_buffer: int = 10_000
+    seed: int | None = None
+    repeat: bool | int = False
+    drop_remainder: bool = False
+    num_parallel_calls: int | None = AUTOTUNE
+    cycle_length: int = 1
+    threads: int | None = None
+    deterministic: bool | None = None
+    num_workers: int = 1
+    worker_index: int = 0
+    prefetch: int | None = AUTOTUNE
+    image_format: str | None = None  # "png", "jpeg", "raw": skip the per-record tf.case
+    autotune: bool = False  # tf.data's autotuning (see the module docstring)
+    service: str | None = None  # tf.data service dispatcher, grpc://host:port
+    processing_mode: str = "distributed_epoch"
+    job_name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_size", normalise_size(self.image_size))
+        if self.channels not in CHANNEL_CHOICES:
+            raise TFRecordToolsError(f"channels must be 1, 3 or 4, got {self.channels}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise TFRecordToolsError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.num_workers < 1 or not 0 <= self.worker_index < self.num_workers:
+            raise TFRecordToolsError(
+                f"worker_index {self.worker_index} is not in 0..{self.num_workers - 1}"
+            )
+        if self.cycle_length < 1:
+            raise TFRecordToolsError(f"cycle_length must be at least 1, got {self.cycle_length}")
+        if self.image_format is not None:
+            fmt = normalise_format(self.image_format)
+            if fmt is None:
+                raise TFRecordToolsError(
+                    f"image_format must be png, jpeg or raw, got {self.image_format!r}"
+                )
+            object.__setattr__(self, "image_format", fmt)
+        if self.service is not None:
+            object.__setattr__(self, "service", service_address(self.service))
+            object.__setattr__(
+                self, "processing_mode", normalise_processing_mode(self.processing_mode)
+            )
+            if self.num_workers > 1:
+                raise TFRecordToolsError(
+                    "service and num_workers/input_context do not mix: the tf.data service "
+                    "already spreads the files over its workers"
+                )
+        if self.shuffle_buffer < 1:
+            raise TFRecordToolsError("shuffle_buffer must be at least 1")
+
+
+def options_from(kwargs: dict[str, Any]) -> ReadOptions:
+    """ReadOptions from keyword arguments; ``input_context`` (a ``tf.distribute.InputContext``)
+    stands for ``num_workers``/``worker_index``. Unknown names are an error naming them."""
+    kwargs = dict(kwargs)
+    known = {f.name for f in fields(ReadOptions)} | {"input_context"}
+    for name in kwargs:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TFRecordToolsError(
+                f"unknown option {name!r}{hint}; valid options: {', '.join(sorted(known))}"
+            )
+    context = kwargs.pop("input_context", None)
+    if context is not None:  # a tf.distribute.InputContext
+        kwargs["num_workers"] = context.num_input_pipelines
+        kwargs["worker_index"] = context.input_pipeline_id
+    return ReadOptions(**kwargs)

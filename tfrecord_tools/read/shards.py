@@ -1,0 +1,92 @@
+"""Which files a reader reads: a dataset folder (its manifest), or globs / lists of TFRecord
+files from elsewhere, and the part of them a host reads. TensorFlow-free.
+
+Data flow: PATH -> **shard list** (files, counts, compression, one format / shape when the
+manifest says so) -> per-host part -> pipeline.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import TFRecordToolsError
+from ..format.compression import detect_compression, normalize_compression
+from ..format.manifest import read_manifest
+from ..format.naming import INDEX_SUFFIX, MANIFEST, SHARD_GLOB, is_shard_name
+from .options import ReadOptions
+
+
+@dataclass(frozen=True)
+class ShardList:
+    files: list[str]
+    counts: list[int] | None  # per file, when a manifest says
+    compression: str
+    image_shape: tuple[int, int, int] | None = None  # when the manifest says all agree
+    image_format: str | None = None  # when the manifest says all records have one format
+
+
+def resolve_shards(
+    path: str | os.PathLike | Sequence[str], split: str = "train", compression: str | None = None
+) -> ShardList:
+    """Shard files of ``split`` from a dataset folder (its manifest), or files matching a
+    glob / list of paths (third-party TFRecords without a manifest)."""
+    if isinstance(path, (str, os.PathLike)) and (Path(path) / MANIFEST).is_file():
+        manifest = read_manifest(path)
+        if split not in manifest.splits:
+            raise TFRecordToolsError(
+                f"{path}: no split {split!r}; it has {', '.join(manifest.splits) or 'none'}"
+            )
+        shards = manifest.splits[split].shards
+        if compression is not None and normalize_compression(compression) != manifest.compression:
+            raise TFRecordToolsError(
+                f"{path}: compression {compression!r} given, "
+                f"but the manifest says {manifest.compression!r}"
+            )
+        return ShardList(
+            [str(Path(path) / s.file) for s in shards],
+            [s.num_examples for s in shards],
+            manifest.compression,
+            manifest.image_shape,
+            manifest.image_format,
+        )
+    patterns = [str(path)] if isinstance(path, (str, os.PathLike)) else [str(p) for p in path]
+    if not patterns:
+        raise TFRecordToolsError("no TFRecord files given")
+    files: list[str] = []
+    for pattern in patterns:
+        folder = Path(pattern).is_dir()
+        if folder:
+            pattern = os.path.join(pattern, SHARD_GLOB)
+        matches = sorted(
+            m
+            for m in globlib.glob(pattern)
+            if os.path.isfile(m)
+            and (is_shard_name(os.path.basename(m)) or not folder)
+            and not m.endswith(INDEX_SUFFIX)
+        )
+        if not matches:
+            raise TFRecordToolsError(f"{pattern}: no TFRecord files match")
+        files.extend(matches)
+    found = (
+        normalize_compression(compression)
+        if compression is not None
+        else detect_compression(files[0])
+    )
+    return ShardList(files, None, found)
+
+
+def host_files(files: list[str], counts: list[int] | None, opts: ReadOptions):
+    """Per-host sharding by file, before any shuffle."""
+    if opts.num_workers == 1:
+        return files, counts
+    if len(files) < opts.num_workers:
+        raise TFRecordToolsError(
+            f"{len(files)} shard files cannot be shared by {opts.num_workers} workers: "
+            "convert with more shards (--shards) or use fewer workers"
+        )
+    picked = range(opts.worker_index, len(files), opts.num_workers)
+    return [files[i] for i in picked], (None if counts is None else [counts[i] for i in picked])
