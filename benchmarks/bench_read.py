@@ -9,7 +9,11 @@ Cells (images/s, median of --repeats timed passes after a warm-up pass):
   twin, warm and cold page cache (files evicted with posix_fadvise DONTNEED);
 - MNIST raw encoding, with the ceiling of TensorFlow's record reader (``TFRecordDataset``
   and ``batch`` alone, nothing parsed).
-CPU affinity is set before TensorFlow is imported, so its thread pools size to the cores.
+The reader cells run in the harness's own child process (``tfrecord_tools.bench.child``):
+pinned to the first N usable CPUs before TensorFlow is imported, evicted and checked with
+``posix_fadvise``/``mincore`` for cold runs, timed from the iterator's creation to the last
+element, as ``tfrecord-tools bench`` times its cells. The limit and the record-reader
+ceiling run in read_child.py, which pins and times with the same functions.
 """
 
 from __future__ import annotations
@@ -17,36 +21,62 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tfrecord_tools.bench.grid import Cell, cell_spec
+from tfrecord_tools.bench.runner import cell_record, run_child
+from tfrecord_tools.bench.timing import figures, rates
+from tfrecord_tools.cores import usable_cpus
+
 CHILD = Path(__file__).with_name("read_child.py")  # a file: autograph needs the source
+READERS = ("tfrecord", "raw")  # cells the harness's child runs; the others: read_child.py
 
 
 def run_cell(cell: dict) -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(CHILD), json.dumps(cell)], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"cell {cell} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    med = statistics.median(out["times"])
+    """Run one cell in a fresh pinned process, print its line and return its figures."""
+    cpus = usable_cpus()
+    if cell["source"] in READERS:
+        # threads "auto": TensorFlow's own pools, sized to the pinned cores; the reader
+        # gets exactly the cell's options
+        harness_cell = Cell(cell["source"], "auto", cell["cores"], cell["cache"])
+        spec = cell_spec(
+            harness_cell,
+            cell["path"],
+            cpus=cpus,
+            batch_size=cell["batch"],
+            image_size=cell.get("image_size"),
+            channels=cell["channels"],
+            repeats=cell["repeats"],
+            options=cell.get("options", {}),
+        )
+        result = run_child(spec)
+    else:
+        result = run_child({**cell, "cpus": cpus[: cell["cores"]]}, script=CHILD)
+    if "error" in result:
+        raise SystemExit(f"cell {cell} failed:\n{result['error']}")
+    if cell["source"] in READERS:
+        fig = cell_record(harness_cell, spec, result)
+    elif "repeats" in result:  # the record reader, timed by timing.measure
+        fig = figures(result["repeats"])
+    else:  # the limit: one graph call per repeat
+        fig = rates(result["images"], result["seconds"])
     cell = {
         **cell,
-        "images": out["n"],
-        "median_s": med,
-        "images_per_s": out["n"] / med,
-        "min_s": min(out["times"]),
-        "max_s": max(out["times"]),
+        "images": fig["images"],
+        "median_s": fig["seconds_median"],
+        "images_per_s": fig["images_per_s"],
+        "min_s": min(fig["seconds"]),
+        "max_s": max(fig["seconds"]),
     }
     print(
         f"  {cell['label']:<44} {cell['cores']} core(s) {cell['cache']:<4} "
-        f"{cell['images_per_s']:>10,.0f} img/s  (median of {len(out['times'])}, "
-        f"{cell['min_s']:.3f}-{cell['max_s']:.3f} s for {out['n']:,})"
+        f"{cell['images_per_s']:>10,.0f} img/s  (median of {len(fig['seconds'])}, "
+        f"{cell['min_s']:.3f}-{cell['max_s']:.3f} s for {fig['images']:,})"
     )
+    if fig.get("evicted") is False:  # as the harness's table marks it
+        print(f"    cold!: {fig['cache_note']}")
     return cell
 
 

@@ -4,7 +4,9 @@ process on this machine) against reading the same shards locally, batched.
     .venv/bin/python benchmarks/bench_service.py [--work /tmp/tfrt-bench] [--repeats 3]
 
 Each setting reads whole epochs (a fresh iterator, so a fresh service job, per repeat: job
-start-up counts) after one warm-up epoch; the figure is the median. On one 2-core machine
+start-up counts) after one warm-up epoch, timed as the harness times a cell
+(``tfrecord_tools.bench.timing``: from the iterator's creation to the last batch; the
+trainer's CPU over the same interval); the figure is the median. On one 2-core machine
 the service cannot add CPUs: it shows the cost of the hop (serialising batches, gRPC), and
 how much of the trainer's own CPU it frees; on real clusters the workers bring their own.
 """
@@ -14,11 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import time
 from pathlib import Path
 
+from tfrecord_tools.bench.timing import figures, measure
 from tfrecord_tools.read.service import ServerProcess, start_local_service
 
 
@@ -29,29 +30,27 @@ def cpu_seconds(server: ServerProcess) -> float:
 
 
 def time_epochs(make, repeats: int, servers: list[ServerProcess]) -> dict:
-    def cpu() -> float:
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        return own.ru_utime + own.ru_stime
+    """A warm-up epoch, then ``repeats`` timed epochs: the harness's ``timing.measure``
+    (iterator creation to the last element), with the servers' CPU sampled around each."""
 
-    n = sum(len(images) for images, _ in make())  # warm-up epoch
-    times, trainer_cpu, server_cpu = [], [], []
-    for _ in range(repeats):
-        c0, s0 = cpu(), sum(cpu_seconds(s) for s in servers)
-        t0 = time.perf_counter()
-        got = sum(len(images) for images, _ in make())
-        times.append(time.perf_counter() - t0)
-        trainer_cpu.append(cpu() - c0)
-        server_cpu.append(sum(cpu_seconds(s) for s in servers) - s0)
-        assert got == n, (got, n)
-    med = statistics.median(times)
+    def server_cpu() -> dict[str, float]:
+        return {"server_cpu_s": sum(cpu_seconds(s) for s in servers)}
+
+    timed = measure(make, repeats=repeats, counters=server_cpu)
+    n = timed["images_per_pass"]
+    for rep in timed["repeats"]:
+        if rep["images"] != n:
+            raise SystemExit(f"an epoch read {rep['images']} records, the warm-up {n}")
+    fig = figures(timed["repeats"])
+    server = statistics.median(r["server_cpu_s"] for r in timed["repeats"])
     return {
         "records": n,
-        "median_s": med,
-        "min_s": min(times),
-        "max_s": max(times),
-        "records_per_s": n / med,
-        "trainer_cpu_us_per_record": 1e6 * statistics.median(trainer_cpu) / n,
-        "server_cpu_us_per_record": 1e6 * statistics.median(server_cpu) / n,
+        "median_s": fig["seconds_median"],
+        "min_s": min(fig["seconds"]),
+        "max_s": max(fig["seconds"]),
+        "records_per_s": fig["images_per_s"],
+        "trainer_cpu_us_per_record": 1000 * fig["cpu_ms_per_image"],
+        "server_cpu_us_per_record": 1e6 * server / n,
     }
 
 

@@ -1,45 +1,33 @@
-"""One cell of bench_read.py, in a fresh process pinned to the requested cores.
+"""The two cells of bench_read.py that the harness has no source for, in a fresh process
+pinned to the requested cores: the decode-bound limit, and TensorFlow's record reader alone.
 
-A file, not ``python -c``: autograph needs the source of the functions it converts.
+    python benchmarks/read_child.py SPEC_JSON   (bench_read.py runs it through
+                                                 tfrecord_tools.bench.runner.run_child)
+
+The reader cells of bench_read.py run in the harness's own child (``tfrecord_tools.bench.
+child``); these two pin, time and answer with its functions: ``child.pin`` before
+TensorFlow is imported, ``timing.measure`` for the record reader's passes, ``child.answer``
+for the result line. A file, not ``python -c``: autograph needs the source of the functions
+it converts.
 """
 
 import json
 import os
+import statistics
 import sys
 import time
 
+from tfrecord_tools.bench.child import answer, pin
+from tfrecord_tools.bench.timing import measure
+
 CELL = json.loads(sys.argv[1])
-os.sched_setaffinity(0, set(range(CELL["cores"])))  # before TensorFlow sizes its pools
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+AFFINITY = pin(CELL["cpus"])  # before TensorFlow sizes its pools
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
 from tfrecord_tools.format.example import decode_example  # noqa: E402
 from tfrecord_tools.format.framing import iter_records  # noqa: E402
-from tfrecord_tools.read.pipeline import make_dataset, make_raw_dataset  # noqa: E402
-
-
-def evict(paths):
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def files_of(root):
-    return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f[0] != "."]
-
-
-def time_pass(make):
-    """Seconds from iterator creation to the last element's arrival."""
-    ds = make()
-    t = time.perf_counter()
-    n = 0
-    for images, _ in ds:
-        n += int(images.shape[0])
-    return n, time.perf_counter() - t
 
 
 def encoded_images(root):
@@ -95,8 +83,8 @@ def limit(cell):
             t = time.perf_counter()
             run(data).numpy()
             times[name].append(time.perf_counter() - t)
-    best = min(times.values(), key=lambda ts: sorted(ts)[len(ts) // 2])
-    return int(data.shape[0]), best
+    best = min(times.values(), key=statistics.median)  # the harness's figure: the median
+    return {"images": int(data.shape[0]), "seconds": best}
 
 
 def records_only(cell):
@@ -108,42 +96,15 @@ def records_only(cell):
     options = tf.data.Options()
     options.autotune.enabled = False
 
-    def one_pass():
-        ds = tf.data.TFRecordDataset(files).batch(cell["batch"]).prefetch(2)
-        t = time.perf_counter()
-        n = sum(int(records.shape[0]) for records in ds.with_options(options))
-        return n, time.perf_counter() - t
+    def make():
+        return tf.data.TFRecordDataset(files).batch(cell["batch"]).prefetch(2).with_options(options)
 
-    one_pass()
-    passes = [one_pass() for _ in range(cell["repeats"])]
-    return passes[0][0], [dt for _, dt in passes]
+    return measure(make, repeats=cell["repeats"], files=files)  # warm: files only checked
 
 
 def main():
-    kw = {
-        "batch_size": CELL["batch"],
-        "image_size": CELL.get("image_size"),
-        "channels": CELL["channels"],
-        **CELL.get("options", {}),
-    }
-    if CELL["source"] == "limit":
-        n, times = limit(CELL)
-    elif CELL["source"] == "records":
-        n, times = records_only(CELL)
-    else:
-        reader = make_dataset if CELL["source"] == "tfrecord" else make_raw_dataset
-
-        def make():
-            return reader(CELL["path"], **kw)
-
-        time_pass(make)  # warm-up: traces functions, fills the page cache
-        times = []
-        for _ in range(CELL["repeats"]):
-            if CELL["cache"] == "cold":
-                evict(files_of(CELL["path"]))
-            n, dt = time_pass(make)
-            times.append(dt)
-    print(json.dumps({"n": n, "times": times}))
+    cell = {"limit": limit, "records": records_only}[CELL["source"]]
+    answer({**cell(CELL), "affinity": AFFINITY})
 
 
 main()

@@ -23,7 +23,7 @@ from tfrecord_tools.format import example as schema
 from tfrecord_tools.format.writer import ShardWriter
 
 tf = pytest.importorskip("tensorflow")
-from tfrecord_tools import decode  # noqa: E402  (imports TensorFlow)
+from tfrecord_tools.read import decode  # noqa: E402  (imports TensorFlow)
 
 PARSE_RECORDS = 2048
 PARSE_BATCH = 256
@@ -105,7 +105,7 @@ def test_serialise_example(benchmark, kind, how):
         (lambda: schema.encode_example(**fields)) if how == "ours" else lambda: _tf_example(fields)
     )
     data = benchmark(encode)
-    parsed = tf.io.parse_single_example(data, schema.parse_spec())
+    parsed = tf.io.parse_single_example(data, decode.parse_spec())
     assert parsed[schema.ENCODED].numpy() == fields["encoded"]
     _per_second(benchmark, 1, "records")
 
@@ -120,7 +120,7 @@ def records() -> tf.Tensor:
 
 @pytest.mark.parametrize("how", ["per-record", "batched"])
 def test_parse_examples(benchmark, records, how):
-    spec = schema.parse_spec()
+    spec = decode.parse_spec()
     ds = tf.data.Dataset.from_tensor_slices(records)
     if how == "per-record":
         ds = ds.map(lambda r: tf.io.parse_single_example(r, spec)[schema.LABEL]).batch(PARSE_BATCH)

@@ -15,7 +15,7 @@ from tfrecord_tools import convert_image_folder, convert_mnist
 from tfrecord_tools.cli import main
 from tfrecord_tools.errors import ConversionError
 
-from .conftest import make_mnist
+from .helpers import make_mnist
 
 HAVE_BEAM = importlib.util.find_spec("apache_beam") is not None
 needs_beam = pytest.mark.skipif(not HAVE_BEAM, reason="the beam extra is not installed")

@@ -529,11 +529,12 @@ def test_count_never_reads_shards_with_a_manifest_or_index(plain_copy, monkeypat
     monkeypatch.setattr(scan_mod, "RecordScanner", no_reading)
     monkeypatch.setattr("tfrecord_tools.format.framing.iter_headers", no_reading)
     monkeypatch.setattr("tfrecord_tools.check.count.iter_headers", no_reading)
-    for shard in shard_files(plain_copy):
-        shard.write_bytes(b"garbage")  # nothing valid left to read
+    for shard in shard_files(plain_copy):  # nothing valid left to read, sizes unchanged
+        shard.write_bytes(bytes(shard.stat().st_size))
     assert count_records([plain_copy]).total == N_GOOD
     assert {s.source for s in count_records([plain_copy]).shards} == {"manifest"}
     (plain_copy / "dataset.json").unlink()
+    (plain_copy / "labels.txt").unlink()  # shards with indexes from elsewhere, not ours
     report = count_records(shard_files_from_idx(plain_copy))
     assert report.total == N_GOOD and {s.source for s in report.shards} == {"index"}
 

@@ -11,7 +11,8 @@ import pytest
 
 from tfrecord_tools.cli import main
 
-from .conftest import BAD, GOOD_PER_CLASS, make_mnist
+from .conftest import BAD, GOOD_PER_CLASS
+from .helpers import make_mnist
 
 
 def test_convert_images_prints_summary(image_folder, tmp_path, capsys):

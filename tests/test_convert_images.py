@@ -213,8 +213,8 @@ def test_interrupted_conversion_reruns_to_completion(image_folder, tmp_path, mon
 
 def test_finished_output_needs_overwrite(image_folder, tmp_path):
     convert_image_folder(image_folder, tmp_path, workers=1, quiet=True)
-    with pytest.raises(ConversionError, match="--overwrite"):
-        convert_image_folder(image_folder, tmp_path, workers=1, quiet=True)
+    with pytest.raises(ConversionError, match="--overwrite"):  # other options
+        convert_image_folder(image_folder, tmp_path, workers=1, quiet=True, seed=5)
     again = convert_image_folder(
         image_folder, tmp_path, workers=1, quiet=True, shards=2, overwrite=True
     )
@@ -259,8 +259,8 @@ def test_vanished_and_broken_files_are_listed_not_fatal(tmp_path, image_folder, 
     (src / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
     real_scan = convert_mod.scan_image_folder
 
-    def scan_then_delete(path):
-        listing = real_scan(path)
+    def scan_then_delete(path, **options):
+        listing = real_scan(path, **options)
         (src / "gone.jpg").unlink()  # removed between listing and reading
         return listing
 

@@ -12,8 +12,7 @@ from PIL import Image
 from tfrecord_tools import convert_mnist
 from tfrecord_tools.errors import ConversionError, DownloadError, IDXFormatError
 
-from .conftest import make_mnist
-from .helpers import read_dataset
+from .helpers import make_mnist, read_dataset
 
 
 @pytest.mark.parametrize(("encoding", "gz"), [("png", False), ("raw", True)])

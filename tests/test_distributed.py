@@ -19,7 +19,7 @@ from tfrecord_tools import convert_mnist
 from tfrecord_tools.errors import TFRecordToolsError
 from tfrecord_tools.read.service import start_local_service
 
-from .conftest import write_idx
+from .helpers import write_mnist
 
 tf = pytest.importorskip("tensorflow")
 from tfrecord_tools.read.pipeline import make_dataset  # noqa: E402
@@ -32,11 +32,12 @@ START_TIMEOUT = 60
 def numbered(tmp_path_factory):
     """An MNIST-format dataset (raw pixels, 6 train shards) whose image i holds i."""
     src = tmp_path_factory.mktemp("numbered-src")
-    for prefix, n in (("train", N), ("t10k", 10)):
+    splits = {}
+    for split, n in (("train", N), ("test", 10)):
         pixels = np.zeros((n, 28, 28), np.uint8)
         pixels[:, 0, 0], pixels[:, 0, 1] = np.divmod(np.arange(n), 256)
-        write_idx(src / f"{prefix}-images-idx3-ubyte", pixels)
-        write_idx(src / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+        splits[split] = (pixels, np.arange(n) % 10)
+    write_mnist(src, splits)
     out = tmp_path_factory.mktemp("numbered")
     convert_mnist(src, out, encoding="raw", shards=7, workers=1, quiet=True)
     return out

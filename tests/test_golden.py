@@ -106,7 +106,7 @@ def fingerprint(out: Path) -> dict[str, str]:
         data = path.read_bytes()
         if path.name == "dataset.json":
             manifest = json.loads(data)
-            for key in ("created", "engine"):
+            for key in ("created", "engine", "conversion"):
                 manifest.pop(key)
             manifest["source"].pop("path")
             data = json.dumps(manifest, sort_keys=True).encode()

@@ -1,5 +1,5 @@
-"""Tests for the IDX (MNIST) source stage: tiny IDX files made here, plain and gzip, and a
-local HTTP server on 127.0.0.1 for the download. Nothing touches the internet."""
+"""Tests for the IDX (MNIST) source stage: tiny IDX files (the writer in helpers.py), plain and
+gzip, and a local HTTP server on 127.0.0.1 for the download. Nothing touches the internet."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import http.server
 import socket
-import struct
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -20,38 +19,12 @@ import pytest
 from tfrecord_tools.convert.sources import mnist_idx as idx
 from tfrecord_tools.errors import DownloadError, IDXFormatError
 
+from .helpers import idx_bytes, idx_header, write_file, write_idx, write_mnist
+
 COUNT, ROWS, COLS = 5, 4, 3
 PIXELS = np.arange(COUNT * ROWS * COLS, dtype=np.uint8).reshape(COUNT, ROWS, COLS)
 LABELS = np.array([3, 0, 9, 1, 7], dtype=np.uint8)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def idx_header(dims: tuple[int, ...], *, type_code: int = 0x08) -> bytes:
-    """An IDX header: two zero bytes, type code, ndim, big-endian uint32 sizes."""
-    return bytes([0, 0, type_code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    return idx_header(array.shape) + array.astype(np.uint8).tobytes()
-
-
-def write(path: Path, data: bytes, *, gz: bool = False) -> Path:
-    """Write ``data`` to ``path`` (gzip-compressed, with a .gz suffix, if ``gz``)."""
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        data = gzip.compress(data, mtime=0)
-    path.write_bytes(data)
-    return path
-
-
-def write_mnist(folder: Path, *, gz: bool = False, dotted: bool = False) -> None:
-    """The four standard files, holding the tiny PIXELS / LABELS."""
-    sep = "." if dotted else "-"
-    for prefix in ("train", "t10k"):
-        write(folder / f"{prefix}-images{sep}idx3-ubyte", idx_bytes(PIXELS), gz=gz)
-        write(folder / f"{prefix}-labels{sep}idx1-ubyte", idx_bytes(LABELS), gz=gz)
+TINY_MNIST = {"train": (PIXELS, LABELS), "test": (PIXELS, LABELS)}
 
 
 # --------------------------------------------------------------------------- round trip
@@ -60,7 +33,7 @@ def write_mnist(folder: Path, *, gz: bool = False, dotted: bool = False) -> None
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
 @pytest.mark.parametrize("mmap", [True, False], ids=["mmap", "read"])
 def test_images_round_trip(tmp_path: Path, gz: bool, mmap: bool) -> None:
-    path = write(tmp_path / "imgs", idx_bytes(PIXELS), gz=gz)
+    path = write_idx(tmp_path / "imgs", PIXELS, gz=gz)
     images = idx.read_idx_images(path, mmap=mmap)
     assert (images.path, images.count, images.rows, images.cols) == (str(path), 5, 4, 3)
     assert images.pixels.dtype == np.uint8
@@ -71,7 +44,7 @@ def test_images_round_trip(tmp_path: Path, gz: bool, mmap: bool) -> None:
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
 def test_labels_round_trip(tmp_path: Path, gz: bool) -> None:
-    path = write(tmp_path / "labels", idx_bytes(LABELS), gz=gz)
+    path = write_idx(tmp_path / "labels", LABELS, gz=gz)
     labels = idx.read_idx_labels(path)
     assert labels.dtype == np.uint8
     np.testing.assert_array_equal(labels, LABELS)
@@ -84,7 +57,7 @@ def test_gzip_detected_from_content_not_name(tmp_path: Path) -> None:
 
 
 def test_zero_images(tmp_path: Path) -> None:
-    path = write(tmp_path / "imgs", idx_header((0, 28, 28)))
+    path = write_file(tmp_path / "imgs", idx_header((0, 28, 28)))
     assert idx.read_idx_images(path).pixels.shape == (0, 28, 28)
 
 
@@ -122,7 +95,7 @@ BAD_FILES = [
 def test_bad_file_message(
     tmp_path: Path, gz: bool, reader: str, content: bytes, fragments: list[str]
 ) -> None:
-    path = write(tmp_path / "train-images-idx3-ubyte", content, gz=gz)
+    path = write_file(tmp_path / "train-images-idx3-ubyte", content, gz=gz)
     read = idx.read_idx_images if reader == "images" else idx.read_idx_labels
     with pytest.raises(IDXFormatError) as info:
         read(path)
@@ -142,7 +115,7 @@ ABSURD_HEADERS = [
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
 @pytest.mark.parametrize("header", ABSURD_HEADERS, ids=["2^16-squared", "10k-squared", "4G-28"])
 def test_absurd_header_rejected_without_allocating(tmp_path: Path, gz: bool, header: bytes) -> None:
-    path = write(tmp_path / "imgs", header + bytes(100), gz=gz)
+    path = write_file(tmp_path / "imgs", header + bytes(100), gz=gz)
     tracemalloc.start()
     try:
         with pytest.raises(IDXFormatError) as info:
@@ -161,7 +134,7 @@ def test_absurd_header_rejected_without_allocating(tmp_path: Path, gz: bool, hea
 
 def test_gzip_trailing_data_not_read_to_the_end(tmp_path: Path) -> None:
     """A gzip stream holding far more than the header says stops one byte past it."""
-    path = write(tmp_path / "imgs", IMAGES_OK + bytes(16 << 20), gz=True)
+    path = write_file(tmp_path / "imgs", IMAGES_OK + bytes(16 << 20), gz=True)
     tracemalloc.start()
     try:
         with pytest.raises(IDXFormatError, match=r"more than 60 \(trailing data\)"):
@@ -199,8 +172,8 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_load_split(tmp_path: Path) -> None:
-    images = write(tmp_path / "i", idx_bytes(PIXELS))
-    labels = write(tmp_path / "l", idx_bytes(LABELS), gz=True)
+    images = write_idx(tmp_path / "i", PIXELS)
+    labels = write_idx(tmp_path / "l", LABELS, gz=True)
     pixels, got = idx.load_mnist_split(images, labels)
     np.testing.assert_array_equal(pixels, PIXELS)
     np.testing.assert_array_equal(got, LABELS)
@@ -215,8 +188,8 @@ def test_load_split(tmp_path: Path) -> None:
     ids=["count-mismatch", "label-10"],
 )
 def test_load_split_errors(tmp_path: Path, labels: np.ndarray, fragments: list[str]) -> None:
-    images_path = write(tmp_path / "train-images-idx3-ubyte", idx_bytes(PIXELS))
-    labels_path = write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(labels))
+    images_path = write_idx(tmp_path / "train-images-idx3-ubyte", PIXELS)
+    labels_path = write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
     with pytest.raises(IDXFormatError) as info:
         idx.load_mnist_split(images_path, labels_path)
     message = str(info.value)
@@ -234,7 +207,7 @@ def test_load_split_errors(tmp_path: Path, labels: np.ndarray, fragments: list[s
     ids=["plain", "gz", "dotted", "dotted-gz"],
 )
 def test_find_mnist_files(tmp_path: Path, gz: bool, dotted: bool, suffix: str) -> None:
-    write_mnist(tmp_path, gz=gz, dotted=dotted)
+    write_mnist(tmp_path, TINY_MNIST, gz=gz, dotted=dotted)
     found = idx.find_mnist_files(tmp_path)
     sep = "." if dotted else "-"
     assert found == {
@@ -252,13 +225,13 @@ def test_find_mnist_files(tmp_path: Path, gz: bool, dotted: bool, suffix: str) -
 
 
 def test_find_prefers_plain_over_gz(tmp_path: Path) -> None:
-    write_mnist(tmp_path, gz=True)
-    write_mnist(tmp_path, gz=False)
+    write_mnist(tmp_path, TINY_MNIST, gz=True)
+    write_mnist(tmp_path, TINY_MNIST, gz=False)
     assert all(p.suffix != ".gz" for pair in idx.find_mnist_files(tmp_path).values() for p in pair)
 
 
 def test_find_missing_lists_missing_and_present(tmp_path: Path) -> None:
-    write_mnist(tmp_path)
+    write_mnist(tmp_path, TINY_MNIST)
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     (tmp_path / "train-images-idx3-ubyte").unlink()
     (tmp_path / "README").write_text("hi")
@@ -317,7 +290,7 @@ def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]
         monkeypatch.setenv(var, "127.0.0.1,localhost")
     root = tmp_path / "www"
     (root / "mnist").mkdir(parents=True)
-    write_mnist(root / "mnist", gz=True)
+    write_mnist(root / "mnist", TINY_MNIST, gz=True)
     for name in idx.MNIST_MD5:
         digest = hashlib.md5((root / "mnist" / name).read_bytes()).hexdigest()
         monkeypatch.setitem(idx.MNIST_MD5, name, digest)

@@ -22,7 +22,7 @@ def test_exported_names():
         "BenchConfig", "ConversionSummary", "RepairReport", "TFRecordToolsError",
         "VerifyReport", "__version__", "convert_image_folder", "convert_mnist",
         "count_records", "index_shards", "inspect_dataset", "make_dataset",
-        "make_raw_dataset", "repair", "run_benchmark", "verify",
+        "make_raw_dataset", "repair", "run_benchmark", "verify", "TFRecordDataSource",
     ])  # fmt: skip
     for name in tfrecord_tools.__all__:
         assert getattr(tfrecord_tools, name) is not None
@@ -73,7 +73,13 @@ def test_the_format_layer_imports_nothing_else_of_the_package():
 
 #: The only modules that may import TensorFlow: the tf.data readers and the benchmark's
 #: child process, which measures them.
-TF_MODULES = {"read/pipeline.py", "read/decode.py", "read/service.py", "bench/child.py"}
+TF_MODULES = {
+    "read/pipeline.py",
+    "read/records.py",
+    "read/decode.py",
+    "read/service.py",
+    "bench/child.py",
+}
 
 
 def test_only_the_readers_import_tensorflow():

@@ -55,8 +55,47 @@ def test_shards_total_shared_by_size_at_least_one_each():
         plan.shard_counts({"a": 1, "b": 1, "c": 1}, {"a": 1, "b": 1, "c": 1}, shards=2)
 
 
-def test_never_more_shards_than_examples():
-    assert plan.shard_counts({"train": 3}, {"train": 3}, shards=10) == {"train": 3}
+def test_never_a_one_record_shard_unless_the_split_has_one_example():
+    assert plan.shard_counts({"train": 5}, {"train": 5}, shards=8) == {"train": 2}
+    assert plan.shard_counts({"train": 3}, {"train": 3}, shards=10) == {"train": 1}
+    assert plan.shard_counts({"train": 1}, {"train": 1}, shards=4) == {"train": 1}
+    assert plan.shard_counts({"train": 9, "test": 1}, {"train": 9, "test": 1}, shards=8) == {
+        "train": 4,
+        "test": 1,
+    }
+    assert plan.shard_counts({"train": 6}, {"train": 6}, shard_size=1) == {"train": 3}
+    # the default count too: many large images, few of them
+    assert plan.shard_counts({"train": 2**30}, {"train": 4}, workers=8) == {"train": 2}
+    sizes = [
+        len(p.samples)
+        for p in plan.plan_shards("x", [0] * 5, [1] * 5, splits={"train": 1.0}, shards=8)
+    ]
+    assert sizes == [2, 3]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["train", "validation", "test"]), st.integers(1, 60), min_size=1
+    ),
+    st.integers(1, 40),
+    st.sampled_from(["shards", "shard_size", "default"]),
+)
+def test_shards_hold_at_least_two_records(split_sizes, asked, mode):
+    """Whatever is asked for, a shard gets two records or more unless its split has one
+    example; and never more shards than asked for."""
+    asked = max(asked, len(split_sizes))
+    option = {"shards": {"shards": asked}, "shard_size": {"shard_size": asked}, "default": {}}
+    split_bytes = {s: n * 1000 for s, n in split_sizes.items()}
+    counts = plan.shard_counts(split_bytes, split_sizes, workers=4, **option[mode])
+    assert set(counts) == set(split_sizes)
+    for split, n in counts.items():
+        assert n >= 1
+        smallest = split_sizes[split] // n  # the plan's shards are balanced
+        assert smallest >= plan.MIN_SHARD_RECORDS or split_sizes[split] == 1
+        assert smallest >= 1
+    if mode == "shards":
+        assert sum(counts.values()) <= asked
 
 
 @settings(max_examples=60, deadline=None)
@@ -78,9 +117,10 @@ def test_plan_covers_every_sample_once(labels, seed, spec, shards):
         "x", labels, np.ones(len(labels)), splits=splits, seed=seed, shards=shards
     )
     assert [p.samples for p in plans] == [p.samples for p in again]
+    split_size = {s: sum(len(p.samples) for p in plans if p.split == s) for s in splits}
     for p in plans:
         assert p.filename == f"x-{p.split}.tfrecord-{p.index:05d}-of-{p.count:05d}"
-        assert len(p.samples) > 0
+        assert len(p.samples) >= plan.MIN_SHARD_RECORDS or split_size[p.split] == 1
 
 
 def test_stratified_totals_track_fractions_with_many_small_classes():

@@ -294,10 +294,13 @@ ERROR_CASES: dict[str, tuple[bytes, str]] = {
     "png huge": (crafted_png(100_000, 100_000), "image too large"),
     "png wider than libpng allows": (crafted_png(1_000_001, 1), "unsupported image"),
     "bmp huge": (_bmp_huge(), "image too large"),
-    "gif garbage": (b"GIF89a" + b"\x00" * 3, "unsupported image"),
-    "tiff float": (
-        encode(Image.fromarray(RNG.random((6, 10)).astype(np.float32)), "TIFF"),
-        "unsupported image",
+    "gif garbage": (
+        b"GIF89a" + b"\x00" * 3,
+        "unsupported image (GIF, Pillow: cannot identify image file)",
+    ),
+    "eps": (
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 6\n" + b"%" * 64 + b"\n",
+        "unsupported image (EPS, PostScript, which Pillow would run Ghostscript on)",
     ),
 }
 

@@ -20,6 +20,7 @@ _EXPORTS = {
     "ConversionSummary": "convert.summary",
     "make_dataset": "read.pipeline",
     "make_raw_dataset": "read.pipeline",
+    "TFRecordDataSource": "access.source",
     "verify": "check.verify",
     "VerifyReport": "check.verify",
     "repair": "check.repair",

@@ -4,9 +4,10 @@ to its cores. ``tfrecord-tools bench`` is this, from the command line.
 
 Modules, in data-flow order: ``config`` (options) -> ``data`` (sample set, timed conversion)
 -> ``grid`` (cells) -> ``runner`` (one child per cell) -> ``child`` (the pinned process:
-affinity, then TensorFlow, then timing) with ``cache`` (eviction) -> ``report`` (table, JSON,
-CSV) and ``plot`` (PNG). Importing this package does not import TensorFlow; only the
-children do.
+affinity, then TensorFlow, then timing) with ``timing`` (warm-up, timed passes, figures) and
+``cache`` (eviction) -> ``report`` (table, JSON, CSV) and ``plot`` (PNG). The scripts in
+``benchmarks/`` pin, evict and time with the same functions. Importing this package does
+not import TensorFlow; only the children do.
 
     from tfrecord_tools.bench import run_benchmark
     report = run_benchmark(short=True, out="bench-demo")

@@ -1,15 +1,13 @@
 """One benchmark cell, run in a fresh process: ``python -m tfrecord_tools.bench.child SPEC``.
 
-Data flow: spec (JSON from ``grid.child_spec``) -> **pin to the CPUs, then import
+Data flow: spec (JSON from ``grid.cell_spec``) -> **pin to the CPUs, then import
 TensorFlow** (its thread pools size themselves to the affinity they find) -> thread
-settings -> dataset of the source -> warm-up pass -> timed repeats -> one JSON line on
-stdout, prefixed ``BENCH-RESULT``.
+settings -> dataset of the source -> warm-up pass and timed repeats (``timing.measure``)
+-> one JSON line on stdout, prefixed ``BENCH-RESULT`` (:func:`answer`).
 
-Timing of a repeat: the clock starts when the iterator is created (the dataset is built
-just before, untimed) and stops when the **last element arrives**. tf.data may wait after
-the last element before it reports the end of the data (with autotuning, ~10 ms x (2^k - 1)
-for some k); that wait is excluded from the figure and reported as ``end_wait_s``. CPU time
-(``time.process_time``, every thread of the process) is taken over the same interval.
+A benchmark script with a cell of its own (``benchmarks/read_child.py``) follows the same
+protocol: :func:`pin` first, then TensorFlow, ``timing.measure``, :func:`answer`; the
+parent runs it with ``runner.run_child(spec, script=...)``.
 
 Nothing above ``_run`` may import TensorFlow or numpy: the affinity must come first.
 """
@@ -19,15 +17,26 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .cache import evict_files, resident_fraction
 from .grid import read_options
+from .timing import measure
 
 RESULT_PREFIX = "BENCH-RESULT "
 _KERAS_COLOR = {1: "grayscale", 3: "rgb", 4: "rgba"}
+
+
+def pin(cpus: Sequence[int]) -> list[int]:
+    """Pin this process to ``cpus``; call it before TensorFlow is imported, so that its
+    thread pools size themselves to them. Returns the affinity as seen from inside."""
+    os.sched_setaffinity(0, cpus)
+    return sorted(os.sched_getaffinity(0))
+
+
+def answer(result: dict[str, Any]) -> None:
+    """Hand the cell's result to the parent: one JSON line on stdout (``run_child`` reads it)."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,16 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m tfrecord_tools.bench.child SPEC_JSON", file=sys.stderr)
         return 2
     spec = json.loads(args[0])
-    os.sched_setaffinity(0, spec["cpus"])  # before TensorFlow exists in this process
+    affinity = pin(spec["cpus"])  # before TensorFlow exists in this process
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    result = _run(spec)
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    answer(_run(spec, affinity))
     return 0
 
 
-def _run(spec: dict[str, Any]) -> dict[str, Any]:
-    affinity = sorted(os.sched_getaffinity(0))  # as seen from inside, before TF starts
+def _run(spec: dict[str, Any], affinity: list[int]) -> dict[str, Any]:
     import tensorflow as tf
 
     threads = spec["threads"]
@@ -53,23 +60,9 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     make, files, applied = _SOURCES[spec["source"]](spec, tf)
-    epochs = spec["epochs"]
-
-    start = time.perf_counter()
-    warmup = _timed_pass(make())  # traces the functions, fills the page cache
-    warmup["seconds"] = time.perf_counter() - start
-    repeats = []
-    for _ in range(spec["repeats"]):
-        if spec["cache"] == "cold":
-            cache = evict_files(files).to_json()
-        else:
-            cache = {"resident_before": resident_fraction(files)}
-        start = time.perf_counter()
-        ds = make()
-        if epochs > 1:
-            ds = ds.repeat(epochs)
-        build = time.perf_counter() - start
-        repeats.append({**_timed_pass(ds), "build_s": build, "cache": cache})
+    timed = measure(
+        make, repeats=spec["repeats"], files=files, cache=spec["cache"], epochs=spec["epochs"]
+    )
     return {
         "affinity": affinity,
         "pid": os.getpid(),
@@ -79,43 +72,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
         "options": applied,
         "files": len(files),
         "bytes_per_pass": sum(os.path.getsize(f) for f in files),
-        "images_per_pass": warmup["images"],
-        "output": warmup.pop("output"),
-        "warmup": warmup,
-        "repeats": repeats,
-    }
-
-
-def _timed_pass(ds) -> dict[str, Any]:
-    """Iterate ``ds`` to its end; times are from iterator creation."""
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    first = last = t0
-    cpu_last = cpu0
-    images = batches = first_images = 0
-    output = None
-    for batch, labels in ds:
-        last = time.perf_counter()
-        cpu_last = time.process_time()
-        if output is None:
-            first, first_images = last, int(batch.shape[0])
-            output = {
-                "shape": [None, *batch.shape[1:]],
-                "dtype": batch.dtype.name,
-                "label_dtype": labels.dtype.name,
-            }
-        images += int(batch.shape[0])
-        batches += 1
-    end = time.perf_counter()
-    return {
-        "images": images,
-        "batches": batches,
-        "first_images": first_images,
-        "first_s": first - t0,
-        "last_s": last - t0,
-        "end_wait_s": end - last,
-        "cpu_s": cpu_last - cpu0,
-        "output": output,
+        **timed,
     }
 
 
@@ -127,9 +84,16 @@ Source = tuple[Callable[[], Any], list[str], dict[str, Any]]
 def _common(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "batch_size": spec["batch_size"],
-        "image_size": tuple(spec["image_size"]),
+        "image_size": tuple(spec["image_size"]) if spec["image_size"] else None,
         "channels": spec["channels"],
     }
+
+
+def _reader_options(spec: dict[str, Any], num_files: int) -> dict[str, Any]:
+    """The spec's explicit reader keywords if it has them, else its thread setting's."""
+    if spec.get("options") is not None:
+        return dict(spec["options"])
+    return read_options(spec["threads"], spec["cores"], num_files)
 
 
 def _tfrecord(spec: dict[str, Any], tf) -> Source:
@@ -137,7 +101,7 @@ def _tfrecord(spec: dict[str, Any], tf) -> Source:
     from ..read.shards import resolve_shards
 
     files = resolve_shards(spec["path"]).files
-    options = read_options(spec["threads"], spec["cores"], len(files))
+    options = _reader_options(spec, len(files))
     common = _common(spec)
     return lambda: make_dataset(spec["path"], **common, **options), files, options
 
@@ -148,8 +112,8 @@ def _raw(spec: dict[str, Any], tf) -> Source:
 
     listing = scan_image_folder(spec["path"])
     files = [str(listing.root / p) for p in listing.paths]
-    options = read_options(spec["threads"], spec["cores"], len(files))
-    options.pop("cycle_length")  # one file per element: nothing to interleave
+    options = _reader_options(spec, len(files))
+    options.pop("cycle_length", None)  # one file per element: nothing to interleave
     common = _common(spec)
     return lambda: make_raw_dataset(spec["path"], **common, **options), files, options
 

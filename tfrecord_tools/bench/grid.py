@@ -49,19 +49,50 @@ def child_spec(
     image_dir: Path | None,
     tfrecords: Path | None,
 ) -> dict[str, Any]:
-    """What the child process needs: the cell, the CPUs to pin to, the data, the timing."""
+    """What the child process needs for a cell of ``config``'s grid."""
+    return cell_spec(
+        cell,
+        tfrecords if cell.source == "tfrecord" else image_dir,
+        cpus=cpus,
+        batch_size=config.batch_size,
+        image_size=config.image_size,
+        channels=config.channels,
+        epochs=config.epochs,
+        repeats=config.repeats,
+    )
+
+
+def cell_spec(
+    cell: Cell,
+    path: str | Path | None,
+    *,
+    cpus: list[int],
+    batch_size: int,
+    image_size: int | tuple[int, int] | None,
+    channels: int,
+    epochs: int = 1,
+    repeats: int = 3,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the child process needs: the cell, the CPUs to pin to, the data, the timing.
+
+    ``image_size`` ``None``: the reader's default (the manifest's shape; not for keras).
+    ``options``: reader keywords to use as they are instead of the thread setting's
+    :func:`read_options` (the thread setting still sizes TensorFlow's pools)."""
     if len(cpus) < cell.cores:
         raise ValueError(f"{cell.cores} cores requested, only {len(cpus)} CPUs usable")
-    path = tfrecords if cell.source == "tfrecord" else image_dir
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
     return {
         **asdict(cell),
         "cpus": cpus[: cell.cores],
         "path": str(path),
-        "batch_size": config.batch_size,
-        "image_size": list(config.image_size),
-        "channels": config.channels,
-        "epochs": config.epochs,
-        "repeats": config.repeats,
+        "batch_size": batch_size,
+        "image_size": list(image_size) if image_size else None,
+        "channels": channels,
+        "epochs": epochs,
+        "repeats": repeats,
+        "options": options,
     }
 
 

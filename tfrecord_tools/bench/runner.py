@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from .data import BenchData, Log, prepare_data
 from .grid import Cell, child_spec, make_cells
 from .machine import describe_machine
 from .report import TIMING, BenchReport, write_outputs
+from .timing import figures
 
 _STDERR_TAIL = 30  # lines of a failed child's stderr kept in its record
 
@@ -55,13 +55,18 @@ def run(config: BenchConfig) -> BenchReport:
     return report
 
 
-def run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one cell in a fresh interpreter; its result, or ``{"error": ...}``."""
+def run_child(spec: dict[str, Any], *, script: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Run one cell in a fresh interpreter; its result, or ``{"error": ...}``.
+
+    ``script``: a Python file to run instead of the harness's child (``child.py``), for a
+    cell the harness has no source for; it takes the spec the same way and answers with
+    :func:`child.answer`."""
     from .child import RESULT_PREFIX
 
+    child = [str(script)] if script is not None else ["-m", "tfrecord_tools.bench.child"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     proc = subprocess.run(
-        [sys.executable, "-m", "tfrecord_tools.bench.child", json.dumps(spec)],
+        [sys.executable, *child, json.dumps(spec)],
         capture_output=True,
         text=True,
         env=env,
@@ -93,31 +98,23 @@ def cell_record(cell: Cell, spec: dict[str, Any], result: dict[str, Any]) -> dic
     if "error" in result:
         return {**record, "images_per_s": None, "error": result["error"]}
     reps = result["repeats"]
-    seconds = [r["last_s"] for r in reps]
-    images = reps[0]["images"]
-    median = statistics.median(seconds)
-    steady = [
-        (r["images"] - r["first_images"]) / (r["last_s"] - r["first_s"])
-        for r in reps
-        if r["batches"] > 1 and r["last_s"] > r["first_s"]
-    ]
-    cpu = statistics.median(r["cpu_s"] for r in reps)
+    fig = figures(reps)
     return {
         **record,
-        "images_per_s": images / median,
-        "images_per_s_min": images / max(seconds),
-        "images_per_s_max": images / min(seconds),
-        "mb_per_s": result["bytes_per_pass"] * spec["epochs"] / median / 1e6,
-        "images_per_s_steady": statistics.median(steady) if steady else None,
-        "cpu_ms_per_image": 1000 * cpu / images,
-        "cpu_utilisation": statistics.median(r["cpu_s"] / r["last_s"] for r in reps),
-        "seconds": seconds,
-        "seconds_median": median,
-        "first_s": statistics.median(r["first_s"] for r in reps),
-        "end_wait_s": statistics.median(r["end_wait_s"] for r in reps),
-        "build_s": statistics.median(r["build_s"] for r in reps),
+        "images_per_s": fig["images_per_s"],
+        "images_per_s_min": fig["images_per_s_min"],
+        "images_per_s_max": fig["images_per_s_max"],
+        "mb_per_s": result["bytes_per_pass"] * spec["epochs"] / fig["seconds_median"] / 1e6,
+        "images_per_s_steady": fig["images_per_s_steady"],
+        "cpu_ms_per_image": fig["cpu_ms_per_image"],
+        "cpu_utilisation": fig["cpu_utilisation"],
+        "seconds": fig["seconds"],
+        "seconds_median": fig["seconds_median"],
+        "first_s": fig["first_s"],
+        "end_wait_s": fig["end_wait_s"],
+        "build_s": fig["build_s"],
         "warmup_s": result["warmup"]["seconds"],
-        "images": images,
+        "images": fig["images"],
         "images_per_pass": result["images_per_pass"],
         "files": result["files"],
         "bytes_per_pass": result["bytes_per_pass"],

@@ -75,6 +75,7 @@ def count_shard(ref: ShardRef, *, scan: bool = False) -> ShardCount:
     """Count one shard: its manifest entry, else its ``.idx`` file, else (``scan``) its
     record headers; raises TFRecordToolsError when none of these is available."""
     if ref.expected is not None:
+        _check_listed_file(ref)
         return ShardCount(ref.name, ref.split, ref.expected.num_examples, "manifest")
     if ref.index_file.exists():
         return ShardCount(ref.name, ref.split, count_index(ref.index_file), "index")
@@ -88,6 +89,23 @@ def count_shard(ref: ShardRef, *, scan: bool = False) -> ShardCount:
     except OSError as e:
         raise TFRecordToolsError(f"{ref.path}: cannot read: {e.strerror or e}") from e
     return ShardCount(ref.name, ref.split, records, "scan")
+
+
+def _check_listed_file(ref: ShardRef) -> None:
+    """A shard the manifest lists must be there with the manifest's size: a stat, no read,
+    so a count never vouches for a shard that is gone or cut short."""
+    try:
+        size = ref.path.stat().st_size
+    except OSError as e:
+        raise TFRecordToolsError(
+            f"{ref.path}: listed in the manifest, but {e.strerror or 'cannot be read'}"
+        ) from None
+    expected = ref.expected.num_bytes if ref.expected is not None else None
+    if expected is not None and size != expected:
+        raise TFRecordToolsError(
+            f"{ref.path}: the manifest says {expected} bytes, the file has {size}; "
+            "run `tfrecord-tools verify` on the dataset"
+        )
 
 
 def count_records(

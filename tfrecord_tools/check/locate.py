@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import TFRecordToolsError
 from ..format.compression import detect_compression
-from ..format.manifest import Manifest, ShardEntry, read_manifest
+from ..format.manifest import Manifest, ShardEntry, check_finished, read_manifest
 from ..format.naming import INDEX_SUFFIX, MANIFEST, index_path, is_shard_name
 
 __all__ = ["Located", "ShardRef", "locate"]
@@ -93,6 +93,7 @@ def locate(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Located:
 
 def _locate_folder(root: Path) -> Located:
     present = sorted(p for p in root.iterdir() if p.is_file() and is_shard_name(p.name))
+    check_finished(root)
     if not (root / MANIFEST).exists():
         if not present:
             raise TFRecordToolsError(
@@ -112,6 +113,7 @@ def _locate_folder(root: Path) -> Located:
 def _file_ref(path: Path, folders: dict[Path, dict[str, ShardRef]]) -> ShardRef:
     """A shard file given by name: use its folder's manifest entry when it has one."""
     if path.parent not in folders:
+        check_finished(path.parent)
         folders[path.parent] = _manifest_refs(path.parent)
     listed = folders[path.parent].get(path.name)
     if listed is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import TFRecordToolsError
 from ..format.errors import Damage
-from ..format.manifest import ShardEntry, write_labels, write_manifest
+from ..format.manifest import Manifest, ShardEntry, write_labels, write_manifest
 from ..format.naming import LABELS, MANIFEST
 from ..format.writer import ShardWriter
 from .locate import Located, ShardRef, locate
@@ -153,7 +153,7 @@ def _repair_folder(src: Path, dst: Path, overwrite: bool) -> RepairReport:
     if located.manifest is None:
         notes.append(f"{src} has no {MANIFEST}: shards and .idx files written, no manifest")
         return RepairReport(shards, None, notes)
-    manifest = _repaired_manifest(located, shards, src)
+    manifest = _repaired_manifest(located.manifest, located, shards, src)
     if located.manifest.classes is not None:
         write_labels(dst, located.manifest.classes)
     elif (src / LABELS).exists():
@@ -161,11 +161,12 @@ def _repair_folder(src: Path, dst: Path, overwrite: bool) -> RepairReport:
     return RepairReport(shards, write_manifest(dst, manifest), notes)
 
 
-def _repaired_manifest(located: Located, shards: list[ShardRepair], src: Path) -> dict[str, Any]:
+def _repaired_manifest(
+    source: Manifest, located: Located, shards: list[ShardRepair], src: Path
+) -> dict[str, Any]:
     """The source manifest with each split's shards and counts recomputed."""
-    assert located.manifest is not None
-    manifest = copy.deepcopy(located.manifest.data)
-    by_split: dict[str, list[ShardEntry]] = {split: [] for split in located.manifest.splits}
+    manifest = copy.deepcopy(source.data)
+    by_split: dict[str, list[ShardEntry]] = {split: [] for split in source.splits}
     for ref, shard in zip(located.shards, shards, strict=True):
         if shard.info is not None:
             by_split[ref.split or ""].append(shard.info)

@@ -189,6 +189,14 @@ def _check_file(ref: ShardRef, want_sha: bool, hashers: ThreadPoolExecutor | Non
     problems += _manifest_problems(name, expected, raw_size, len(spans), damages, digest)
     if ref.index_file.exists():
         problems += _index_problems(name, ref.index_file, spans, damages)
+    elif expected is not None:  # every shard of a dataset has its index
+        problems.append(
+            Problem(
+                str(ref.index_file),
+                "missing index",
+                detail=f"run `tfrecord-tools index {name}` to write it again",
+            )
+        )
     return FileReport(
         name,
         ref.compression,

@@ -3,26 +3,40 @@
 No logic lives here: one module per command group registers its subcommands and handlers
 (``convert``, ``check``, ``bench``, ``serve``). Library errors (:class:`TFRecordToolsError`)
 are caught at this boundary, printed on stderr, and turned into exit code 2; 1 is kept for
-"checked and found problems" (verify, bench). Importing this package does not import
-TensorFlow.
+"checked and found problems" (verify, bench); an interrupt ends a command with one line and
+130 (Ctrl-C) or 143 (SIGTERM), from the first moment ``main`` runs. Importing this package
+does not import TensorFlow.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .. import __version__
-from ..errors import TFRecordToolsError
-from . import bench, check, convert, serve
+from ..format.errors import TFRecordToolsError  # already loaded with the package
+
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so the same cleanup runs (unfinished
+    shards removed, workers stopped) and the command ends with its own exit code."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from .. import __version__
+    from . import bench, check, convert, serve
+
     parser = argparse.ArgumentParser(
         prog="tfrecord-tools",
         description="Convert image folders and MNIST to sharded TFRecords; read, check, "
@@ -36,6 +50,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; an interrupt at any point, imports included, ends it with the
+    "interrupted" line and 130 (Ctrl-C) or 143 (SIGTERM)."""
+    previous = _handle_interrupts()  # first: this module imports nothing heavy
+    lost: list[KeyboardInterrupt] = []
+    unraisable, sys.unraisablehook = sys.unraisablehook, _keeping_interrupts(lost)
+    try:
+        code = _run(argv)
+        if lost:  # Ctrl-C came while a finalizer ran, where Python can only print it
+            raise lost[0]
+        return code
+    except TFRecordToolsError as e:
+        print(f"tfrecord-tools: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt as e:
+        _forget_unhandled_keyboard_interrupt()
+        print("tfrecord-tools: interrupted; rerun the same command to finish", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    finally:
+        sys.unraisablehook = unraisable
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _keeping_interrupts(lost: list[KeyboardInterrupt]):
+    """A ``sys.unraisablehook`` that keeps an interrupt raised in a ``__del__`` or a
+    weakref callback for :func:`main` and passes anything else on."""
+    passed_on = sys.unraisablehook
+
+    def hook(info) -> None:
+        if isinstance(info.exc_value, KeyboardInterrupt):
+            lost.append(info.exc_value)
+        else:
+            passed_on(info)
+
+    return hook
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # Beam's pipeline options come after "--", passed through as they are; before it, an
@@ -46,23 +98,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pipeline_args and getattr(args, "engine", None) != "beam":
         parser.error("options after -- are Beam pipeline options: they need --engine beam")
     _log_to_stderr(quiet=getattr(args, "quiet", False))
-    try:
-        return args.handler(args)
-    except TFRecordToolsError as e:
-        print(f"tfrecord-tools: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("tfrecord-tools: interrupted; rerun the same command to finish", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return args.handler(args)
+
+
+def _handle_interrupts() -> dict:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated`; returns the handlers
+    to restore. A signal the caller set to be ignored stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum, handler in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGTERM, _terminate),
+    ):
+        current = signal.getsignal(signum)
+        if current is not signal.SIG_IGN:
+            previous[signum] = current
+            signal.signal(signum, handler)
+    return previous
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+def _forget_unhandled_keyboard_interrupt() -> None:
+    """CPython marks a KeyboardInterrupt that ends a string ``exec`` (dataclasses create
+    their methods so, at import) as unhandled even when caught later, and under ``python
+    -m`` then kills itself with SIGINT instead of exiting 130. Every string exec clears the
+    mark first: this one does, having nothing to interrupt."""
+    exec("pass", {})
 
 
 def _log_to_stderr(*, quiet: bool) -> None:
     """The package's own log lines (``--download`` progress, for one) go to stderr, plainly;
     other libraries' stay as they are configured."""
+    import logging
+
     log = logging.getLogger("tfrecord_tools")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(h.get_name() == _HANDLER for h in log.handlers):
+        handler = logging.StreamHandler(_Stderr())  # type: ignore[arg-type]
+        handler.set_name(_HANDLER)
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.propagate = False
     log.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+_HANDLER = "tfrecord-tools-cli"
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written (tests and callers swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()

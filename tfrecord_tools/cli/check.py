@@ -100,21 +100,20 @@ def _inspect(args: argparse.Namespace) -> int:
     report = inspect_dataset(
         args.paths, sample_shards=args.sample_shards, sample_records=args.sample_records
     )
-    print(
-        json.dumps(report.to_json(), indent=2, ensure_ascii=False)
-        if args.json
-        else report.format_text()
-    )
-    return 0
+    return _print(report, as_json=args.json)
 
 
 def _count(args: argparse.Namespace) -> int:
     from ..check.count import count_records
 
-    report = count_records(args.paths, scan=args.scan)
+    return _print(count_records(args.paths, scan=args.scan), as_json=args.json)
+
+
+def _print(report, *, as_json: bool) -> int:
+    """A report as text or JSON on stdout."""
     print(
         json.dumps(report.to_json(), indent=2, ensure_ascii=False)
-        if args.json
+        if as_json
         else report.format_text()
     )
     return 0

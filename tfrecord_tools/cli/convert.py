@@ -130,50 +130,34 @@ def _add_sharding(p: argparse.ArgumentParser, *, splits: bool) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
 
 
-def _sharding_kwargs(args: argparse.Namespace) -> dict:
-    return {
-        "shards": args.shards,
-        "shard_size": args.shard_size,
-        "workers": args.workers,
-        "compression": args.compression,
-        "seed": args.seed,
-        "quiet": args.quiet,
-        "overwrite": args.overwrite,
-        "engine": args.engine,
-        "runner": args.runner,
-        "pipeline_args": args.pipeline_args,
-    }
-
-
 def convert_images(args: argparse.Namespace) -> int:
     from ..convert.api import convert_image_folder
 
-    summary = convert_image_folder(
-        args.src,
-        args.out,
-        name=args.name,
-        split=args.split,
-        strict=args.strict,
-        validate=args.validate,
-        **_sharding_kwargs(args),
+    return _convert(
+        args, convert_image_folder, split=args.split, strict=args.strict, validate=args.validate
     )
-    if not args.quiet:
-        print(summary.format_table())
-    return 0
 
 
 def convert_mnist(args: argparse.Namespace) -> int:
     from ..convert.api import convert_mnist
 
-    summary = convert_mnist(
-        args.src,
-        args.out,
-        name=args.name,
+    return _convert(
+        args,
+        convert_mnist,
         encoding=args.encoding,
         png_level=args.png_level,
         download=args.download,
-        **_sharding_kwargs(args),
     )
+
+
+def _convert(args: argparse.Namespace, convert, **source_options) -> int:
+    """Run ``convert`` with the source's options and the shared sharding options."""
+    from dataclasses import fields
+
+    from ..convert.api import ShardingOptions
+
+    sharding = {f.name: getattr(args, f.name) for f in fields(ShardingOptions)}
+    summary = convert(args.src, args.out, name=args.name, **source_options, **sharding)
     if not args.quiet:
         print(summary.format_table())
     return 0

@@ -6,22 +6,27 @@ Data flow: source listing -> plan -> engine (parallel shard writers) -> labels.t
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from array import array
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..cores import usable_cores
-from ..errors import ConversionError
+from ..errors import ConversionError, InvalidImageError
 from ..format.compression import normalize_compression
 from ..format.manifest import write_labels, write_manifest
 from . import ENGINES, MNIST_ENCODINGS, VALIDATE_MODES, inherit, local, plan, resume
-from .jobs import Job
-from .sources.image_folder import FolderShard, scan_image_folder
-from .summary import ConversionSummary, summarise
+from .jobs import Job, ShardResult
+from .sources.image_folder import FolderListing, FolderShard, scan_image_folder
+from .sources.probe import probe_image, read_image
+from .summary import ConversionSummary, summarise, summary_of_finished
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,11 @@ class ShardingOptions:
     engine: str = "local"  # or "beam"
     runner: str | None = None  # Beam runner
     pipeline_args: tuple[str, ...] = ()  # Beam pipeline options
+
+    @classmethod
+    def among(cls, arguments: dict[str, Any]) -> ShardingOptions:
+        """The options among a public entry point's keyword arguments (its ``locals()``)."""
+        return cls(**{f.name: arguments[f.name] for f in fields(cls)})
 
     def __post_init__(self) -> None:
         if self.shards is not None and self.shards < 1:
@@ -85,8 +95,14 @@ def _run(
     pre_skipped: list[tuple[str, str]],
     extra: dict,
     desc: str,
+    check: Callable[[], None] | None = None,
 ) -> ConversionSummary:
-    """The steps every source shares: plan, resume, run, labels, manifest."""
+    """The steps every source shares: plan, resume, run, labels, manifest.
+
+    ``check`` (``--strict``) runs before OUT is touched: a failed check writes nothing. A
+    finished conversion of the same plan in OUT is reported, not redone; one conversion at
+    a time writes to OUT (its lock).
+    """
     start = time.monotonic()
     plans = plan.plan_shards(
         name,
@@ -108,13 +124,65 @@ def _run(
             "plan": [(p.filename, len(p.samples)) for p in plans],
         }
     )
-    done = resume.prepare_out_dir(out, name, digest, overwrite=opts.overwrite)
-    todo = [p for p in plans if p.filename not in done]
+    notes = _shard_notes(plans, opts.shards)
+    for note in notes:
+        log.warning("%s: %s", name, note)
+
+    def already_complete() -> ConversionSummary | None:
+        finished = None if opts.overwrite else resume.finished_conversion(out, digest)
+        if finished is None:
+            return None
+        elapsed = time.monotonic() - start
+        return summary_of_finished(out, finished.data, elapsed=elapsed, notes=notes)
+
+    try:
+        if (summary := already_complete()) is not None:
+            return summary
+        if check is not None:
+            check()
+        with resume.locked(out):
+            if (summary := already_complete()) is not None:  # finished while we checked
+                return summary
+            files = [p.filename for p in plans]
+            done = resume.prepare_out_dir(out, name, digest, files, overwrite=opts.overwrite)
+            todo = [p for p in plans if p.filename not in done]
+            results = _run_jobs(out, todo, make_source, opts, desc)
+            summary = summarise(
+                out_dir=out,
+                name=name,
+                classes=classes,
+                results=list(done.values()) + results,
+                split_order=list(splits),
+                source=source_json,
+                pre_skipped=pre_skipped,
+                compression=opts.compression,
+                elapsed=time.monotonic() - start,
+                resumed=len(done),
+                extra={
+                    "seed": opts.seed,
+                    **extra,
+                    "engine": _engine_json(opts),
+                    "conversion": {"digest": digest},
+                },
+            )
+            write_labels(out, classes)
+            write_manifest(out, summary.manifest)
+            resume.finish_out_dir(out)
+    except OSError as e:  # OUT unwritable, a full disk while writing the manifest...
+        where = e.filename or out
+        raise ConversionError(f"{where}: {e.strerror or e}") from e
+    return replace(summary, notes=notes)
+
+
+def _run_jobs(
+    out: Path, todo: list[plan.ShardPlan], make_source, opts: ShardingOptions, desc: str
+) -> list[ShardResult]:
+    """Write the shards of ``todo`` with the chosen engine."""
     jobs = [Job(p.filename, p.split, str(out), opts.compression, make_source(p)) for p in todo]
     if opts.engine == "beam":
         from . import beam
 
-        results = beam.run_jobs(
+        return beam.run_jobs(
             jobs,
             out_dir=out,
             runner=opts.runner,
@@ -122,31 +190,24 @@ def _run(
             workers=opts.num_workers,
             quiet=opts.quiet,
         )
-    else:
-        results = local.run_jobs(
-            jobs,
-            workers=opts.num_workers,
-            quiet=opts.quiet,
-            total_images=sum(len(p.samples) for p in todo),
-            desc=desc,
-        )
-    summary = summarise(
-        out_dir=out,
-        name=name,
-        classes=classes,
-        results=list(done.values()) + results,
-        split_order=list(splits),
-        source=source_json,
-        pre_skipped=pre_skipped,
-        compression=opts.compression,
-        elapsed=time.monotonic() - start,
-        resumed=len(done),
-        extra={"seed": opts.seed, **extra, "engine": _engine_json(opts)},
+    return local.run_jobs(
+        jobs,
+        workers=opts.num_workers,
+        quiet=opts.quiet,
+        total_images=sum(len(p.samples) for p in todo),
+        desc=desc,
     )
-    write_labels(out, classes)
-    write_manifest(out, summary.manifest)
-    resume.finish_out_dir(out)
-    return summary
+
+
+def _shard_notes(plans: Sequence[plan.ShardPlan], asked: int | None) -> tuple[str, ...]:
+    """Say so when the plan made fewer shards than ``--shards`` asked for."""
+    if asked is None or len(plans) >= asked:
+        return ()
+    examples = sum(len(p.samples) for p in plans)
+    return (
+        f"asked for {asked} shards, made {len(plans)}: {examples:,} examples "
+        f"(at least {plan.MIN_SHARD_RECORDS} a shard)",
+    )
 
 
 def _engine_json(opts: ShardingOptions) -> dict:
@@ -183,25 +244,11 @@ def convert_image_folder(
     interrupted conversion with the same arguments finishes it. ``engine="beam"`` runs the
     shard jobs on Apache Beam (``runner``, ``pipeline_args``: its runner and options).
     """
-    opts = ShardingOptions(
-        shards=shards,
-        shard_size=shard_size,
-        workers=workers,
-        compression=compression,
-        seed=seed,
-        quiet=quiet,
-        overwrite=overwrite,
-        engine=engine,
-        runner=runner,
-        pipeline_args=tuple(pipeline_args),
-    )
+    opts = ShardingOptions.among(locals())
     if validate not in VALIDATE_MODES:
         raise ConversionError(f"validate must be one of {VALIDATE_MODES}, got {validate!r}")
     fractions = plan.parse_splits(split)
-    listing = scan_image_folder(src)
-    if strict and listing.skipped:
-        path, reason = listing.skipped[0]
-        raise ConversionError(f"{listing.root / path}: {reason} (--strict)")
+    listing = scan_image_folder(src, exclude=out)
     root = str(listing.root.resolve())
     name = name or _default_name(listing.root)
 
@@ -244,10 +291,36 @@ def convert_image_folder(
             pre_skipped=listing.skipped,
             extra={"validate": validate},
             desc=name,
+            check=(lambda: _check_strict(listing, validate, opts.num_workers)) if strict else None,
         )
     finally:
         inherit.unshare(key)
         listing.paths.close()
+
+
+def _check_strict(listing: FolderListing, validate: str, workers: int) -> None:
+    """``--strict``: read and probe every file before anything is written (the shard
+    writers check each again), and name every bad one in a single error."""
+
+    def problem(index: int) -> str | None:
+        rel = listing.paths[index]
+        try:
+            with open(listing.root / rel, "rb", buffering=0) as f:
+                probe_image(read_image(f), path=rel, validate=validate)
+        except InvalidImageError as e:
+            return str(e if e.path else e.with_path(rel))
+        except OSError as e:
+            return f"{rel}: unreadable file ({e.strerror or e})"
+        return None
+
+    problems = [f"{path}: {reason}" for path, reason in listing.skipped]
+    with ThreadPoolExecutor(max(1, min(workers, 32))) as pool:
+        problems += filter(None, pool.map(problem, range(len(listing.paths))))
+    if problems:
+        raise ConversionError(
+            f"--strict: {len(problems)} bad file{'s' if len(problems) > 1 else ''} in "
+            f"{listing.root}, nothing was written:\n  " + "\n  ".join(sorted(problems))
+        )
 
 
 def _default_name(root: Path) -> str:
@@ -285,18 +358,7 @@ def convert_mnist(
     from .sources.mnist import CLASSES, MnistShard
     from .sources.mnist_idx import download_mnist, find_mnist_files, load_mnist_split
 
-    opts = ShardingOptions(
-        shards=shards,
-        shard_size=shard_size,
-        workers=workers,
-        compression=compression,
-        seed=seed,
-        quiet=quiet,
-        overwrite=overwrite,
-        engine=engine,
-        runner=runner,
-        pipeline_args=tuple(pipeline_args),
-    )
+    opts = ShardingOptions.among(locals())
     if encoding not in MNIST_ENCODINGS:
         raise ConversionError(f"encoding must be one of {MNIST_ENCODINGS}, got {encoding!r}")
     if not 0 <= png_level <= 9:

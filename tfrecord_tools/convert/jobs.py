@@ -9,14 +9,16 @@ sources (image folder, MNIST) provide a per-shard object with an ``items()`` gen
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConversionError
 from ..format.atomic import write_atomic
 from ..format.manifest import ShardEntry
 from ..format.naming import WORK_DIR
@@ -47,10 +49,15 @@ class ShardResult:
     # distinct (height, width, channels) of the shard's images, up to two (two: mixed);
     # None: not recorded (a shard finished by an older version)
     shapes: list[list[int]] | None = None
+    # records per EXIF orientation other than 1 ({"6": 3}); left out of the JSON when empty,
+    # so the state files of shards without any (and of older versions) keep their bytes
+    orientations: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["skipped"] = [list(s) for s in self.skipped]
+        if not self.orientations:
+            del data["orientations"]
         return data
 
     @classmethod
@@ -77,11 +84,15 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
     formats: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     converted: Counter[str] = Counter()
+    orientations: Counter[str] = Counter()
     skipped: list[tuple[str, str]] = []
     source_bytes = pending_n = pending_bytes = 0
     shapes: list[list[int]] = []
     last = time.monotonic()
-    with ShardWriter(out_dir / job.filename, job.compression) as writer:
+    with (
+        _naming_write_errors(out_dir / job.filename),
+        ShardWriter(out_dir / job.filename, job.compression) as writer,
+    ):
         for item in job.source.items():
             count = item.count
             pending_n += count
@@ -97,6 +108,8 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
                 kinds[item.kind] += count
                 if item.converted_from:
                     converted[item.converted_from] += count
+                if item.orientation != 1:
+                    orientations[str(item.orientation)] += count
                 source_bytes += item.source_bytes
                 if len(shapes) < 2 and (shape := list(item.shape or ())) not in shapes:
                     shapes.append(shape)  # [] stands for an unknown shape
@@ -107,10 +120,31 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
         info = writer.commit()
     report(pending_n, pending_bytes)
     result = ShardResult(
-        info, job.split, skipped, dict(formats), dict(kinds), dict(converted), source_bytes, shapes
+        info,
+        job.split,
+        skipped,
+        dict(formats),
+        dict(kinds),
+        dict(converted),
+        source_bytes,
+        shapes,
+        dict(sorted(orientations.items())),
     )
     write_atomic(out_dir / WORK_DIR / f"{job.filename}.json", json.dumps(result.to_json()))
     return result
+
+
+@contextlib.contextmanager
+def _naming_write_errors(shard: Path) -> Iterator[None]:
+    """A failed write (a full disk, a lost mount) becomes an error naming the shard; the
+    writer has removed its temporary files by then."""
+    try:
+        yield
+    except OSError as e:
+        raise ConversionError(
+            f"{shard}: cannot write: {e.strerror or e}; rerun the same command to finish "
+            "once that is fixed"
+        ) from e
 
 
 def _queue_report(images: int, nbytes: int) -> None:

@@ -4,17 +4,27 @@ bar.
 Data flow: jobs -> **pool of worker processes** (forked where safe, largest shard first) ->
 shard results, with progress messages through a queue to the bar. One worker, or one job,
 runs in this process.
+
+Workers never outlive the conversion: they end with its process (even when it is killed
+with SIGKILL), and Ctrl-C or SIGTERM, or a failed job, stops their shards between samples
+(the unfinished shards are dropped; a rerun writes them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 
+from ..errors import ConversionError
 from .inherit import mp_context
 from .jobs import Job, ShardResult, init_worker, run_job
 
@@ -61,8 +71,143 @@ def _progress_bar(total_images: int, desc: str):
     )
 
 
+# --- in a worker process
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stopping = False  # Ctrl-C or SIGTERM came: every job from now on stops at its next sample
+
+
+def _init_worker(progress, parent: int, forked: bool) -> None:
+    for signum in _STOP_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # ignored by the caller: stays so
+            signal.signal(signum, _stop)
+    _exit_with_parent(parent, forked)
+    init_worker(progress)
+
+
+def _stop(signum, frame) -> None:
+    """Ctrl-C or SIGTERM in a worker. Raising here could land inside the pool's queue code
+    and hang it, so the job stops at its next sample instead (:class:`_Interruptible`);
+    an idle worker is ended by the pool's shutdown, or by the parent's death."""
+    global _stopping
+    _stopping = True
+
+
+def _pool_job(job: Job) -> ShardResult:
+    result = run_job(replace(job, source=_Interruptible(job.source)))
+    if _stopping:  # stopped after the last sample: the shard is whole, the run is not
+        raise KeyboardInterrupt
+    return result
+
+
+class _Interruptible:
+    """A job's source that raises KeyboardInterrupt between samples once the worker was
+    told to stop: the shard writer then drops the unfinished shard."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def items(self):
+        for item in self.source.items():
+            if _stopping:
+                raise KeyboardInterrupt
+            yield item
+
+
+def _exit_with_parent(parent: int, forked: bool) -> None:
+    """End this worker when the conversion's process dies, even by SIGKILL: an orphaned
+    worker would write on, holding the caller's stdout and stderr open.
+
+    A forked worker is ``parent``'s child. On Linux the kernel sends it SIGKILL when the
+    parent dies (PR_SET_PDEATHSIG); the parent may have died before that was armed, hence
+    the check after. Elsewhere, or when a fork server started the worker, a daemon
+    thread polls the parent.
+    """
+    if forked and os.getppid() != parent:  # died already, even before this worker ran
+        os._exit(1)
+    if forked and sys.platform == "linux":
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent:  # died before the signal was armed
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass  # no prctl after all: poll
+    if sys.platform != "win32":  # os.kill(pid, 0) would kill the process there
+        threading.Thread(target=_watch_parent, args=(parent, forked), daemon=True).start()
+
+
+_PR_SET_PDEATHSIG = 1
+_WATCH_EVERY = 0.5  # seconds
+
+
+def _watch_parent(parent: int, forked: bool) -> None:
+    while True:
+        time.sleep(_WATCH_EVERY)
+        if forked:
+            if os.getppid() != parent:  # re-parented: the parent is gone
+                os._exit(1)
+            continue
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # alive (or its pid reused by another user's process)
+            pass
+        if _is_zombie(parent):  # dead, not yet reaped by its caller
+            os._exit(1)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+
+
+# --- in the conversion's process
+
+
 def _job_size(job: Job) -> int:
     return len(job.source)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait for the end of the block, which must not stop half-way (a
+    pool half started or half shut down hangs); workers forked in it inherit the waiting
+    handler until they set their own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for signum in _STOP_SIGNALS:
+        handler = signal.getsignal(signum)
+        if handler is not None and handler is not signal.SIG_IGN:
+            previous[signum] = handler
+            signal.signal(signum, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)  # now handled as it would have been
+
+
+def _stop_jobs(pool: ProcessPoolExecutor) -> None:
+    """Interrupt the workers' jobs (see :func:`_stop`), so the pool shuts down at once."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.kill(process.pid, signal.SIGINT)
 
 
 def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
@@ -76,7 +221,10 @@ def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
     pool = ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=init_worker, initargs=(progress,)
+        workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(progress, os.getpid(), ctx.get_start_method() == "fork"),
     )
     # forked workers' collections must not touch (and so copy) the parent's objects;
     # a caller's own gc.freeze() is left as it was
@@ -85,15 +233,27 @@ def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
         gc.freeze()
     try:
         # largest first: the pool's workers then finish at about the same time
-        futures = [pool.submit(run_job, job) for job in sorted(jobs, key=_job_size, reverse=True)]
-        _done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        with _signals_deferred():  # the pool forks its workers in submit()
+            ordered = sorted(jobs, key=_job_size, reverse=True)
+            futures = [pool.submit(_pool_job, job) for job in ordered]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # Ctrl-C, SIGTERM: the shards being written are dropped
+            _stop_jobs(pool)
+            raise
         for future in futures:
-            if future.done() and future.exception() is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise future.exception()  # type: ignore[misc]
+            if future.done() and (error := future.exception()) is not None:
+                _stop_jobs(pool)  # the conversion fails: the other shards need not finish
+                if isinstance(error, BrokenProcessPool):  # a worker killed (out of memory?)
+                    raise ConversionError(
+                        f"a worker process ended unexpectedly ({error}); rerun the same "
+                        "command to finish"
+                    ) from error
+                raise error
         return [f.result() for f in futures]
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        with _signals_deferred():
+            pool.shutdown(wait=True, cancel_futures=True)
         if freeze:
             gc.unfreeze()
         progress.put(None)  # the workers have exited: their increments are ahead of it

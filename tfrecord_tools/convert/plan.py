@@ -23,6 +23,9 @@ from ..format.naming import shard_filename
 DEFAULT_SHARD_BYTES = 128 * 2**20
 #: Below this a split is not cut further just to keep every worker busy.
 MIN_SHARD_BYTES = 2 * 2**20
+#: Records a shard holds at least, unless its split has fewer: readers such as the
+#: ``tfrecord`` package's index loader cannot take a one-line index.
+MIN_SHARD_RECORDS = 2
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -164,8 +167,10 @@ def shard_counts(
     workers: int = 1,
 ) -> dict[str, int]:
     """Shards per split. ``shards`` is the total, shared in proportion to the splits' bytes
-    (at least one each, never more than a split's examples); ``shard_size`` is a target size
-    per shard; neither means :func:`default_shard_count`."""
+    (at least one each); ``shard_size`` is a target size per shard; neither means
+    :func:`default_shard_count`. Whichever, a shard gets at least
+    :data:`MIN_SHARD_RECORDS` examples (a split of one example: one shard of one), so a
+    count can come out lower than asked for."""
     if shards is not None and shard_size is not None:
         raise ConversionError("give --shards or --shard-size, not both")
     names = [n for n in split_sizes if split_sizes[n] > 0]
@@ -179,7 +184,7 @@ def shard_counts(
         counts = {n: max(1, math.ceil(split_bytes[n] / shard_size)) for n in names}
     else:
         counts = {n: default_shard_count(split_bytes[n], workers) for n in names}
-    return {n: max(1, min(counts[n], split_sizes[n])) for n in names}
+    return {n: max(1, min(counts[n], split_sizes[n] // MIN_SHARD_RECORDS)) for n in names}
 
 
 def _proportional(total: int, weights: Mapping[str, int]) -> dict[str, int]:

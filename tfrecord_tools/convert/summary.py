@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..format.example import OPTIONAL_FEATURES, ORIENTATION
 from ..format.manifest import build_manifest
 from .jobs import ShardResult
 
@@ -39,6 +40,12 @@ class ConversionSummary:
     elapsed: float
     resumed_shards: int = 0
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: what the user should know about how their options were applied (shard counts)
+    notes: tuple[str, ...] = ()
+    #: OUT already held this very conversion, finished: nothing was written
+    already_complete: bool = False
+    #: records per EXIF orientation other than 1 (``{"6": 3}``), which the readers apply
+    orientations: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_examples(self) -> int:
@@ -75,6 +82,8 @@ class ConversionSummary:
         )
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = [f"{self.name}: {len(self.classes)} classes -> {self.out_dir}"]
+        if self.already_complete:
+            lines.append("  already complete: nothing was rewritten (--overwrite converts again)")
         for i, row in enumerate(rows):
             lines.append(
                 "  "
@@ -89,6 +98,10 @@ class ConversionSummary:
         lines.append(f"  kinds: {_counts(self.image_kinds)}")
         if self.converted_from:
             lines.append(f"  converted to PNG from: {_counts(self.converted_from)}")
+        if self.orientations:
+            lines.append(
+                f"  EXIF orientations: {_counts(self.orientations)} (kept; the readers apply them)"
+            )
         if self.skipped:
             lines.append(
                 f"  skipped {len(self.skipped)}: {_counts(self.skipped_by_reason)}"
@@ -98,10 +111,12 @@ class ConversionSummary:
             lines.append("  skipped: none")
         if self.resumed_shards:
             lines.append(f"  resumed: {self.resumed_shards} shards were already complete")
-        lines.append(
-            f"  elapsed {self.elapsed:.2f} s: {self.images_per_second:,.0f} images/s, "
-            f"{self.megabytes_per_second:,.1f} MB/s read"
-        )
+        lines.extend(f"  note: {note}" for note in self.notes)
+        if not self.already_complete:
+            lines.append(
+                f"  elapsed {self.elapsed:.2f} s: {self.images_per_second:,.0f} images/s, "
+                f"{self.megabytes_per_second:,.1f} MB/s read"
+            )
         return "\n".join(lines)
 
 
@@ -154,9 +169,17 @@ def summarise(
     formats = _merge(r.formats for r in results)
     kinds = _merge(r.kinds for r in results)
     converted = _merge(r.converted_from for r in results)
+    orientations = dict(sorted(_merge(r.orientations for r in results).items()))
     shape = _common_shape(results)
     if shape is not None:  # every image has this shape: readers can batch without resizing
         extra = {"image_shape": shape, **extra}
+    statistics: dict[str, Any] = {
+        "image_formats": formats,
+        "image_kinds": kinds,
+        "converted_from": converted,
+    }
+    if orientations:  # absent: no record has image/orientation, readers need not parse it
+        statistics["orientations"] = orientations
     manifest = build_manifest(
         name=name,
         source=source,
@@ -164,10 +187,12 @@ def summarise(
         classes=classes,
         compression=compression,
         splits=shards,
-        statistics={"image_formats": formats, "image_kinds": kinds, "converted_from": converted},
+        statistics=statistics,
         extra=extra,
         tool_version=__version__,
     )
+    if orientations:
+        manifest["features"] = {**manifest["features"], ORIENTATION: OPTIONAL_FEATURES[ORIENTATION]}
     return ConversionSummary(
         out_dir,
         name,
@@ -181,6 +206,39 @@ def summarise(
         elapsed,
         resumed,
         manifest,
+        orientations=orientations,
+    )
+
+
+def summary_of_finished(
+    out_dir: Path, manifest: dict[str, Any], *, elapsed: float, notes: tuple[str, ...] = ()
+) -> ConversionSummary:
+    """The summary of a conversion found finished in ``out_dir``, from its manifest."""
+    splits = {
+        split: SplitSummary(
+            info["num_examples"],
+            len(info["shards"]),
+            sum(s.get("num_bytes") or 0 for s in info["shards"]),
+        )
+        for split, info in manifest["splits"].items()
+    }
+    statistics = manifest.get("statistics") or {}
+    skipped = [(s["path"], s["reason"]) for s in manifest["source"].get("skipped", [])]
+    return ConversionSummary(
+        out_dir,
+        manifest["name"],
+        list(manifest.get("classes") or []),
+        splits,
+        skipped,
+        dict(statistics.get("image_formats") or {}),
+        dict(statistics.get("image_kinds") or {}),
+        dict(statistics.get("converted_from") or {}),
+        0,
+        elapsed,
+        manifest=manifest,
+        notes=notes,
+        already_complete=True,
+        orientations=dict(statistics.get("orientations") or {}),
     )
 
 

@@ -48,20 +48,6 @@ class RecordError(TFRecordToolsError):
     def __init__(self, path: str, damage: Damage):
         self.path = path
         self.damage = damage
+        self.index, self.offset, self.kind = damage.index, damage.offset, damage.kind
+        self.detail = damage.detail
         super().__init__(f"{path}: {damage.describe()}")
-
-    @property
-    def index(self) -> int:
-        return self.damage.index
-
-    @property
-    def offset(self) -> int:
-        return self.damage.offset
-
-    @property
-    def kind(self) -> str:
-        return self.damage.kind
-
-    @property
-    def detail(self) -> str:
-        return self.damage.detail

@@ -24,6 +24,9 @@ CHANNELS = "image/channels"
 LABEL = "image/class/label"
 TEXT = "image/class/text"
 FILENAME = "image/filename"
+#: EXIF orientation (1-8) of the stored image, for readers to apply; written only when it is
+#: not 1 (absent means 1), so records of upright images stay what they always were.
+ORIENTATION = "image/orientation"
 
 #: Feature key -> type, as written to the manifest's "features".
 FEATURES: dict[str, str] = {
@@ -36,6 +39,8 @@ FEATURES: dict[str, str] = {
     TEXT: "bytes",
     FILENAME: "bytes",
 }
+#: Keys a record has only sometimes; the manifest lists one once some record has it.
+OPTIONAL_FEATURES: dict[str, str] = {ORIENTATION: "int64"}
 
 IMAGE_FORMATS = ("jpeg", "png", "raw")
 
@@ -102,18 +107,23 @@ def encode_example_parts(
     label: int,
     text: str,
     filename: str,
+    orientation: int = 1,
 ) -> tuple[bytes, bytes]:
     """A serialised ``tf.train.Example`` with the FORMAT.md image keys, as two parts:
-    everything before the image bytes, and the image bytes themselves (not copied)."""
+    everything before the image bytes, and the image bytes themselves (not copied).
+    ``orientation`` (EXIF, 1-8) is written only when it is not 1."""
+    if not 1 <= orientation <= 8:
+        raise ValueError(f"orientation must be an EXIF orientation 1-8, got {orientation}")
     small = b"".join(
         (
             _text_entry(FORMAT, image_format),
             _int64_entry(HEIGHT, height),
             _int64_entry(WIDTH, width),
             _int64_entry(CHANNELS, channels),
+            _int64_entry(ORIENTATION, orientation) if orientation != 1 else b"",
             _int64_entry(LABEL, label),
             _text_entry(TEXT, text),
-            _bytes_entry(FILENAME, filename.encode()),
+            _bytes_entry(FILENAME, filename.encode("utf-8", "surrogateescape")),
             _bytes_head(ENCODED, len(encoded)),
         )
     )

@@ -22,7 +22,7 @@ from typing import Any
 from .atomic import write_atomic
 from .errors import FormatError
 from .example import FEATURES
-from .naming import LABELS, MANIFEST
+from .naming import INDEX_SUFFIX, LABELS, MANIFEST, WORK_DIR, ShardName, printable
 
 __all__ = [
     "FORMAT_VERSION",
@@ -32,6 +32,7 @@ __all__ = [
     "ShardEntry",
     "SplitEntry",
     "build_manifest",
+    "check_finished",
     "read_manifest",
     "write_labels",
     "write_manifest",
@@ -93,6 +94,13 @@ class Manifest:
         return [(split.name, shard) for split in self.splits.values() for shard in split.shards]
 
     @property
+    def orientations(self) -> dict[str, int]:
+        """Records per EXIF orientation other than 1 (``statistics.orientations``; absent:
+        none)."""
+        counts = (self.data.get("statistics") or {}).get("orientations") or {}
+        return dict(counts) if isinstance(counts, dict) else {}
+
+    @property
     def image_format(self) -> str | None:
         """The one image format of every record, when the statistics say there is one."""
         return next(iter(self.image_formats)) if len(self.image_formats) == 1 else None
@@ -114,6 +122,31 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     except OSError as e:
         raise FormatError(f"{path}: cannot read: {e.strerror or e}") from None
     return parse_manifest(data, path)
+
+
+def check_finished(folder: str | os.PathLike) -> None:
+    """Raise when ``folder`` holds a conversion of ours that never finished: no
+    ``dataset.json``, but the work folder a conversion keeps until its manifest is written,
+    or our shards with their ``.idx`` files and ``labels.txt`` (a finished conversion whose
+    manifest is gone). TFRecords from elsewhere, without these, pass."""
+    folder = Path(folder)
+    if (folder / MANIFEST).exists():
+        return
+    why = None
+    if (folder / WORK_DIR).is_dir():
+        why = f"its work folder {WORK_DIR} is there, {MANIFEST} is not"
+    elif (folder / LABELS).is_file():
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return
+        ours = [n for n in names if ShardName.parse(n) and f"{n}{INDEX_SUFFIX}" in names]
+        if ours:
+            why = f"{len(ours)} shard(s) with indexes and {LABELS}, but no {MANIFEST}"
+    if why is not None:
+        raise FormatError(
+            f"{folder}: unfinished conversion ({why}): run the same convert command again"
+        )
 
 
 def parse_manifest(data: Any, path: Path) -> Manifest:
@@ -235,7 +268,10 @@ def build_manifest(
     return {
         "format_version": FORMAT_VERSION,
         "name": name,
-        "source": {**source, "skipped": [{"path": p, "reason": why} for p, why in skipped]},
+        "source": {
+            **{k: printable(v) if isinstance(v, str) else v for k, v in source.items()},
+            "skipped": [{"path": printable(p), "reason": why} for p, why in skipped],
+        },
         "classes": list(classes),
         "compression": compression,
         "features": FEATURES,

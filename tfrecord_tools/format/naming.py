@@ -88,3 +88,9 @@ def temp_path(path: str | os.PathLike) -> Path:
 def is_temp_name(filename: str) -> bool:
     """A temporary file left by an interrupted write (:func:`temp_path`)."""
     return _TEMP.match(filename) is not None
+
+
+def printable(name: str) -> str:
+    """``name`` as valid UTF-8 text: bytes that are not UTF-8 (kept by Python as lone
+    surrogates) shown as ``\\xNN`` escapes, for manifests and messages."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

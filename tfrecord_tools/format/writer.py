@@ -8,6 +8,7 @@ and size of the on-disk bytes are computed while writing, never by reading back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Sequence
@@ -27,12 +28,20 @@ class _HashingFile:
         self.fd = fd
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._discard = False
+
+    def discard(self) -> None:
+        """Drop every later write: the descriptor is about to close, and its number may be
+        reused by another file."""
+        self._discard = True
 
     def write(self, data) -> int:
         return self.writev((data,))
 
     def writev(self, parts) -> int:
         """Write all ``parts`` with as few system calls as possible, no copying."""
+        if self._discard:
+            return sum(len(p) for p in parts)
         for part in parts:
             self.sha256.update(part)
         total = sum(len(p) for p in parts)
@@ -60,16 +69,20 @@ class ShardWriter:
     def __init__(self, path: str | os.PathLike, compression: str = "none"):
         self.path = Path(path)
         self._tmp = temp_path(self.path)
-        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        self._closed = False
-        self._hashing = _HashingFile(self._fd)
-        self._compressed = normalize_compression(compression) != "none"
-        self._out = open_compressed_writer(self._hashing, compression)  # type: ignore[arg-type]
-        # the index goes to its own temporary file as records are written: memory stays
-        # flat however many records a shard holds
         self._index_path = index_path(self.path)
         self._index_tmp = temp_path(self._index_path)
-        self._index = open(self._index_tmp, "w", encoding="ascii")  # noqa: SIM115
+        self._compressed = normalize_compression(compression) != "none"
+        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._closed = False
+        try:
+            self._hashing = _HashingFile(self._fd)
+            self._out = open_compressed_writer(self._hashing, compression)  # type: ignore[arg-type]
+            # the index goes to its own temporary file as records are written: memory stays
+            # flat however many records a shard holds
+            self._index = open(self._index_tmp, "w", encoding="ascii")  # noqa: SIM115
+        except BaseException:
+            self.abort()  # neither the shard's descriptor nor its temporary file is kept
+            raise
         self._count = 0
         self._offset = 0
         self._pending = bytearray()
@@ -159,16 +172,27 @@ class ShardWriter:
         )
 
     def abort(self) -> None:
-        """Drop the unfinished shard."""
-        self._close_fd()
-        self._index.close()
-        self._tmp.unlink(missing_ok=True)
-        self._index_tmp.unlink(missing_ok=True)
+        """Drop the unfinished shard: both temporary files go even when closing them fails
+        (a full disk fails the index's last flush), and nothing is written after this."""
+        hashing = getattr(self, "_hashing", None)
+        if hashing is not None:
+            hashing.discard()  # a compressor closed later (or collected) writes nowhere
+        try:
+            with contextlib.suppress(OSError):
+                self._close_fd()
+            index = getattr(self, "_index", None)  # None: __init__ failed to open it
+            if index is not None:
+                with contextlib.suppress(OSError):
+                    index.close()
+        finally:
+            for tmp in (self._tmp, self._index_tmp):
+                with contextlib.suppress(OSError):  # never hide the error that got us here
+                    tmp.unlink(missing_ok=True)
 
     def _close_fd(self) -> None:
         if not self._closed:
+            self._closed = True  # closed once, even if close() reports an error
             os.close(self._fd)
-            self._closed = True
 
     def __enter__(self) -> ShardWriter:
         return self

@@ -87,6 +87,7 @@ class ReadOptions:
     worker_index: int = 0
     prefetch: int | None = AUTOTUNE
     image_format: str | None = None  # "png", "jpeg", "raw": skip the per-record tf.case
+    orientation: bool = True  # apply EXIF orientation (image/orientation, or a raw file's EXIF)
     autotune: bool = False  # tf.data's autotuning (see the module docstring)
     service: str | None = None  # tf.data service dispatcher, grpc://host:port
     processing_mode: str = "distributed_epoch"
@@ -123,13 +124,19 @@ class ReadOptions:
                 )
         if self.shuffle_buffer < 1:
             raise TFRecordToolsError("shuffle_buffer must be at least 1")
+        if not isinstance(self.orientation, bool):
+            raise TFRecordToolsError(
+                f"orientation must be True (apply EXIF orientation) or False, "
+                f"got {self.orientation!r}"
+            )
 
 
-def options_from(kwargs: dict[str, Any]) -> ReadOptions:
+def options_from(kwargs: dict[str, Any], *, also: tuple[str, ...] = ()) -> ReadOptions:
     """ReadOptions from keyword arguments; ``input_context`` (a ``tf.distribute.InputContext``)
-    stands for ``num_workers``/``worker_index``. Unknown names are an error naming them."""
+    stands for ``num_workers``/``worker_index``. Unknown names are an error naming them and
+    the valid ones (``also``: the caller's own keyword arguments, valid too)."""
     kwargs = dict(kwargs)
-    known = {f.name for f in fields(ReadOptions)} | {"input_context"}
+    known = {f.name for f in fields(ReadOptions)} | {"input_context", *also}
     for name in kwargs:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=1)

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from ..format import example
 from ..format.compression import tf_compression_type
-from . import decode
+from . import decode, records
 from .options import AUTOTUNE, ReadOptions, options_from
 from .shards import host_files, resolve_shards
 
@@ -64,6 +64,7 @@ def make_dataset(
     input_context: Any = None,
     prefetch: int | None = AUTOTUNE,
     image_format: str | None = None,
+    orientation: bool = True,
     autotune: bool = False,
     service: str | None = None,
     processing_mode: str = "distributed_epoch",
@@ -80,7 +81,9 @@ def make_dataset(
     ``cycle_length`` (files read at once), ``threads`` (private thread pool size),
     ``deterministic``, ``autotune`` (tf.data's autotuning, off by default),
     ``num_workers``/``worker_index`` or ``input_context`` (per-host sharding by file),
-    ``image_format`` (all records are ``png``/``jpeg``/``raw``), ``service``
+    ``image_format`` (all records are ``png``/``jpeg``/``raw``), ``orientation`` (apply
+    the records' EXIF orientation, ``image/orientation``; on by default, and free when the
+    manifest says no record has one), ``service``
     (``grpc://host:port`` of a tf.data service dispatcher: its workers run the pipeline up to
     the batches, which travel to this process), ``processing_mode`` (``distributed_epoch``,
     the default: every record once across the workers; ``parallel_epochs``: every worker
@@ -91,29 +94,12 @@ def make_dataset(
     given = dict(locals())
     for name in ("path", "split", "compression", "unknown"):
         given.pop(name)
-    opts = options_from({**given, **unknown})
+    opts = options_from({**given, **unknown}, also=("split", "compression"))
     shards = resolve_shards(path, split, compression)
     files, counts = host_files(shards.files, shards.counts, opts)
     if opts.service is not None:
         counts = None  # each service worker reads a part: no cardinality to assert
-    kind = tf_compression_type(shards.compression)
-    if not opts.shuffle and opts.cycle_length == 1:
-        ds = tf.data.TFRecordDataset(files, compression_type=kind)  # no per-file flat_map
-    else:
-        ds = tf.data.Dataset.from_tensor_slices(files)
-        if opts.shuffle:
-            ds = ds.shuffle(len(files), seed=opts.seed, reshuffle_each_iteration=True)
-        read = lambda f: tf.data.TFRecordDataset(f, compression_type=kind)  # noqa: E731
-        if opts.cycle_length == 1:
-            ds = ds.flat_map(read)
-        else:  # parallel: in tf.data service's distributed_epoch mode a sequential
-            # interleave after a shuffle delivers every record once per worker (TF 2.21)
-            ds = ds.interleave(
-                read,
-                cycle_length=min(opts.cycle_length, len(files)),
-                num_parallel_calls=opts.cycle_length,
-                deterministic=opts.deterministic,
-            )
+    ds = records.read_records(files, counts, tf_compression_type(shards.compression), opts)
     if counts is not None:
         ds = ds.apply(tf.data.experimental.assert_cardinality(sum(counts)))
     if opts.shuffle:
@@ -121,21 +107,30 @@ def make_dataset(
     ds = _repeat(ds, opts)
     image_format = opts.image_format or shards.image_format
     shape = shards.image_shape if opts.image_size is None else None
-    spec = decode.parse_spec()
     raw = image_format == "raw" and shards.image_shape is not None
+    # image/orientation is parsed only when some record may have it: never when the manifest
+    # counts none (every dataset of upright images), always for files without a manifest
+    orientations = shards.orientations
+    orient = opts.orientation and not raw and orientations != {}
+    quarter_turns = orientations is None or any(o in orientations for o in ("5", "6", "7", "8"))
+    if orient and quarter_turns and shape is not None and shape[0] != shape[1]:
+        shape = None  # some images come out width x height
+    spec = decode.parse_spec(orientation=orient)
     if image_format in ("png", "jpeg") or raw:
         # the format and shape are known: the bytes and the label are all a record must give
         # (parse_example's cost grows with the keys: 2 instead of 6 is ~1.6x faster)
-        spec = {k: spec[k] for k in (example.ENCODED, example.LABEL)}
+        spec = {k: v for k, v in spec.items() if k in _KNOWN_FORMAT_KEYS}
 
-    def parse(records):
-        f = tf.io.parse_example(records, spec)
+    def parse(batch):
+        f = tf.io.parse_example(records.check(batch), spec)
         labels = f[example.LABEL]
         if example.FORMAT not in f:  # not needed by the decoders of a known format
             zeros = tf.zeros_like(labels)
             f = {**f, example.FORMAT: tf.fill(tf.shape(labels), ""), example.HEIGHT: zeros}
             f[example.WIDTH] = f[example.CHANNELS] = zeros
         keys = (example.ENCODED, example.FORMAT, example.HEIGHT, example.WIDTH, example.CHANNELS)
+        if orient:
+            keys += (example.ORIENTATION,)
         return tuple(f[k] for k in keys), labels
 
     if opts.batch_size and not raw and (opts.image_size or shape):
@@ -145,11 +140,12 @@ def make_dataset(
         def parse_and_decode(records):
             features, labels = parse(records)
             images = decode.decode_batch(
-                *features,
+                *features[:5],
                 channels=opts.channels,
                 shape=out_shape,
                 image_size=opts.image_size,
                 image_format=image_format,
+                orientation=features[5] if orient else None,
             )
             return images, labels
 
@@ -158,8 +154,8 @@ def make_dataset(
     if raw:  # parse and decode a whole batch in one map, one vectorised decode_raw
         pixel_shape = shards.image_shape
 
-        def parse_raw(records):
-            f = tf.io.parse_example(records, spec)
+        def parse_raw(batch):
+            f = tf.io.parse_example(records.check(batch), spec)
             return _decode_raw_batch(f[example.ENCODED], opts, pixel_shape), f[example.LABEL]
 
         if opts.batch_size:
@@ -175,13 +171,16 @@ def make_dataset(
     ds = ds.batch(_PARSE_BATCH)
     ds = ds.map(parse, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
     ds = _unbatch(ds, counts, opts)
-    return _finish(_decode_each(ds, opts, image_format, shape), opts)
+    return _finish(_decode_each(ds, opts, image_format, shape, "record" if orient else None), opts)
 
 
 def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Dataset:
     """The twin of :func:`make_dataset` over the raw image folder (one subfolder per
     class): the same decoding, the same output, for a fair comparison. Labels follow the
-    sorted class folders, as in the converter. Takes :func:`make_dataset`'s options."""
+    sorted class folders, as in the converter. Takes :func:`make_dataset`'s options; with
+    ``orientation`` (the default) each JPEG's or PNG's EXIF orientation is parsed from its
+    bytes in the graph (``decode.exif_orientation``) and applied, as the converter's
+    records carry it."""
     from ..convert.sources.image_folder import scan_image_folder
 
     opts = options_from(options)
@@ -211,6 +210,7 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
                 shape=opts.image_size,
                 image_size=opts.image_size,
                 image_format=opts.image_format,
+                orientation=decode.exif_orientation(encoded) if opts.orientation else None,
             )
             return images, labels
 
@@ -227,7 +227,11 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
         return (tf.io.read_file(path), empty, zero, zero, zero), label
 
     ds = ds.map(read, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
-    return _finish(_decode_each(ds, opts, opts.image_format, None), opts)
+    orientation = "exif" if opts.orientation else None
+    return _finish(_decode_each(ds, opts, opts.image_format, None, orientation), opts)
+
+
+_KNOWN_FORMAT_KEYS = (example.ENCODED, example.LABEL, example.ORIENTATION)
 
 
 _PARSE_BATCH = 256  # records parsed per parse_example call when the output is unbatched
@@ -272,11 +276,15 @@ def _repeat(ds, opts: ReadOptions):
     return ds.repeat(int(opts.repeat)) if opts.repeat else ds
 
 
-def _decode_each(ds, opts: ReadOptions, image_format: str | None, shape):
-    """Per-record decode (+ resize): one format's decoder when known, else ``tf.case``."""
+def _decode_each(
+    ds, opts: ReadOptions, image_format: str | None, shape, orientation: str | None = None
+):
+    """Per-record decode (+ orientation, + resize): one format's decoder when known, else
+    ``tf.case``. ``orientation``: None, ``"record"`` (the features' sixth element) or
+    ``"exif"`` (parsed from the image bytes)."""
 
     def decode_one(features, label):
-        encoded, fmt, height, width, channels = features
+        encoded, fmt, height, width, channels = features[:5]
         if image_format in ("png", "jpeg"):
             code = decode.JPEG if image_format == "jpeg" else decode.PNG
             image = decode.decoders(encoded, height, width, channels, opts.channels)[code]()
@@ -285,6 +293,10 @@ def _decode_each(ds, opts: ReadOptions, image_format: str | None, shape):
             image = decode.decode_image(
                 encoded, code, height, width, channels, channels=opts.channels
             )
+        if orientation == "record":
+            image = decode.orient(image, features[5])
+        elif orientation == "exif":
+            image = decode.orient(image, decode.exif_orientation(encoded))
         if shape is not None:
             image.set_shape([shape[0], shape[1], opts.channels])
         return decode.resize(image, opts.image_size), label

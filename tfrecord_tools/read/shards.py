@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import TFRecordToolsError
 from ..format.compression import detect_compression, normalize_compression
-from ..format.manifest import read_manifest
+from ..format.manifest import check_finished, read_manifest
 from ..format.naming import INDEX_SUFFIX, MANIFEST, SHARD_GLOB, is_shard_name
 from .options import ReadOptions
 
@@ -27,6 +27,9 @@ class ShardList:
     compression: str
     image_shape: tuple[int, int, int] | None = None  # when the manifest says all agree
     image_format: str | None = None  # when the manifest says all records have one format
+    # records per EXIF orientation as the manifest counts them ({}: none has the key,
+    # which older manifests without the count also mean); None: no manifest
+    orientations: dict[str, int] | None = None
 
 
 def resolve_shards(
@@ -52,6 +55,7 @@ def resolve_shards(
             manifest.compression,
             manifest.image_shape,
             manifest.image_format,
+            manifest.orientations,
         )
     patterns = [str(path)] if isinstance(path, (str, os.PathLike)) else [str(p) for p in path]
     if not patterns:
@@ -70,6 +74,8 @@ def resolve_shards(
         )
         if not matches:
             raise TFRecordToolsError(f"{pattern}: no TFRecord files match")
+        for parent in {os.path.dirname(m) or "." for m in matches}:
+            check_finished(parent)
         files.extend(matches)
     found = (
         normalize_compression(compression)

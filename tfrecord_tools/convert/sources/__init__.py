@@ -29,6 +29,7 @@ class Item:
     skipped: tuple[str, str] | None = None  # (path, reason)
     records: Sequence[bytes] | None = None
     shape: tuple[int, int, int] | None = None  # (height, width, channels) of the image(s)
+    orientation: int = 1  # EXIF orientation the record carries (the manifest counts them)
 
     @property
     def count(self) -> int:

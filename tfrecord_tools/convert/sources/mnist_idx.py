@@ -66,6 +66,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # of N bytes holds at most 1032 * N bytes: a larger header is rejected without reading.
 _GZIP_MAX_RATIO = 1032
 _CHUNK = 1 << 20
+#: Decompressed IDX payloads above this are spilled to a memory-mapped temporary file.
+_IN_MEMORY = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -199,8 +201,10 @@ def _read_plain_payload(
 def _read_gzip_payload(
     gz: BinaryIO, path: str, dims: tuple[int, ...], compressed_size: int
 ) -> np.ndarray:
-    """Decompress exactly the declared payload in bounded chunks; memory grows only with
-    data actually present, and reading stops one byte past the declared size."""
+    """Decompress exactly the declared payload in bounded chunks, checked against the header
+    as it streams: reading stops one byte past the declared size. Payloads above
+    ``_IN_MEMORY`` go to an anonymous temporary file that is memory-mapped, so a small gzip
+    file that honestly declares gigabytes (a "bomb") costs disk pages, not resident memory."""
     expected = math.prod(dims)
     if expected > compressed_size * _GZIP_MAX_RATIO:
         raise _size_error(
@@ -210,15 +214,37 @@ def _read_gzip_payload(
             f"a gzip file of {compressed_size} bytes, which cannot decompress to more than "
             f"{compressed_size * _GZIP_MAX_RATIO} (the header is corrupt)",
         )
-    buf = bytearray()
-    while len(buf) < expected:
-        chunk = gz.read(min(_CHUNK, expected - len(buf)))
-        if not chunk:
-            raise _size_error(path, dims, expected, f"{len(buf)} (file too short)")
-        buf += chunk
+    if expected <= _IN_MEMORY:
+        out = np.empty(expected, dtype=np.uint8)
+        _inflate_into(gz, memoryview(out), path, dims)
+        return _readonly(out.reshape(dims))
+    with tempfile.TemporaryFile(prefix="tfrecord-tools-idx-") as spill:
+        done = 0
+        while done < expected:
+            chunk = gz.read(min(_CHUNK, expected - done))
+            if not chunk:
+                raise _size_error(path, dims, expected, f"{done} (file too short)")
+            spill.write(chunk)
+            done += len(chunk)
+        _check_end(gz, path, dims, expected)
+        spill.flush()
+        # the map keeps the (already unlinked) file alive after it is closed here
+        return np.memmap(spill, dtype=np.uint8, mode="r", shape=dims)
+
+
+def _inflate_into(gz: BinaryIO, out: memoryview, path: str, dims: tuple[int, ...]) -> None:
+    done, expected = 0, len(out)
+    while done < expected:
+        n = gz.readinto(out[done : done + _CHUNK])  # type: ignore[attr-defined]
+        if not n:
+            raise _size_error(path, dims, expected, f"{done} (file too short)")
+        done += n
+    _check_end(gz, path, dims, expected)
+
+
+def _check_end(gz: BinaryIO, path: str, dims: tuple[int, ...], expected: int) -> None:
     if gz.read(1):
         raise _size_error(path, dims, expected, f"more than {expected} (trailing data)")
-    return _readonly(np.frombuffer(buf, dtype=np.uint8).reshape(dims))
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

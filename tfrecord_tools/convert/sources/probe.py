@@ -1,31 +1,36 @@
 """Image probing: the per-file check between reading a source image and building its Example.
 
-    source file bytes -> **probe_image** -> (bytes to store, ImageInfo) -> Example builder
+    source file -> **read_image** (a bounded prefix first) -> bytes -> **probe_image**
+    -> (bytes to store, ImageInfo) -> Example builder
 
 JPEG and PNG are stored byte for byte after header-level checks that cost microseconds:
 JPEG marker segments up to the first scan plus an EOI search, PNG chunk headers and CRCs.
-No pixels are decoded on that path (``validate="decode"`` adds a full Pillow decode). Other
-formats Pillow reads (BMP, GIF, WebP, TIFF) are re-encoded as PNG. ``ImageInfo.channels``
-is what ``tf.io.decode_jpeg`` / ``tf.io.decode_png`` with ``channels=0`` return, so readers
-can trust ``image/channels``. TensorFlow is never imported here; Pillow only when needed.
+No pixels are decoded on that path (``validate="decode"`` adds a full Pillow decode); their
+EXIF orientation is read from the headers (``ImageInfo.orientation``) for the readers to
+apply. Every other format Pillow opens and can load (BMP, GIF, WebP, TIFF, TGA, PNM, ICO,
+PSD, SGI, DDS, JPEG 2000, AVIF, QOI, PCX...) is re-encoded as PNG by ``reencode``, upright
+(its EXIF orientation applied) and in a PNG mode that keeps its values. Big files are read
+whole only once a prefix shows an image (``read_image``). ``ImageInfo.channels`` is what
+``tf.io.decode_jpeg`` / ``tf.io.decode_png`` with ``channels=0`` return, so readers can
+trust ``image/channels``. TensorFlow is never imported here; Pillow only when needed.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import struct
-import warnings
 import zlib
 from dataclasses import dataclass, replace
-from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from ...errors import InvalidImageError
+from . import reencode
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-__all__ = ["ImageInfo", "probe_image", "sniff_format"]
+__all__ = ["ImageInfo", "probe_image", "read_image", "sniff_format"]
 
 # Pillow's own hard limit (2 * Image.MAX_IMAGE_PIXELS): about 13,000 x 13,000.
 DEFAULT_MAX_PIXELS = 178_956_970
@@ -42,6 +47,7 @@ class ImageInfo:
     channels: int  # what TF's decode_jpeg / decode_png(channels=0) return
     kind: str  # "rgb", "gray", "rgba", "gray+alpha", "palette", "cmyk", "16-bit"
     converted_from: str | None = None  # source format when re-encoded as PNG
+    orientation: int = 1  # EXIF orientation (1-8) of a stored JPEG / PNG, for readers to apply
 
 
 # --- sniffing -------------------------------------------------------------------------------
@@ -68,6 +74,93 @@ def sniff_format(data: bytes) -> str | None:
     if data[:2] == b"BM" and int.from_bytes(data[14:18], "little") in _BMP_DIB_SIZES:
         return "bmp"
     return None
+
+
+# --- reading a file: a bounded prefix first ------------------------------------------------
+
+#: Bytes read before anything is known about a file: enough to sniff any format and to check
+#: a JPEG's frame or a PNG's IHDR. Files up to this size are read whole at once.
+PREFIX_BYTES = 1 << 16
+#: At most this much more may be read (``os.pread``, from anywhere in the file) while Pillow
+#: looks for a header it knows. Only a format Pillow has recognised reads that far (AVIF
+#: reads its whole file); a file that exhausts it is read whole and probed for real.
+HEADER_BUDGET = 1 << 20
+
+
+def read_image(f: BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """All the bytes of ``f`` (a file opened ``"rb"``), read only once its first bytes show
+    an image whose dimensions are acceptable; otherwise :class:`InvalidImageError` after at
+    most :data:`PREFIX_BYTES` (+ :data:`HEADER_BUDGET` for Pillow's header parsers). A 2 GB
+    video named ``movie.jpg`` costs a 64 KiB read, not 2 GB of memory. The result still
+    goes through :func:`probe_image`."""
+    size = os.fstat(f.fileno()).st_size
+    if size <= PREFIX_BYTES:
+        return f.read()  # one read, no buffer copy
+    head = f.read(PREFIX_BYTES)
+    _screen(head, f, size, max_pixels)
+    f.seek(0)
+    return f.read()  # the whole file, one allocation (re-reading the prefix costs nothing)
+
+
+def _screen(head: bytes, f: BinaryIO, size: int, max_pixels: int) -> None:
+    """Reject ``head`` (a strict prefix of the file) if it cannot start an acceptable image."""
+    fmt = sniff_format(head)
+    if fmt == "jpeg":
+        try:
+            _walk_jpeg_headers(head, max_pixels)
+        except InvalidImageError as err:
+            if err.reason != "truncated JPEG":  # the prefix may end before the frame header
+                raise
+    elif fmt == "png":
+        _read_ihdr(head, max_pixels)
+    else:
+        window = _HeaderWindow(f.fileno(), size, PREFIX_BYTES + HEADER_BUDGET)
+        try:
+            with reencode.quiet():
+                _open_checked(window, fmt, max_pixels).close()
+        except InvalidImageError as err:
+            # Pillow gave up within the budget: it knows; a format that read past it is
+            # probed on the whole file instead
+            if err.reason == "image too large" or not window.exhausted:
+                raise
+
+
+class _HeaderWindow(io.RawIOBase):
+    """A read-only view of an open file for Pillow's header parsers: reads go through
+    ``os.pread`` (the file's own position stays put) and end, as at end of file, once
+    ``budget`` bytes have been read in all."""
+
+    def __init__(self, fd: int, size: int, budget: int):
+        super().__init__()
+        self._fd, self._size, self._left, self._pos = fd, size, budget, 0
+        self.exhausted = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        want = min(len(buffer), max(self._size - self._pos, 0))
+        n = min(want, self._left)
+        if n < want:
+            self.exhausted = True
+        if n <= 0:
+            return 0
+        data = os.pread(self._fd, n, self._pos)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        self._left -= len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
 
 
 # --- entry point ----------------------------------------------------------------------------
@@ -104,9 +197,7 @@ def _probe(data: bytes, validate: str, max_pixels: int) -> tuple[bytes, ImageInf
         info = _probe_jpeg(data, max_pixels)
     elif fmt == "png":
         info = _probe_png(data, max_pixels)
-    elif fmt is None:
-        raise InvalidImageError("not an image", detail=f"starts with {data[:8]!r}")
-    else:
+    else:  # a format TF cannot read, or one only Pillow knows (fmt None): PNG
         return _convert_to_png(data, fmt, max_pixels)
     if validate == "decode":
         _decode_with_pillow(data, fmt, max_pixels)
@@ -153,7 +244,7 @@ _JPEG_COMPONENTS = {1: ("gray", 1), 3: ("rgb", 3), 4: ("cmyk", 3)}
 
 def _probe_jpeg(data: bytes, max_pixels: int) -> ImageInfo:
     """Walk the marker segments from SOI to the first SOS, then look for the EOI."""
-    frame, scan_start = _walk_jpeg_headers(data, max_pixels)
+    frame, scan_start, orientation = _walk_jpeg_headers(data, max_pixels)
     # Entropy-coded data cannot contain FF D9 (an FF there is followed by 00 or RSTn), so any
     # FF D9 after the first scan header is a real EOI. rfind meets it within two bytes in a
     # normal file and also accepts cameras' trailing padding or appended data after EOI; only
@@ -162,14 +253,16 @@ def _probe_jpeg(data: bytes, max_pixels: int) -> ImageInfo:
         raise InvalidImageError("truncated JPEG", detail="no EOI marker after the image data")
     height, width, components = frame
     kind, channels = _JPEG_COMPONENTS[components]
-    return ImageInfo("jpeg", height, width, channels, kind)
+    return ImageInfo("jpeg", height, width, channels, kind, orientation=orientation)
 
 
-def _walk_jpeg_headers(data: bytes, max_pixels: int) -> tuple[tuple[int, int, int], int]:
-    """Return ((height, width, components), offset where the first scan's data begins)."""
+def _walk_jpeg_headers(data: bytes, max_pixels: int) -> tuple[tuple[int, int, int], int, int]:
+    """Return ((height, width, components), offset where the first scan's data begins,
+    EXIF orientation of the first Exif APP1 segment or 1)."""
     n = len(data)
     pos = 2
     frame: tuple[int, int, int] | None = None
+    orientation = 0  # 0: no Exif segment seen yet
     while True:
         if pos >= n or data[pos] != 0xFF:
             # libjpeg skips stray bytes before a marker (with a warning); so do we.
@@ -200,7 +293,7 @@ def _walk_jpeg_headers(data: bytes, max_pixels: int) -> tuple[tuple[int, int, in
         if marker == 0xDA:
             if frame is None:
                 raise InvalidImageError("corrupt JPEG", detail="scan (SOS) before any frame (SOF)")
-            return frame, end
+            return frame, end, orientation or 1
         if marker in _SOF_SUPPORTED:
             if frame is not None:
                 raise InvalidImageError("corrupt JPEG", detail=f"second SOF marker at byte {pos}")
@@ -213,6 +306,8 @@ def _walk_jpeg_headers(data: bytes, max_pixels: int) -> tuple[tuple[int, int, in
             raise InvalidImageError(
                 "corrupt JPEG", detail=f"unexpected marker 0xFF{marker:02X} at byte {pos}"
             )
+        elif marker == 0xE1 and not orientation and data[pos + 4 : pos + 10] == _EXIF_HEADER:
+            orientation = exif_orientation(memoryview(data)[pos + 10 : end])
         pos = end
 
 
@@ -261,13 +356,13 @@ _PNG_COLOR_TYPES = {
 def _probe_png(data: bytes, max_pixels: int) -> ImageInfo:
     """Read IHDR, then walk every chunk checking its CRC, up to IEND."""
     width, height, depth, color_type = _read_ihdr(data, max_pixels)
-    has_trns = _walk_png_chunks(data, needs_plte=color_type == 3)
+    has_trns, orientation = _walk_png_chunks(data, needs_plte=color_type == 3)
     kind, channels, _ = _PNG_COLOR_TYPES[color_type]
     if color_type == 3 and has_trns:
         channels = 4
     if depth == 16:
         kind = "16-bit"
-    return ImageInfo("png", height, width, channels, kind)
+    return ImageInfo("png", height, width, channels, kind, orientation=orientation)
 
 
 def _read_ihdr(data: bytes, max_pixels: int) -> tuple[int, int, int, int]:
@@ -300,12 +395,14 @@ def _read_ihdr(data: bytes, max_pixels: int) -> tuple[int, int, int, int]:
     return width, height, depth, color_type
 
 
-def _walk_png_chunks(data: bytes, *, needs_plte: bool) -> bool:
-    """Check every chunk's CRC and that IDAT and IEND are present; return "tRNS before IDAT"."""
+def _walk_png_chunks(data: bytes, *, needs_plte: bool) -> tuple[bool, int]:
+    """Check every chunk's CRC and that IDAT and IEND are present; return ("tRNS before
+    IDAT", EXIF orientation of the first eXIf chunk or 1)."""
     view = memoryview(data)
     n = len(data)
     pos = 8
     seen_idat = seen_plte = has_trns = False
+    orientation = 0  # 0: no eXIf chunk seen yet
     while True:
         if pos + 12 > n:
             raise InvalidImageError("truncated PNG", detail=f"no IEND chunk (file ends at {n})")
@@ -327,109 +424,76 @@ def _walk_png_chunks(data: bytes, *, needs_plte: bool) -> bool:
             seen_plte = True
         elif ctype == b"tRNS" and not seen_idat:  # libpng only honours tRNS before IDAT
             has_trns = True
+        elif ctype == b"eXIf" and not orientation:
+            exif = view[pos + 8 : end]  # some writers keep the JPEG-style header there
+            orientation = exif_orientation(exif[6:] if exif[:6] == _EXIF_HEADER else exif)
         pos = end + 4
     if not seen_idat:
         raise InvalidImageError("corrupt PNG", detail="no IDAT chunk")
     if needs_plte and not seen_plte:
         raise InvalidImageError("corrupt PNG", detail="palette image without a PLTE chunk")
-    return has_trns
+    return has_trns, orientation or 1
 
 
-# --- Pillow: full decode and conversion of other formats -----------------------------------
+# --- EXIF orientation -----------------------------------------------------------------------
 
-_PIL_FORMATS = {
-    "jpeg": "JPEG",
-    "png": "PNG",
-    "gif": "GIF",
-    "bmp": "BMP",
-    "webp": "WEBP",
-    "tiff": "TIFF",
-}
-# Pillow's plugins raise assorted exception types on malformed input.
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError)
-# Source mode -> PNG mode. Modes PNG stores as they are map to themselves.
-_PNG_MODES = {
-    "L": "L",
-    "LA": "LA",
-    "RGB": "RGB",
-    "RGBA": "RGBA",
-    "P": "P",
-    "I;16": "I;16",
-    "1": "L",
-    "La": "LA",
-    "PA": "RGBA",
-    "RGBa": "RGBA",
-    "RGBX": "RGB",
-    "CMYK": "RGB",
-    "YCbCr": "RGB",
-    "I;16B": "I;16",
-    "I;16L": "I;16",
-    "I;16N": "I;16",
-}
-# Modes whose "transparency" info (a colour key or palette alpha) becomes an alpha channel.
-_WITH_ALPHA = {"1": "LA", "L": "LA", "P": "RGBA", "RGB": "RGBA"}
+_EXIF_HEADER = b"Exif\x00\x00"  # starts a JPEG APP1 segment holding EXIF
+_ORIENTATION_TAG = 0x0112
+_IFD_ENTRY = {"<": struct.Struct("<HHI4s"), ">": struct.Struct(">HHI4s")}
 
 
-def _pillow() -> ModuleType:
-    """Pillow's Image module, imported on first use: the JPEG/PNG fast path never needs it."""
-    from PIL import Image
+def exif_orientation(tiff: bytes | memoryview) -> int:
+    """The Orientation tag (1-8) of EXIF data (a TIFF header and IFD0, as in a JPEG's APP1
+    after ``Exif\\0\\0`` or a PNG's eXIf chunk); 1 when absent, malformed or out of range."""
+    if len(tiff) < 8:
+        return 1
+    order = {b"II": "<", b"MM": ">"}.get(bytes(tiff[:2]))
+    if order is None:
+        return 1
+    magic, ifd = struct.unpack_from(order + "HI", tiff, 2)
+    if magic != 42 or ifd + 2 > len(tiff):
+        return 1
+    (count,) = struct.unpack_from(order + "H", tiff, ifd)
+    entry = _IFD_ENTRY[order]
+    for at in range(ifd + 2, min(ifd + 2 + 12 * count, len(tiff) - 11), 12):
+        tag, kind, n, value = entry.unpack_from(tiff, at)
+        if tag == _ORIENTATION_TAG:
+            if n != 1 or kind not in (3, 4):  # SHORT (as the standard says) or LONG
+                return 1
+            number = struct.unpack_from(order + ("H" if kind == 3 else "I"), value)[0]
+            return number if 1 <= number <= 8 else 1
+    return 1
 
-    return Image
+
+# --- other formats: Pillow (reencode.py) ---------------------------------------------------
 
 
-def _open_with_pillow(data: bytes, fmt: str, max_pixels: int, reason: str) -> PILImage.Image:
-    """Open (not yet decode) ``data`` as ``fmt``; check its size against ``max_pixels``."""
-    image_module = _pillow()
-    try:
-        # Our own size check below replaces Pillow's warning; its hard error stays a backstop.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", image_module.DecompressionBombWarning)
-            image = image_module.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]])
-    except image_module.DecompressionBombError as err:
-        raise InvalidImageError("image too large", detail=str(err)) from err
-    except _PIL_ERRORS as err:
-        raise InvalidImageError(reason, detail=f"Pillow: {err}") from err
+def _open_checked(source, fmt: str | None, max_pixels: int) -> PILImage.Image:
+    """Open ``source`` with Pillow (``reencode.open_image``) and check its dimensions."""
+    image = reencode.open_image(source, fmt)
     width, height = image.size
     _check_pixels(width, height, max_pixels)
     if width == 0 or height == 0:
-        raise InvalidImageError(reason, detail=f"{width}x{height} image")
+        raise reencode.unsupported(image.format, f"{width}x{height} image")
     return image
 
 
 def _decode_with_pillow(data: bytes, fmt: str, max_pixels: int) -> None:
     """Decode every pixel, to catch corrupt entropy-coded or zlib data."""
-    image = _open_with_pillow(data, fmt, max_pixels, "decode failed")
-    try:
-        image.load()
-    except _PIL_ERRORS as err:
-        raise InvalidImageError("decode failed", detail=f"Pillow: {err}") from err
+    with reencode.quiet():
+        try:
+            image = _open_checked(data, fmt, max_pixels)
+        except InvalidImageError as err:
+            if err.reason == "image too large":
+                raise
+            raise InvalidImageError("decode failed", detail=err.reason) from err
+        reencode.load(image)
 
 
-def _convert_to_png(data: bytes, fmt: str, max_pixels: int) -> tuple[bytes, ImageInfo]:
-    """Re-encode a format TF cannot read as PNG, keeping the pixels and (where PNG can) mode."""
-    image = _open_with_pillow(data, fmt, max_pixels, "unsupported image")
-    try:
-        image.load()  # first frame of GIF / WebP / multi-page TIFF
-        image = _to_png_mode(image)
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG")
-    except _PIL_ERRORS as err:
-        raise InvalidImageError("unsupported image", detail=f"Pillow: {err}") from err
-    png = buffer.getvalue()
+def _convert_to_png(data: bytes, fmt: str | None, max_pixels: int) -> tuple[bytes, ImageInfo]:
+    """Re-encode a format TF cannot read as PNG: upright, values kept (``reencode.to_png``)."""
+    with reencode.quiet():
+        image = _open_checked(data, fmt, max_pixels)
+        png = reencode.to_png(image)
     info = _probe_png(png, max_pixels)  # channels and kind exactly as a reader will see them
-    return png, replace(info, converted_from=fmt)
-
-
-def _to_png_mode(image: PILImage.Image) -> PILImage.Image:
-    """``image`` in a mode PNG stores losslessly, or InvalidImageError."""
-    mode = image.mode
-    if "transparency" in image.info and mode in _WITH_ALPHA:
-        return image.convert(_WITH_ALPHA[mode])
-    if mode == "I":  # 32-bit integers: fine as 16-bit PNG only if the values fit
-        low, high = image.getextrema()
-        if low >= 0 and high <= 0xFFFF:
-            return image.convert("I;16")
-    target = _PNG_MODES.get(mode)
-    if target is None:
-        raise InvalidImageError("unsupported image", detail=f"mode {mode} has no PNG equivalent")
-    return image if target == mode else image.convert(target)
+    return png, replace(info, converted_from=fmt or (image.format or "unknown").lower())

@@ -1,0 +1,289 @@
+"""Random access to TFRecord shards of image Examples, without TensorFlow:
+``TFRecordDataSource`` -- ``len(src)``, ``src[i] -> (image, label)``, ``src.batches()``.
+
+Data flow: PATH -> shard list (``read.shards``: manifest or glob) -> per-shard index
+(``.idx`` files, or headers scanned in memory) -> **one pread per record, both CRCs
+checked** -> parse (``parse``) -> decode (``decode``) -> ``(uint8 [H, W, C], int)``.
+Sequential reading of whole shards is ``batch.iter_batches``; the PyTorch and grain
+adapters (``torch``, ``grain``) wrap this class.
+
+A source pickles by path and options (plus any index it built in memory): file descriptors
+are opened lazily, per process, so DataLoader and grain workers reopen the files.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import logging
+import operator
+import os
+from array import array
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import TFRecordToolsError
+from ..format.compression import normalize_compression
+from ..format.errors import Damage, RecordError
+from ..format.framing import FOOTER, HEADER, OVERHEAD, header, iter_headers, masked_crc32c
+from ..format.index import index_path, read_index
+from ..read.options import CHANNEL_CHOICES, normalise_size
+from ..read.shards import resolve_shards
+from .decode import decode_fields
+from .parse import ExampleParseError, parse_image_example
+
+__all__ = ["TFRecordDataSource"]
+
+log = logging.getLogger(__name__)
+
+
+class TFRecordDataSource:
+    """Images and labels of TFRecord shards by index: ``len(src)``, ``src[i]``.
+
+    ``path``: a dataset folder (its ``dataset.json`` gives files, counts, compression) or a
+    glob / list of TFRecord files of ``tf.train.Example`` with the image keys make_dataset
+    reads. ``src[i]`` is ``(image, label)``: uint8 ``[H, W, channels]`` (``image_size`` =
+    N or (height, width) resizes) and an int. Records are found through the ``.idx`` file
+    beside each shard, or an index built in memory from the headers when it is missing.
+
+    Damaged records (a CRC that does not match, a cut-short record) raise
+    :class:`~tfrecord_tools.TFRecordToolsError` naming the file, record and offset; with
+    ``skip_corrupt=True`` they are skipped instead and listed in ``src.skipped`` (and
+    logged): ``src[i]`` of a damaged record gives the next intact one. Compressed shards
+    have no random access: read them with :meth:`batches` or :meth:`stream`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | Sequence[str],
+        *,
+        split: str = "train",
+        image_size: int | tuple[int, int] | None = None,
+        channels: int = 3,
+        compression: str | None = None,
+        skip_corrupt: bool = False,
+    ):
+        if channels not in CHANNEL_CHOICES:
+            raise TFRecordToolsError(f"channels must be 1, 3 or 4, got {channels}")
+        self.path = path if isinstance(path, (str, os.PathLike)) else list(path)
+        self.split = split
+        self.image_size = normalise_size(image_size)
+        self.channels = channels
+        self.skip_corrupt = skip_corrupt
+        shards = resolve_shards(self.path, split, compression)
+        self.files: list[str] = list(shards.files)
+        self.compression = normalize_compression(shards.compression)
+        self._manifest_counts = shards.counts
+        #: Damaged records met so far (by this process), as RecordError: file, record, offset.
+        self.skipped: list[RecordError] = []
+        self._offsets: list[array] | None = None  # per shard, record offsets
+        self._sizes: list[array] | None = None  # per shard, whole record sizes
+        self._starts: list[int] | None = None  # global index of each shard's first record
+        self._fds: list[int | None] = [None] * len(self.files)
+
+    # -- pickling: by path; file descriptors are per process ------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_fds"] = [None] * len(self.files)
+        state["skipped"] = []
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def close(self) -> None:
+        """Close the shard files this process opened (they reopen on the next read)."""
+        for i, fd in enumerate(self._fds):
+            if fd is not None:
+                os.close(fd)
+                self._fds[i] = None
+
+    def __enter__(self) -> TFRecordDataSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        fds = getattr(self, "_fds", ())
+        for fd in fds:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def __repr__(self) -> str:
+        return (
+            f"TFRecordDataSource({self.path!r}, split={self.split!r}, "
+            f"{len(self.files)} shard(s), {self.compression})"
+        )
+
+    # -- the index -----------------------------------------------------------------------
+
+    def shard_counts(self) -> list[int]:
+        """Records per shard: the index's when built, else the manifest's, else scanned."""
+        if self._offsets is not None:
+            return [len(o) for o in self._offsets]
+        if self._manifest_counts is not None:
+            return list(self._manifest_counts)
+        if self.compression != "none":  # no random access: count by decompressing once
+            return [sum(1 for _ in iter_headers(f, self.compression)) for f in self.files]
+        self._load_index()
+        return [len(o) for o in self._offsets]  # type: ignore[union-attr]
+
+    def _load_index(self) -> None:
+        if self.compression != "none":
+            raise TFRecordToolsError(
+                f"{self.files[0]}: shards compressed with {self.compression} have no random "
+                "access (a record's offset is in the uncompressed stream): read them in "
+                "order with src.batches() or src.stream(), or convert with --compression none"
+            )
+        offsets, sizes = [], []
+        for k, file in enumerate(self.files):
+            o, s = self._shard_index(file)
+            want = None if self._manifest_counts is None else self._manifest_counts[k]
+            if want is not None and want != len(o) and not self.skip_corrupt:
+                raise TFRecordToolsError(
+                    f"{file}: the index lists {len(o)} records, the manifest {want}: "
+                    "rebuild it with `tfrecord-tools index`"
+                )
+            offsets.append(o)
+            sizes.append(s)
+        starts, total = [], 0
+        for o in offsets:
+            starts.append(total)
+            total += len(o)
+        self._offsets, self._sizes, self._starts = offsets, sizes, starts
+
+    def _shard_index(self, file: str) -> tuple[array, array]:
+        idx = index_path(file)
+        if idx.is_file():
+            entries = read_index(idx)
+            return array("q", (e[0] for e in entries)), array("q", (e[1] for e in entries))
+        offsets, sizes = array("q"), array("q")
+        try:
+            for record in iter_headers(file):
+                offsets.append(record.offset)
+                sizes.append(record.size)
+        except RecordError as e:  # a damaged header: nothing after it can be located
+            if not self.skip_corrupt:
+                raise
+            self.report(e, "the records after it are not indexed")
+        return offsets, sizes
+
+    def __len__(self) -> int:
+        if self._starts is None:
+            if self.compression != "none":
+                return sum(self.shard_counts())
+            self._load_index()
+        return self._starts[-1] + len(self._offsets[-1]) if self.files else 0  # type: ignore[index]
+
+    # -- random access -------------------------------------------------------------------
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        """``(image, label)`` of record ``index`` (negative counts from the end)."""
+        i = operator.index(index)
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"record {index} of {n}")
+        for step in range(n):
+            try:
+                data, shard, j = self.read_record((i + step) % n)
+            except RecordError as e:
+                if not self.skip_corrupt:
+                    raise
+                self.report(e, "skipped")
+                continue
+            return self.decode(data, self.files[shard], j, self._offsets[shard][j])  # type: ignore[index]
+        raise TFRecordToolsError(f"{self.path}: every record is damaged")
+
+    def read_record(self, index: int) -> tuple[bytes, int, int]:
+        """The Example bytes of record ``index`` (both CRCs checked), its shard and its
+        index in that shard. One ``os.pread`` of the whole record."""
+        if self._starts is None:
+            self._load_index()
+        shard = bisect.bisect_right(self._starts, index) - 1  # type: ignore[arg-type]
+        j = index - self._starts[shard]  # type: ignore[index]
+        offset = self._offsets[shard][j]  # type: ignore[index]
+        size = self._sizes[shard][j]  # type: ignore[index]
+        fd = self._fds[shard]
+        if fd is None:
+            fd = self._fds[shard] = os.open(self.files[shard], os.O_RDONLY)
+        buf = os.pread(fd, size, offset)
+        length = size - OVERHEAD
+        problem = None
+        if len(buf) < size:
+            problem = ("truncated record", f"{len(buf)} of {size} bytes (the index's length)")
+        elif buf[:12] != header(length):
+            got = HEADER.unpack_from(buf)[0]
+            if masked_crc32c(buf[:8]) != HEADER.unpack_from(buf)[1]:
+                problem = ("length CRC mismatch", "")
+            else:
+                problem = ("index mismatch", f"the index says {length} bytes, the header {got}")
+        else:
+            data = buf[12 : 12 + length]
+            if masked_crc32c(data) == FOOTER.unpack_from(buf, 12 + length)[0]:
+                return data, shard, j
+            problem = ("data CRC mismatch", "")
+        damage = Damage(j, offset, offset + size, *problem)
+        raise damage.error(self.files[shard])
+
+    def decode(
+        self, data: bytes | memoryview, file: str, index: int, offset: int
+    ) -> tuple[np.ndarray, int]:
+        """``(image, label)`` of one record's Example bytes, with this source's options;
+        a record that is not an image Example is an error naming ``file``, record, offset."""
+        try:
+            fields = parse_image_example(data)
+            image = decode_fields(fields, channels=self.channels, image_size=self.image_size)
+        except (ExampleParseError, TFRecordToolsError, OSError, ValueError) as e:
+            raise TFRecordToolsError(
+                f"{file}: record {index} at byte {offset}: not a decodable image Example: {e}"
+            ) from None
+        return image, fields.label
+
+    def report(self, error: RecordError, what: str) -> None:
+        """Note a damaged record met with ``skip_corrupt``: in ``skipped`` and the log."""
+        self.skipped.append(error)
+        log.warning("%s (%s)", error, what)
+
+    # -- sequential ----------------------------------------------------------------------
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int | None = None,
+        num_workers: int = 1,
+        worker_index: int = 0,
+        drop_remainder: bool = False,
+    ) -> Iterator[tuple[np.ndarray | list[np.ndarray], np.ndarray]]:
+        """``(images, labels)`` batches read whole shards at a time (see
+        :func:`~tfrecord_tools.access.batch.iter_batches`)."""
+        from .batch import iter_batches
+
+        return iter_batches(
+            self,
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            num_workers=num_workers,
+            worker_index=worker_index,
+            drop_remainder=drop_remainder,
+        )
+
+    def stream(
+        self, *, num_workers: int = 1, worker_index: int = 0
+    ) -> Iterator[tuple[np.ndarray, int]]:
+        """Every record in file order, no index needed (compressed shards too); worker
+        ``worker_index`` of ``num_workers`` gets its share: whole files dealt round-robin
+        when there are at least as many files as workers, else every ``num_workers``-th
+        record. Together the workers get every record once."""
+        from .batch import iter_stream
+
+        return iter_stream(self, num_workers=num_workers, worker_index=worker_index)

@@ -1,0 +1,73 @@
+"""PyTorch datasets over :class:`~tfrecord_tools.access.source.TFRecordDataSource`
+(imports torch; nothing else in ``access`` does).
+
+Map-style, global shuffle through the DataLoader's sampler::
+
+    import torch
+    from tfrecord_tools.access.torch import TFRecordMapDataset
+
+    ds = TFRecordMapDataset("out/", split="train", image_size=224)
+    loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, num_workers=4)
+    for images, labels in loader:  # uint8 [64, 224, 224, 3], int64 [64]
+        ...
+
+Iterable, every record once across DataLoader workers and ``torch.distributed`` ranks,
+read in file order without any index (compressed shards too)::
+
+    ds = TFRecordIterableDataset("out/", image_size=224)
+    loader = torch.utils.data.DataLoader(ds, batch_size=64, num_workers=4)
+
+Both pickle by path: workers reopen the files themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from .source import TFRecordDataSource
+
+__all__ = ["TFRecordIterableDataset", "TFRecordMapDataset"]
+
+
+def _source(path: Any, kwargs: dict[str, Any]) -> TFRecordDataSource:
+    return path if isinstance(path, TFRecordDataSource) else TFRecordDataSource(path, **kwargs)
+
+
+class TFRecordMapDataset(torch.utils.data.Dataset):
+    """``ds[i] -> (image tensor uint8 [H, W, C], label int)``; takes a path and
+    :class:`TFRecordDataSource`'s options, or a source."""
+
+    def __init__(self, path: str | os.PathLike | Sequence[str] | TFRecordDataSource, **options):
+        self.source = _source(path, options)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, label = self.source[index]
+        return torch.from_numpy(image), label
+
+
+class TFRecordIterableDataset(torch.utils.data.IterableDataset):
+    """Every record once per pass, shared among ``torch.distributed`` ranks (when a process
+    group is initialised) and the DataLoader's workers of each rank; see
+    :meth:`TFRecordDataSource.stream` for how the share is cut."""
+
+    def __init__(self, path: str | os.PathLike | Sequence[str] | TFRecordDataSource, **options):
+        self.source = _source(path, options)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        share = rank * workers + worker
+        for image, label in self.source.stream(num_workers=world * workers, worker_index=share):
+            yield torch.from_numpy(np.ascontiguousarray(image)), label

@@ -1,0 +1,70 @@
+"""Shard files -> serialized records for the tf.data pipelines, with every damaged shard
+named.
+
+Data flow: files (this host's part) -> [file shuffle] -> **records** (one file after the
+other, or several interleaved) -> record shuffle -> parse. TensorFlow's record reader says
+only "corrupted record at 276686" when it meets damage, without the file. So where the
+manifest gives each shard's count, a shard is read with ``ignore_errors`` (TensorFlow then
+drops the rest of a damaged file), followed by marker records naming it, and cut to its
+count: an intact shard never shows a marker, a damaged one fills its count with them (so
+the dataset's cardinality still holds), and :func:`check` raises naming the file when a
+marker reaches the parser. This costs ~5 % of the bare record
+reader's speed (~0.06 us a record, measured with 100-byte records on one core), nothing
+next to parsing and decoding.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from .options import ReadOptions
+
+#: Starts the marker record. No serialized Example starts with a zero byte (protobuf field
+#: tag 0 does not exist), so the marker cannot be mistaken for data.
+_MARK = "\x00tfrecord-tools: "
+_DAMAGED = (
+    ": damaged shard; it holds fewer intact records than the ",
+    " its manifest lists (run `tfrecord-tools verify` on it, then `repair`)",
+)
+
+
+def read_records(
+    files: list[str], counts: list[int] | None, compression_type: str, opts: ReadOptions
+) -> tf.data.Dataset:
+    """The records of ``files`` (``counts``: each file's records, when known)."""
+
+    def read(f, n=None):
+        records = tf.data.TFRecordDataset(f, compression_type=compression_type)
+        if n is None:
+            return records
+        count = tf.strings.as_string(n)
+        marker = tf.strings.join([_MARK, f, _DAMAGED[0], count, _DAMAGED[1]])
+        records = records.ignore_errors().concatenate(tf.data.Dataset.from_tensors(marker).repeat())
+        return records.take(n)
+
+    if counts is None and not opts.shuffle and opts.cycle_length == 1:
+        return tf.data.TFRecordDataset(files, compression_type=compression_type)
+    if counts is None:
+        ds = tf.data.Dataset.from_tensor_slices(files)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(counts, tf.int64)))
+    if opts.shuffle:
+        ds = ds.shuffle(len(files), seed=opts.seed, reshuffle_each_iteration=True)
+    if opts.cycle_length == 1:
+        return ds.flat_map(read)
+    # parallel: in tf.data service's distributed_epoch mode a sequential interleave after a
+    # shuffle delivers every record once per worker (TF 2.21)
+    return ds.interleave(
+        read,
+        cycle_length=min(opts.cycle_length, len(files)),
+        num_parallel_calls=opts.cycle_length,
+        deterministic=opts.deterministic,
+    )
+
+
+def check(records: tf.Tensor) -> tf.Tensor:
+    """``records`` (a batch), after raising where a damaged shard's marker is among them."""
+    marked = tf.strings.substr(records, 0, len(_MARK)) == _MARK
+    message = tf.strings.substr(tf.boolean_mask(records, marked)[:1], len(_MARK), -1)
+    with tf.control_dependencies([tf.debugging.Assert(~tf.reduce_any(marked), [message])]):
+        return tf.identity(records)
