@@ -13,6 +13,9 @@ Pinned to one core (``os.sched_setaffinity``), page cache warm, median of ``--re
    both CRCs, parse, PNG decode per record. Goal: >= 25,000 records/s.
 3. Photos (``sample.make_photos``: 500x375, 90 % JPEG) at 224x224: ``src[i]`` in random
    order against ``make_dataset(image_size=224, batch_size=32)``, images/s per core.
+
+Figures 2 and 3 depend on the ``fast`` extra (pyspng, simplejpeg): the first line says
+which decoders were found.
 """
 
 from __future__ import annotations
@@ -84,6 +87,10 @@ def main() -> None:
     core = args.core if args.core is not None else max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {core})
     print(f"one core (cpu {core}), medians of {args.repeats} runs, page cache warm")
+    from tfrecord_tools.access import decode
+
+    fast = [m.__name__ for m in (decode.pyspng, decode.simplejpeg) if m is not None]
+    print(f"decoders of the fast extra: {', '.join(fast) or 'none (Pillow only)'}")
 
     src = tt.TFRecordDataSource(mnist, channels=1)
     ours = _median(lambda: sum(len(y) for _, y in src.batches(1024)), args.repeats)

@@ -295,3 +295,104 @@ def test_the_source_imports_no_tensorflow_and_registers_no_protobuf(digits):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+# -- EXIF orientation, and the fast decoders against Pillow's plugins ----------------------
+
+ORIENT_H, ORIENT_W = 6, 10  # not square: a quarter turn shows
+
+
+@pytest.fixture(scope="module")
+def oriented(tmp_path_factory) -> Path:
+    """Converted JPEGs and PNGs (RGB and gray) tagged with each orientation 1-8."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("oriented_src")
+    rng = np.random.default_rng(5)
+    for kind in ("jpg", "png", "gray.png"):
+        (folder / kind).mkdir()
+        for o in range(1, 9):
+            pixels = rng.integers(0, 256, (ORIENT_H, ORIENT_W, 3), dtype=np.uint8)
+            image = Image.fromarray(pixels).convert("L" if kind == "gray.png" else "RGB")
+            exif = image.getexif()
+            exif[0x0112] = o
+            image.save(folder / kind / f"o{o}.{kind.split('.')[-1]}", exif=exif.tobytes())
+    out = tmp_path_factory.mktemp("oriented")
+    convert_image_folder(folder, out, shards=2, workers=1, quiet=True)
+    return out
+
+
+def _upright_by_pillow(encoded: bytes, channels: int) -> np.ndarray:
+    import io
+
+    from PIL import Image, ImageOps
+
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(encoded)))
+    array = np.asarray(image.convert({1: "L", 3: "RGB"}[channels]))
+    return array[..., None] if array.ndim == 2 else array
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_orientation_is_applied_as_make_dataset_and_exif_transpose(oriented, channels):
+    src = TFRecordDataSource(oriented, channels=channels)
+    want = list(make_dataset(oriented, channels=channels).as_numpy_iterator())
+    orientations = set()
+    for i, (image, label) in enumerate(want):
+        fields = parse_image_example(src.read_record(i)[0])
+        orientations.add(fields.orientation)
+        got, got_label = src[i]
+        assert got_label == label and got.shape == image.shape, (i, fields.orientation)
+        quarter = fields.orientation >= 5
+        assert got.shape[:2] == ((ORIENT_W, ORIENT_H) if quarter else (ORIENT_H, ORIENT_W))
+        if image_kind(fields) == "png" and channels == fields.channels:
+            assert np.array_equal(got, image), (i, fields.orientation)
+        elif image_kind(fields) == "png":  # RGB -> gray: Pillow's luma rounds otherwise
+            assert np.abs(got.astype(int) - image.astype(int)).max() <= 1, i
+        else:  # IDCTs differ (see test_every_record_by_index_equals_make_dataset)
+            assert np.abs(got.astype(int) - image.astype(int)).max() <= 8, i
+        assert np.array_equal(got, _upright_by_pillow(bytes(fields.encoded), channels)), i
+    assert orientations == set(range(1, 9))
+    stored = TFRecordDataSource(oriented, channels=channels, orientation=False)
+    flat = list(make_dataset(oriented, channels=channels, orientation=False).as_numpy_iterator())
+    for i, (image, _) in enumerate(flat):
+        assert stored[i][0].shape == image.shape == (ORIENT_H, ORIENT_W, channels)
+
+
+def test_orientation_comes_before_the_resize(oriented):
+    src = TFRecordDataSource(oriented, image_size=(4, 8))
+    plain = TFRecordDataSource(oriented)
+    for i in range(len(src)):
+        got = src[i][0]
+        assert got.shape == (4, 8, 3)
+        from PIL import Image
+
+        want = np.asarray(Image.fromarray(plain[i][0]).resize((8, 4), Image.Resampling.BILINEAR))
+        assert np.array_equal(got, want), i
+
+
+def test_orientation_option_is_checked(oriented):
+    with pytest.raises(TFRecordToolsError, match="orientation must be True"):
+        TFRecordDataSource(oriented, orientation=1)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_fast_decoders_give_pillows_pixels(photos, digits, oriented, channels, monkeypatch):
+    """pyspng, simplejpeg (when installed) and Pillow's direct PNG decoder against Pillow's
+    plugins, with and without resizing (the JPEG DCT scale follows Image.draft's rule)."""
+    from tfrecord_tools.access import decode
+
+    records = []
+    for folder in (photos, digits, oriented):
+        src = TFRecordDataSource(folder)
+        records += [parse_image_example(src.read_record(i)[0]) for i in range(len(src))]
+    for size in (None, (12, 16), (100, 70)):
+        for fields in records:
+            slow = decode.decode_fields(fields, channels=channels, image_size=size, fast=False)
+            fast = decode.decode_fields(fields, channels=channels, image_size=size)
+            assert np.array_equal(fast, slow), (size, image_kind(fields), fields.orientation)
+            with monkeypatch.context() as m:
+                m.setattr(decode, "pyspng", None)
+                m.setattr(decode, "simplejpeg", None)
+                assert np.array_equal(
+                    decode.decode_fields(fields, channels=channels, image_size=size), slow
+                )

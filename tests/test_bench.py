@@ -62,6 +62,9 @@ def test_default_cores():
         ({"channels": 2}, "channels must be 1, 3 or 4, got 2"),
         ({"sample": "cats"}, "sample must be one of digits, photos, got 'cats'"),
         ({"image_dir": "/no/such/folder"}, "/no/such/folder: not a folder"),
+        ({"decode": "scaled,fast"}, "decode: 'fast' is not one of scaled, full"),
+        ({"crop": "middle"}, "crop: 'middle' is not one of none, center, random"),
+        ({"dtype": "uint8,uint8"}, "dtype: values repeat"),
     ],
 )
 def test_bad_options_say_what_was_expected(options, message):
@@ -76,6 +79,45 @@ def test_cells_cover_the_grid_with_sources_side_by_side():
     assert len(cells) == config.num_cells == 8
     assert len(set(cells)) == 8
     assert cells[:2] == [Cell("raw", 1, 1, "warm"), Cell("tfrecord", 1, 1, "warm")]
+
+
+def test_decode_crop_dtype_axes_default_to_the_plain_cell():
+    config = BenchConfig(sources="raw,tfrecord", threads="1", cores="1", cache="warm")
+    assert (config.decode, config.crop, config.dtype) == (("scaled",), ("none",), ("uint8",))
+    cells = make_cells(config)
+    assert cells == [Cell("raw", 1, 1, "warm"), Cell("tfrecord", 1, 1, "warm")]
+    assert cells[0].label == "raw threads=1 cores=1 warm"
+
+
+def test_decode_crop_dtype_axes_sweep_and_keras_runs_once():
+    config = BenchConfig(
+        threads="1",
+        cores="1",
+        cache="warm",
+        decode="full,scaled",
+        crop="none,random",
+        dtype="uint8,float32",
+    )
+    cells = make_cells(config)
+    assert len(cells) == config.num_cells == 2 * 2 * 2 * 2 + 1
+    keras = [c for c in cells if c.source == "keras"]
+    assert keras == [Cell("keras", 1, 1, "warm", "full", "none", "uint8")]
+    # the two readers of one variant run side by side
+    assert cells[:2] == [
+        Cell(s, 1, 1, "warm", "full", "none", "uint8") for s in ("raw", "tfrecord")
+    ]
+    cell = Cell("tfrecord", 1, 1, "warm", "full", "random", "float32")
+    assert cell.reader_options() == {
+        "decode_scaling": "off",
+        "dtype": "float32",
+        "crop": "random",
+        "seed": 0,
+    }
+    assert cell.label == "tfrecord threads=1 cores=1 warm full crop=random float32"
+    assert Cell("raw", 1, 1, "warm").reader_options() == {
+        "decode_scaling": "auto",
+        "dtype": "uint8",
+    }
 
 
 def test_thread_settings_reach_every_knob():
@@ -286,6 +328,39 @@ def test_table_names_every_cell(tiny_run):
     assert table.count(" cold ") >= 2 and "convert: 24 images" in table
 
 
+def test_variant_cell_runs_and_shows_in_table_json_and_csv(tiny_run, tmp_path):
+    _config, first = tiny_run
+    variant = BenchConfig(
+        tfrecords=first.data["tfrecords"],
+        out=tmp_path / "out",
+        sources="tfrecord",
+        threads="1",
+        cores="1",
+        cache="warm",
+        crop="center",
+        dtype="float32",
+        decode="full",
+        repeats=1,
+        batch_size=8,
+        image_size=20,
+        channels=1,
+        plot=False,
+        quiet=True,
+    )
+    report = run_benchmark(variant)
+    assert not report.failed, report.failed
+    (cell,) = json.loads((variant.out / "results.json").read_text())["cells"]
+    assert (cell["decode"], cell["crop"], cell["dtype"]) == ("full", "center", "float32")
+    assert cell["output"]["dtype"] == "float32" and cell["output"]["shape"] == [None, 20, 20, 1]
+    assert cell["options"]["crop"] == "center" and cell["options"]["decode_scaling"] == "off"
+    assert "decode/crop/dtype" in report.format_table()
+    assert "full crop=center float32" in report.format_table()
+    assert "decode/crop/dtype" not in first.format_table()  # plain runs look as before
+    with open(variant.out / "results.csv", newline="") as f:
+        (row,) = [r for r in csv.DictReader(f) if r["kind"] == "read"]
+    assert (row["decode"], row["crop"], row["dtype"]) == ("full", "center", "float32")
+
+
 # --- command line -----------------------------------------------------------------------------
 
 
@@ -299,3 +374,5 @@ def test_make_sample_command(tmp_path, capsys):
 def test_bench_bad_option_exits_2(capsys):
     assert main(["bench", "--threads", "1,x"]) == 2
     assert "threads: expected integers >= 1 or 'auto', got 'x'" in capsys.readouterr().err
+    assert main(["bench", "--crop", "none,corner"]) == 2
+    assert "crop: 'corner' is not one of none, center, random" in capsys.readouterr().err

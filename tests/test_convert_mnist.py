@@ -72,10 +72,10 @@ def test_missing_files_suggest_download(tmp_path):
 
 def test_download_offline_is_a_clear_error(tmp_path, monkeypatch):
     # A port on localhost where nothing listens stands in for "offline".
-    with pytest.raises(DownloadError, match="offline"):
-        from tfrecord_tools.convert.sources import mnist_idx as idx
+    from tfrecord_tools.convert.sources import mnist_download
 
-        monkeypatch.setattr(idx, "DEFAULT_MIRRORS", ("http://127.0.0.1:9/",))
+    monkeypatch.setattr(mnist_download, "DEFAULT_MIRRORS", ("http://127.0.0.1:9/",))
+    with pytest.raises(DownloadError, match="offline"):
         convert_mnist(tmp_path / "src", tmp_path / "out", download=True, quiet=True)
 
 

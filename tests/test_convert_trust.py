@@ -359,8 +359,9 @@ def test_overwrite_under_another_name_leaves_only_the_new_dataset(clean_folder, 
         clean_folder, out, name="new", shards=3, workers=1, quiet=True, overwrite=True
     )
     shards = [f"new-train.tfrecord-{i:05d}-of-00003" for i in range(3)]
+    tfds = ["dataset_info.json", "features.json", "image-class-label.labels.txt"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["dataset.json", "labels.txt", *shards, *(s + ".idx" for s in shards)]
+        ["dataset.json", "labels.txt", *tfds, *shards, *(s + ".idx" for s in shards)]
     )
     report = verify(out)
     assert report.ok, report.problems

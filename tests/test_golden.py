@@ -116,6 +116,9 @@ def fingerprint(out: Path) -> dict[str, str]:
 
 GOLDEN_FOLDER: dict[str, str] = {
     "dataset.json": "b28c413065a7d21d",
+    "dataset_info.json": "35dc0bc8c4909061",  # TFDS metadata (format/tfds.py), no date
+    "features.json": "8474032e5a7d182a",
+    "image-class-label.labels.txt": "189743567d9d5543",  # = labels.txt
     "golden-train.tfrecord-00000-of-00002": "968907bf2cc20879",
     "golden-train.tfrecord-00000-of-00002.idx": "f6c22f63da26cd8f",
     "golden-train.tfrecord-00001-of-00002": "8485a8f4112dc2e3",
@@ -127,6 +130,9 @@ GOLDEN_FOLDER: dict[str, str] = {
 GOLDEN_MNIST: dict[str, dict[str, str]] = {
     "png": {
         "dataset.json": "671cd5bdb4652a22",
+        "dataset_info.json": "0e2eb5edde2a572b",
+        "features.json": "3516329161b23d9e",
+        "image-class-label.labels.txt": "7427877c40fb0361",
         "labels.txt": "7427877c40fb0361",
         "mnist-test.tfrecord-00000-of-00001": "94878cf0a68a9687",
         "mnist-test.tfrecord-00000-of-00001.idx": "18949d4db7f31837",
@@ -139,6 +145,9 @@ GOLDEN_MNIST: dict[str, dict[str, str]] = {
     },
     "raw": {
         "dataset.json": "342a4860052a12a8",
+        "dataset_info.json": "c65aada1f716df8f",
+        "features.json": "02add2e54febdb88",
+        "image-class-label.labels.txt": "7427877c40fb0361",
         "labels.txt": "7427877c40fb0361",
         "mnist-test.tfrecord-00000-of-00001": "5f19bc48ea88c51c",
         "mnist-test.tfrecord-00000-of-00001.idx": "b05d2160be7f3d22",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tfrecord_tools.convert.sources import mnist_download as download
 from tfrecord_tools.convert.sources import mnist_idx as idx
 from tfrecord_tools.errors import DownloadError, IDXFormatError
 
@@ -291,9 +292,9 @@ def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]
     root = tmp_path / "www"
     (root / "mnist").mkdir(parents=True)
     write_mnist(root / "mnist", TINY_MNIST, gz=True)
-    for name in idx.MNIST_MD5:
+    for name in download.MNIST_MD5:
         digest = hashlib.md5((root / "mnist" / name).read_bytes()).hexdigest()
-        monkeypatch.setitem(idx.MNIST_MD5, name, digest)
+        monkeypatch.setitem(download.MNIST_MD5, name, digest)
     server = _Server(root)
     yield server
     server.stop()
@@ -307,9 +308,9 @@ def _closed_port() -> int:
 
 def test_download_success(tmp_path: Path, mirror: _Server) -> None:
     dest = tmp_path / "data" / "mnist"
-    got = idx.download_mnist(dest, base_url=mirror.url, timeout=5)
-    assert got == {name: dest / name for name in idx.MNIST_MD5}
-    assert sorted(p.name for p in dest.iterdir()) == sorted(idx.MNIST_MD5)  # no temp files
+    got = download.download_mnist(dest, base_url=mirror.url, timeout=5)
+    assert got == {name: dest / name for name in download.MNIST_MD5}
+    assert sorted(p.name for p in dest.iterdir()) == sorted(download.MNIST_MD5)  # no temp files
     images, labels = idx.find_mnist_files(dest)["train"]
     pixels, got_labels = idx.load_mnist_split(images, labels)
     np.testing.assert_array_equal(pixels, PIXELS)
@@ -317,10 +318,10 @@ def test_download_success(tmp_path: Path, mirror: _Server) -> None:
 
 
 def test_download_skips_present_files(tmp_path: Path, mirror: _Server) -> None:
-    idx.download_mnist(tmp_path, base_url=mirror.url, timeout=5)
+    download.download_mnist(tmp_path, base_url=mirror.url, timeout=5)
     assert len(mirror.requests) == 4
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"damaged")
-    idx.download_mnist(tmp_path, base_url=mirror.url, timeout=5)
+    download.download_mnist(tmp_path, base_url=mirror.url, timeout=5)
     assert mirror.requests[4:] == ["/mnist/t10k-labels-idx1-ubyte.gz"]
     idx.read_idx_labels(tmp_path / "t10k-labels-idx1-ubyte.gz")
 
@@ -328,10 +329,10 @@ def test_download_skips_present_files(tmp_path: Path, mirror: _Server) -> None:
 def test_download_checksum_mismatch(
     tmp_path: Path, mirror: _Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(idx.MNIST_MD5, "train-labels-idx1-ubyte.gz", "0" * 32)
+    monkeypatch.setitem(download.MNIST_MD5, "train-labels-idx1-ubyte.gz", "0" * 32)
     dest = tmp_path / "dest"
     with pytest.raises(DownloadError) as info:
-        idx.download_mnist(dest, base_url=mirror.url, timeout=5)
+        download.download_mnist(dest, base_url=mirror.url, timeout=5)
     message = str(info.value)
     assert "checksum mismatch for train-labels-idx1-ubyte.gz" in message
     assert f"expected md5 {'0' * 32}, found " in message
@@ -343,7 +344,7 @@ def test_download_connection_refused(tmp_path: Path, mirror: _Server) -> None:
     url = f"http://127.0.0.1:{_closed_port()}/mnist"
     dest = tmp_path / "dest"
     with pytest.raises(DownloadError) as info:
-        idx.download_mnist(dest, base_url=url, timeout=5)
+        download.download_mnist(dest, base_url=url, timeout=5)
     message = str(info.value)
     assert message.startswith(f"could not download train-images-idx3-ubyte.gz from {url}/")
     assert "Connection refused" in message
@@ -353,7 +354,7 @@ def test_download_connection_refused(tmp_path: Path, mirror: _Server) -> None:
 
 def test_download_http_404(tmp_path: Path, mirror: _Server) -> None:
     with pytest.raises(DownloadError, match="HTTP 404") as info:
-        idx.download_mnist(tmp_path / "d", base_url=mirror.url + "missing/", timeout=5)
+        download.download_mnist(tmp_path / "d", base_url=mirror.url + "missing/", timeout=5)
     assert "are you offline?" in str(info.value)
 
 
@@ -361,18 +362,18 @@ def test_download_tries_every_mirror(
     tmp_path: Path, mirror: _Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dead = f"http://127.0.0.1:{_closed_port()}/"
-    monkeypatch.setattr(idx, "DEFAULT_MIRRORS", (dead, mirror.url))
-    idx.download_mnist(tmp_path, timeout=5)
+    monkeypatch.setattr(download, "DEFAULT_MIRRORS", (dead, mirror.url))
+    download.download_mnist(tmp_path, timeout=5)
     assert len(mirror.requests) == 4
-    monkeypatch.setattr(idx, "DEFAULT_MIRRORS", (dead, mirror.url + "missing/"))
+    monkeypatch.setattr(download, "DEFAULT_MIRRORS", (dead, mirror.url + "missing/"))
     (tmp_path / "train-images-idx3-ubyte.gz").unlink()
     with pytest.raises(DownloadError, match="from any mirror:\n  - could not download") as info:
-        idx.download_mnist(tmp_path, timeout=5)
+        download.download_mnist(tmp_path, timeout=5)
     assert "HTTP 404" in str(info.value)
 
 
 def test_download_file_url(tmp_path: Path, mirror: _Server) -> None:
     source = tmp_path / "www" / "mnist"
     dest = tmp_path / "dest"
-    idx.download_mnist(dest, base_url=source.as_uri())
-    assert sorted(p.name for p in dest.iterdir()) == sorted(idx.MNIST_MD5)
+    download.download_mnist(dest, base_url=source.as_uri())
+    assert sorted(p.name for p in dest.iterdir()) == sorted(download.MNIST_MD5)

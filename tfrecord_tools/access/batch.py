@@ -92,7 +92,10 @@ def _read_piece(
     rows = fixed_rows(stream, slice(a, b))
     if rows is not None and len(rows) >= b:
         order = np.arange(a, b) if rng is None else a + rng.permutation(b - a)
-        fast = _raw_pixels(rows, order, src.channels, src.image_size, contiguous=rng is None)
+        fast = _raw_pixels(
+            rows, order, src.channels, src.image_size, contiguous=rng is None,
+            orientation=src.orientation,
+        )  # fmt: skip
         if fast is not None:
             return fast
         size = rows.shape[1] + 16
@@ -134,9 +137,11 @@ def _raw_pixels(
     image_size: tuple[int, int] | None,
     *,
     contiguous: bool,
+    orientation: bool = True,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Images and labels of ``rows[order]`` straight from the bytes, when every one of
-    them is the first row's layout with raw pixels of one shape; None otherwise."""
+    them is the first row's layout with raw pixels of one shape (and no EXIF orientation
+    to apply); None otherwise."""
     template = rows[order[0]] if len(order) else rows[0]
     try:
         spans = field_spans(template.tobytes())
@@ -148,6 +153,8 @@ def _raw_pixels(
             keys[k] for k in (*_STRUCTURE_KEYS, example.LABEL, example.ENCODED)
         )
     except KeyError:
+        return None
+    if orientation and example.ORIENTATION in keys:
         return None
     if fmt[0] or not all(v[0] for v in (height, width, stored, label)) or encoded[0]:
         return None

@@ -45,7 +45,9 @@ class TFRecordDataSource:
     ``path``: a dataset folder (its ``dataset.json`` gives files, counts, compression) or a
     glob / list of TFRecord files of ``tf.train.Example`` with the image keys make_dataset
     reads. ``src[i]`` is ``(image, label)``: uint8 ``[H, W, channels]`` (``image_size`` =
-    N or (height, width) resizes) and an int. Records are found through the ``.idx`` file
+    N or (height, width) resizes) and an int; images are upright for their EXIF
+    orientation (``image/orientation``, applied before any resize) unless
+    ``orientation=False``, as make_dataset. Records are found through the ``.idx`` file
     beside each shard, or an index built in memory from the headers when it is missing.
 
     Damaged records (a CRC that does not match, a cut-short record) raise
@@ -64,6 +66,7 @@ class TFRecordDataSource:
         channels: int = 3,
         compression: str | None = None,
         skip_corrupt: bool = False,
+        orientation: bool = True,
     ):
         if channels not in CHANNEL_CHOICES:
             raise TFRecordToolsError(f"channels must be 1, 3 or 4, got {channels}")
@@ -72,6 +75,11 @@ class TFRecordDataSource:
         self.image_size = normalise_size(image_size)
         self.channels = channels
         self.skip_corrupt = skip_corrupt
+        if not isinstance(orientation, bool):
+            raise TFRecordToolsError(
+                f"orientation must be True (apply EXIF orientation) or False, got {orientation!r}"
+            )
+        self.orientation = orientation
         shards = resolve_shards(self.path, split, compression)
         self.files: list[str] = list(shards.files)
         self.compression = normalize_compression(shards.compression)
@@ -81,6 +89,7 @@ class TFRecordDataSource:
         self._offsets: list[array] | None = None  # per shard, record offsets
         self._sizes: list[array] | None = None  # per shard, whole record sizes
         self._starts: list[int] | None = None  # global index of each shard's first record
+        self._total = 0  # records in all shards, once the index is loaded
         self._fds: list[int | None] = [None] * len(self.files)
 
     # -- pickling: by path; file descriptors are per process ------------------------------
@@ -156,6 +165,7 @@ class TFRecordDataSource:
             starts.append(total)
             total += len(o)
         self._offsets, self._sizes, self._starts = offsets, sizes, starts
+        self._total = total
 
     def _shard_index(self, file: str) -> tuple[array, array]:
         idx = index_path(file)
@@ -178,21 +188,21 @@ class TFRecordDataSource:
             if self.compression != "none":
                 return sum(self.shard_counts())
             self._load_index()
-        return self._starts[-1] + len(self._offsets[-1]) if self.files else 0  # type: ignore[index]
+        return self._total
 
     # -- random access -------------------------------------------------------------------
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         """``(image, label)`` of record ``index`` (negative counts from the end)."""
         i = operator.index(index)
-        n = len(self)
+        n = self._total if self._starts is not None else len(self)
         if i < 0:
             i += n
         if not 0 <= i < n:
             raise IndexError(f"record {index} of {n}")
         for step in range(n):
             try:
-                data, shard, j = self.read_record((i + step) % n)
+                data, shard, j = self._read((i + step) % n)
             except RecordError as e:
                 if not self.skip_corrupt:
                     raise
@@ -204,6 +214,11 @@ class TFRecordDataSource:
     def read_record(self, index: int) -> tuple[bytes, int, int]:
         """The Example bytes of record ``index`` (both CRCs checked), its shard and its
         index in that shard. One ``os.pread`` of the whole record."""
+        data, shard, j = self._read(index)
+        return bytes(data), shard, j
+
+    def _read(self, index: int) -> tuple[memoryview, int, int]:
+        """:meth:`read_record` without copying the Example out of the record read."""
         if self._starts is None:
             self._load_index()
         shard = bisect.bisect_right(self._starts, index) - 1  # type: ignore[arg-type]
@@ -225,7 +240,7 @@ class TFRecordDataSource:
             else:
                 problem = ("index mismatch", f"the index says {length} bytes, the header {got}")
         else:
-            data = buf[12 : 12 + length]
+            data = memoryview(buf)[12 : 12 + length]
             if masked_crc32c(data) == FOOTER.unpack_from(buf, 12 + length)[0]:
                 return data, shard, j
             problem = ("data CRC mismatch", "")
@@ -239,7 +254,12 @@ class TFRecordDataSource:
         a record that is not an image Example is an error naming ``file``, record, offset."""
         try:
             fields = parse_image_example(data)
-            image = decode_fields(fields, channels=self.channels, image_size=self.image_size)
+            image = decode_fields(
+                fields,
+                channels=self.channels,
+                image_size=self.image_size,
+                orientation=self.orientation,
+            )
         except (ExampleParseError, TFRecordToolsError, OSError, ValueError) as e:
             raise TFRecordToolsError(
                 f"{file}: record {index} at byte {offset}: not a decodable image Example: {e}"

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .grid import read_options
+from .grid import Cell, read_options
 from .timing import measure
 
 RESULT_PREFIX = "BENCH-RESULT "
@@ -82,10 +82,22 @@ Source = tuple[Callable[[], Any], list[str], dict[str, Any]]
 
 
 def _common(spec: dict[str, Any]) -> dict[str, Any]:
+    """The reader keywords every reader cell shares: batch, size, channels, and the cell's
+    decode, crop and dtype (absent from older specs: the reader's defaults)."""
+    cell = Cell(
+        spec["source"],
+        spec["threads"],
+        spec["cores"],
+        spec["cache"],
+        spec.get("decode", "scaled"),
+        spec.get("crop", "none"),
+        spec.get("dtype", "uint8"),
+    )
     return {
         "batch_size": spec["batch_size"],
         "image_size": tuple(spec["image_size"]) if spec["image_size"] else None,
         "channels": spec["channels"],
+        **cell.reader_options(),
     }
 
 
@@ -103,7 +115,8 @@ def _tfrecord(spec: dict[str, Any], tf) -> Source:
     files = resolve_shards(spec["path"]).files
     options = _reader_options(spec, len(files))
     common = _common(spec)
-    return lambda: make_dataset(spec["path"], **common, **options), files, options
+    applied = {**options, **{k: v for k, v in common.items() if k in _VARIANT_KEYS}}
+    return lambda: make_dataset(spec["path"], **common, **options), files, applied
 
 
 def _raw(spec: dict[str, Any], tf) -> Source:
@@ -115,7 +128,11 @@ def _raw(spec: dict[str, Any], tf) -> Source:
     options = _reader_options(spec, len(files))
     options.pop("cycle_length", None)  # one file per element: nothing to interleave
     common = _common(spec)
-    return lambda: make_raw_dataset(spec["path"], **common, **options), files, options
+    applied = {**options, **{k: v for k, v in common.items() if k in _VARIANT_KEYS}}
+    return lambda: make_raw_dataset(spec["path"], **common, **options), files, applied
+
+
+_VARIANT_KEYS = ("decode_scaling", "crop", "seed", "dtype")
 
 
 def _keras(spec: dict[str, Any], tf) -> Source:

@@ -23,6 +23,9 @@ SOURCES = ("raw", "tfrecord", "keras")
 CACHE_STATES = ("warm", "cold")
 SAMPLES = ("digits", "photos")
 AUTO = "auto"
+DECODES = ("scaled", "full")  # the reader's decode_scaling "auto" / "off"
+CROPS = ("none", "center", "random")
+DTYPES = ("uint8", "float32")
 
 #: Per sample kind: default image count (full, short), image size, channels.
 SAMPLE_DEFAULTS = {
@@ -54,8 +57,11 @@ class BenchConfig:
       of ``count`` images in ``work`` (``digits``: 28x28 PNG, ``photos``: ~100 KB JPEG).
     - ``tfrecords``: converted dataset folder (or glob); ``None``: convert ``image_dir``
       into ``work`` first, timed and reported on its own.
-    - Grid: ``sources`` x ``threads`` (ints or ``"auto"``) x ``cores`` x ``cache``; each
-      cell runs in a fresh process pinned to ``cores`` CPUs.
+    - Grid: ``sources`` x ``threads`` (ints or ``"auto"``) x ``cores`` x ``cache`` x
+      ``decode`` (``scaled``: JPEG DCT scaling, the reader's default; ``full``) x ``crop``
+      (``none``, ``center``, ``random``) x ``dtype`` (``uint8``, ``float32``); each cell runs
+      in a fresh process pinned to ``cores`` CPUs. Keras cells only take the first decode,
+      crop and dtype (it has none of them).
     - Per cell: a warm-up pass, then ``repeats`` timed repeats of ``epochs`` passes each.
     """
 
@@ -67,6 +73,9 @@ class BenchConfig:
     threads: Sequence[int | str] | str | None = None
     cores: Sequence[int] | str | None = None
     cache: Sequence[str] | str | None = None
+    decode: Sequence[str] | str | None = None
+    crop: Sequence[str] | str | None = None
+    dtype: Sequence[str] | str | None = None
     batch_size: int = 32
     image_size: int | Sequence[int] | None = None
     channels: int | None = None
@@ -88,6 +97,9 @@ class BenchConfig:
         usable = len(usable_cpus())
         self._set("sources", _choices("sources", self.sources, SOURCES, default=SOURCES))
         self._set("cache", _choices("cache", self.cache, CACHE_STATES, default=_cache(short)))
+        self._set("decode", _choices("decode", self.decode, DECODES, default=DECODES[:1]))
+        self._set("crop", _choices("crop", self.crop, CROPS, default=CROPS[:1]))
+        self._set("dtype", _choices("dtype", self.dtype, DTYPES, default=DTYPES[:1]))
         self._set("threads", _threads(self.threads, default=_threads_default(short)))
         self._set("cores", _cores(self.cores, usable, default=_cores_default(short, usable)))
         self._set("repeats", _positive("repeats", _or(self.repeats, 1 if short else 3)))
@@ -115,7 +127,9 @@ class BenchConfig:
 
     @property
     def num_cells(self) -> int:
-        return len(self.sources) * len(self.threads) * len(self.cores) * len(self.cache)
+        from .grid import make_cells
+
+        return len(make_cells(self))
 
     def to_json(self) -> dict[str, Any]:
         """Every option, JSON-ready (paths as strings, tuples as lists)."""

@@ -1,10 +1,12 @@
 """The grid: which cells a benchmark runs, and what each child process is told.
 
-Data flow: config -> **cells** (source x thread setting x cores x cache state) -> one
-child spec per cell (JSON on the child's command line). Pure functions, no I/O.
+Data flow: config -> **cells** (source x thread setting x cores x cache state x decode x
+crop x dtype) -> one child spec per cell (JSON on the child's command line). Pure
+functions, no I/O.
 
-Cells are ordered cores, cache, threads, then source, so the sources compared with each
-other run next to each other in time (a drifting machine shifts them alike).
+Cells are ordered cores, cache, threads, then decode, crop, dtype and source, so the
+cells compared with each other run next to each other in time (a drifting machine shifts
+them alike).
 """
 
 from __future__ import annotations
@@ -25,19 +27,50 @@ class Cell:
     threads: int | str  # T or "auto"
     cores: int
     cache: str  # warm | cold
+    decode: str = "scaled"  # scaled (JPEG DCT scaling) | full
+    crop: str = "none"  # none | center | random
+    dtype: str = "uint8"  # uint8 | float32
+
+    @property
+    def variant(self) -> str:
+        """The decode, crop and dtype when not the defaults ("" for a plain cell)."""
+        parts = [self.decode if self.decode != "scaled" else ""]
+        parts += [f"crop={self.crop}" if self.crop != "none" else "", self.dtype]
+        return " ".join(p for p in parts if p and p != "uint8")
 
     @property
     def label(self) -> str:
-        return f"{self.source} threads={self.threads} cores={self.cores} {self.cache}"
+        label = f"{self.source} threads={self.threads} cores={self.cores} {self.cache}"
+        return f"{label} {self.variant}".rstrip()
+
+    def reader_options(self) -> dict[str, Any]:
+        """The reader keywords of the decode, crop and dtype (random crops: seed 0)."""
+        options: dict[str, Any] = {
+            "decode_scaling": "auto" if self.decode == "scaled" else "off",
+            "dtype": self.dtype,
+        }
+        if self.crop != "none":
+            options["crop"] = self.crop
+            options["seed"] = 0
+        return options
 
 
 def make_cells(config: BenchConfig) -> list[Cell]:
-    """Every cell of the grid, in run order."""
+    """Every cell of the grid, in run order. Keras has no decode, crop or dtype setting: it
+    is measured once, with the first of each."""
+    first = (config.decode[0], config.crop[0], config.dtype[0])
     return [
-        Cell(source, threads, cores, cache)
-        for cores, cache, threads, source in itertools.product(
-            config.cores, config.cache, config.threads, config.sources
+        Cell(source, threads, cores, cache, decode, crop, dtype)
+        for cores, cache, threads, decode, crop, dtype, source in itertools.product(
+            config.cores,
+            config.cache,
+            config.threads,
+            config.decode,
+            config.crop,
+            config.dtype,
+            config.sources,
         )
+        if source != "keras" or (decode, crop, dtype) == first
     ]
 
 

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .report import variant_label
+
 _COLOURS = {"raw": "tab:orange", "tfrecord": "tab:blue", "keras": "tab:green"}
 _STYLES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -31,7 +33,11 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
     states = [s for s in ("warm", "cold") if any(c["cache"] == s for c in results["cells"])]
     threads = [str(t) for t in results["config"]["threads"]]
     order = {s: i for i, s in enumerate(_COLOURS)}
-    lines = sorted({(c["source"], c["cores"]) for c in cells}, key=lambda k: (k[1], order[k[0]]))
+    lines = sorted(
+        {(c["source"], c["cores"], variant_label(c)) for c in cells},
+        key=lambda k: (k[1], k[2], order.get(k[0], 9)),
+    )
+    variants = sorted({k[2] for k in lines})
     all_cores = sorted({k[1] for k in lines})
     fig, axes = plt.subplots(
         1,
@@ -41,11 +47,12 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
         squeeze=False,
     )
     for ax, state in zip(axes[0], states or ["warm"], strict=False):
-        for source, cores in lines:
+        for source, cores, variant in lines:
             points = {
                 str(c["threads"]): c
                 for c in cells
-                if (c["source"], c["cores"], c["cache"]) == (source, cores, state)
+                if (c["source"], c["cores"], c["cache"], variant_label(c))
+                == (source, cores, state, variant)
             }
             xs = [i for i, t in enumerate(threads) if t in points]
             if not xs:
@@ -54,6 +61,7 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
             low = [y - points[threads[i]]["images_per_s_min"] for i, y in zip(xs, ys, strict=True)]
             high = [points[threads[i]]["images_per_s_max"] - y for i, y in zip(xs, ys, strict=True)]
             k = all_cores.index(cores)
+            shade = variants.index(variant) / max(1, len(variants))  # variants: lighter
             ax.errorbar(
                 xs,
                 ys,
@@ -61,8 +69,10 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
                 capsize=3,
                 color=_COLOURS.get(source, "tab:gray"),
                 linestyle=_STYLES[k % len(_STYLES)],
-                marker=_MARKERS[k % len(_MARKERS)],
-                label=f"{source}, {cores} core{'s' if cores > 1 else ''}",
+                marker=_MARKERS[(k + variants.index(variant)) % len(_MARKERS)],
+                alpha=1.0 - 0.5 * shade,
+                label=f"{source}{', ' + variant if variant else ''}, "
+                f"{cores} core{'s' if cores > 1 else ''}",
             )
         evicted = [c.get("evicted") for c in results["cells"] if c["cache"] == state]
         title = f"{state} page cache"

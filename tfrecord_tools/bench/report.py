@@ -35,6 +35,9 @@ CSV_COLUMNS = (
     "threads",
     "cores",
     "cache",
+    "decode",
+    "crop",
+    "dtype",
     "images_per_s",
     "images_per_s_min",
     "images_per_s_max",
@@ -109,10 +112,11 @@ class BenchReport:
         return "\n".join([*self._header(), "", *body, "", *self._footer()]).rstrip() + "\n"
 
     def _body(self) -> list[str]:
-        rows = [_row(c) for c in self.cells]
-        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_HEADERS)]
-        body = [_line(_HEADERS, widths), _line(["-" * w for w in widths], widths)]
-        return body + [_line(r, widths) for r in rows]
+        headers, names = _headers(self.cells)
+        rows = [_row(c, names) for c in self.cells]
+        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+        body = [_line(headers, widths, names), _line(["-" * w for w in widths], widths, names)]
+        return body + [_line(r, widths, names) for r in rows]
 
     def print_table(self, file: TextIO | None = None) -> None:
         """The table on ``file`` (stdout): with rich on a terminal when it is installed,
@@ -124,13 +128,14 @@ class BenchReport:
         from rich.console import Console
         from rich.table import Table
 
+        headers, names = _headers(self.cells)
         table = Table(show_edge=False, header_style="bold")
-        for i, header in enumerate(_HEADERS):
-            table.add_column(header, justify="left" if i < 4 else "right", overflow="fold")
+        for i, header in enumerate(headers):
+            table.add_column(header, justify="left" if i < names else "right", overflow="fold")
         for cell in self.cells:
-            table.add_row(*_row(cell), style="red" if cell.get("error") else None)
+            table.add_row(*_row(cell, names), style="red" if cell.get("error") else None)
         console = Console(file=file, highlight=False)
-        if console.width < len(self._body()[0]) + 2 * len(_HEADERS):  # rich would fold figures
+        if console.width < len(self._body()[0]) + 2 * len(headers):  # rich would fold figures
             print(self.format_table(), file=file)
             return
         console.print("\n".join(self._header()), markup=False)
@@ -170,7 +175,11 @@ class BenchReport:
             "creation to the first element; end: ms from the last element to the end of the "
             "data (not timed)."
         ]
-        dtypes = {c["source"]: c["output"]["dtype"] for c in self.cells if not c.get("error")}
+        dtypes = {
+            c["source"]: c["output"]["dtype"]
+            for c in self.cells
+            if not c.get("error") and c.get("dtype", "uint8") == "uint8"
+        }
         if len(set(dtypes.values())) > 1:
             lines.append(
                 "output dtype: "
@@ -185,9 +194,10 @@ class BenchReport:
             lines.append("cold? = eviction requested, but it could not be checked here")
         lines.extend(f"note: {n}" for n in self.notes)
         for c in self.failed:
+            variant = f" {variant_label(c)}" if variant_label(c) else ""
             lines.append(
                 f"FAILED {c['source']} threads={c['threads']} cores={c['cores']} "
-                f"{c['cache']}: {c['error'].splitlines()[-1]}"
+                f"{c['cache']}{variant}: {c['error'].splitlines()[-1]}"
             )
         for kind, path in self.paths.items():
             lines.append(f"{kind}: {path}")
@@ -210,8 +220,32 @@ _HEADERS = (
 )
 
 
-def _row(c: dict[str, Any]) -> list[str]:
+#: A cell's decode, crop and dtype, and their defaults (left out of its label).
+VARIANT_DEFAULTS = {"decode": "scaled", "crop": "none", "dtype": "uint8"}
+
+
+def variant_label(c: dict[str, Any]) -> str:
+    """``full crop=random float32``: what differs from the defaults ("" for none)."""
+    parts = []
+    for key, default in VARIANT_DEFAULTS.items():
+        value = c.get(key, default)
+        if value != default:
+            parts.append(f"crop={value}" if key == "crop" else str(value))
+    return " ".join(parts)
+
+
+def _headers(cells: list[dict[str, Any]]) -> tuple[tuple[str, ...], int]:
+    """The table's headers, with a ``decode/crop/dtype`` column only when some cell is not
+    the default; and how many leading columns are names (left-aligned)."""
+    if any(variant_label(c) for c in cells):
+        return (*_HEADERS[:4], "decode/crop/dtype", *_HEADERS[4:]), 5
+    return _HEADERS, 4
+
+
+def _row(c: dict[str, Any], names: int = 4) -> list[str]:
     head = [c["source"], str(c["cores"]), str(c["threads"]), _cache_label(c)]
+    if names == 5:
+        head.append(variant_label(c) or "-")
     if c.get("error"):
         return [*head, "failed", "", "", "", "", "", "", ""]
     steady = c["images_per_s_steady"]
@@ -228,10 +262,10 @@ def _row(c: dict[str, Any]) -> list[str]:
     ]
 
 
-def _line(cols, widths: list[int]) -> str:
+def _line(cols, widths: list[int], names: int = 4) -> str:
     """Names left-aligned, figures right-aligned."""
     cells = (
-        c.ljust(w) if i < 4 else c.rjust(w)
+        c.ljust(w) if i < names else c.rjust(w)
         for i, (c, w) in enumerate(zip(cols, widths, strict=True))
     )
     return "  ".join(cells).rstrip()

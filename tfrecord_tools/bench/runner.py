@@ -86,6 +86,9 @@ def cell_record(cell: Cell, spec: dict[str, Any], result: dict[str, Any]) -> dic
         "threads": cell.threads,
         "cores": cell.cores,
         "cache": cell.cache,
+        "decode": cell.decode,
+        "crop": cell.crop,
+        "dtype": cell.dtype,
         "batch_size": spec["batch_size"],
         "image_size": spec["image_size"],
         "channels": spec["channels"],
@@ -152,6 +155,9 @@ def _cache_figures(cache: str, checks: list[dict[str, Any]]) -> dict[str, Any]:
 def progress_line(record: dict[str, Any]) -> str:
     where = f"{record['source']} threads={record['threads']} cores={record['cores']} "
     where += record["cache"]
+    where += "".join(
+        f" {k}={record[k]}" for k, v in _DEFAULT_VARIANT.items() if record.get(k, v) != v
+    )
     if record["error"]:
         return f"{where}: FAILED ({record['error'].splitlines()[-1]})"
     line = (
@@ -162,6 +168,9 @@ def progress_line(record: dict[str, Any]) -> str:
     if record["evicted"] is False:
         line += f"; {record['cache_note']}"
     return line
+
+
+_DEFAULT_VARIANT = {"decode": "scaled", "crop": "none", "dtype": "uint8"}
 
 
 def _data_json(data: BenchData, records: list[dict[str, Any]]) -> dict[str, Any]:

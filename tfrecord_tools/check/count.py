@@ -1,9 +1,10 @@
 """Counting records without reading them: manifest first, then ``.idx`` files, and only
 when asked, a walk over record headers.
 
-Data flow: locate -> **count** (manifest entry | index line count | header scan). FORMAT.md
-promises that counting never needs a scan: with a manifest or an index, no shard byte is
-read at all. ``scan=True`` covers shards that have neither; on plain files it reads 12 bytes
+Data flow: locate -> **count** (manifest entry | TFDS shard length | index line count |
+header scan). FORMAT.md promises that counting never needs a scan: with a manifest, a TFDS
+``dataset_info.json`` or an index, no shard byte is read at all. ``scan=True`` covers
+shards that have neither; on plain files it reads 12 bytes
 per record and seeks over the payloads.
 """
 
@@ -20,12 +21,13 @@ from .locate import ShardRef, locate
 
 __all__ = ["CountReport", "ShardCount", "count_records", "count_shard"]
 
-SOURCES = ("manifest", "index", "scan")
+SOURCES = ("manifest", "dataset_info", "index", "scan")
 
 
 @dataclass(frozen=True)
 class ShardCount:
-    """One shard's record count and where it came from (``manifest``/``index``/``scan``)."""
+    """One shard's record count and where it came from (``manifest``, ``dataset_info``
+    (TFDS's shard lengths), ``index`` or ``scan``)."""
 
     file: str
     split: str | None
@@ -72,11 +74,15 @@ class CountReport:
 
 
 def count_shard(ref: ShardRef, *, scan: bool = False) -> ShardCount:
-    """Count one shard: its manifest entry, else its ``.idx`` file, else (``scan``) its
-    record headers; raises TFRecordToolsError when none of these is available."""
+    """Count one shard: its manifest entry (or TFDS shard length), else its ``.idx`` file,
+    else (``scan``) its record headers; raises TFRecordToolsError when none of these is
+    available."""
     if ref.expected is not None:
         _check_listed_file(ref)
         return ShardCount(ref.name, ref.split, ref.expected.num_examples, "manifest")
+    if ref.tfds_records is not None:
+        _check_listed_file(ref)
+        return ShardCount(ref.name, ref.split, ref.tfds_records, "dataset_info")
     if ref.index_file.exists():
         return ShardCount(ref.name, ref.split, count_index(ref.index_file), "index")
     if not scan:
@@ -98,7 +104,8 @@ def _check_listed_file(ref: ShardRef) -> None:
         size = ref.path.stat().st_size
     except OSError as e:
         raise TFRecordToolsError(
-            f"{ref.path}: listed in the manifest, but {e.strerror or 'cannot be read'}"
+            f"{ref.path}: listed in the {'manifest' if ref.expected else 'dataset_info.json'}, "
+            f"but {e.strerror or 'cannot be read'}"
         ) from None
     expected = ref.expected.num_bytes if ref.expected is not None else None
     if expected is not None and size != expected:

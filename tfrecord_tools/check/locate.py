@@ -7,10 +7,13 @@ of::
     OUT/                      a dataset folder: the shards its dataset.json lists (plus the
       dataset.json            shard files it does not list, reported as extra), or, with no
       NAME-train.tfrecord-*   manifest, every file named *.tfrecord* / *.tfrec* in it
+    TFDS_DIR/                 a folder TFDS prepared: the shards its dataset_info.json lists
+      dataset_info.json       (file template + shard lengths: counts without a scan; other
+      NAME-train.tfrecord-*   shard files are extra)
     OUT/NAME-train.tfrecord-00000-of-00004     shard files (their folder's manifest entry is
     'OUT/*-train.tfrecord-*'                   used when there is one) or quoted globs
 
-Compression comes from the manifest, else from each file's first bytes.
+Compression comes from the manifest (TFDS: none), else from each file's first bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..errors import TFRecordToolsError
 from ..format.compression import detect_compression
 from ..format.manifest import Manifest, ShardEntry, check_finished, read_manifest
 from ..format.naming import INDEX_SUFFIX, MANIFEST, index_path, is_shard_name
+from ..format.tfds import TfdsInfo, is_tfds_folder, read_tfds_info
 
 __all__ = ["Located", "ShardRef", "locate"]
 
@@ -33,12 +37,15 @@ _GLOB_CHARS = frozenset("*?[")
 
 @dataclass(frozen=True)
 class ShardRef:
-    """One shard: where it is, how it is compressed, and the manifest's entry if any."""
+    """One shard: where it is, how it is compressed, and the manifest's entry if any.
+    ``tfds_records`` is the record count a TFDS ``dataset_info.json`` gives for it (such
+    folders have no manifest, sizes, sha256 or ``.idx`` files to expect)."""
 
     path: Path
     compression: str
     split: str | None = None
     expected: ShardEntry | None = None
+    tfds_records: int | None = None
 
     @property
     def name(self) -> str:
@@ -52,12 +59,14 @@ class ShardRef:
 
 @dataclass(frozen=True)
 class Located:
-    """What PATH named. ``root``/``manifest`` are set when it was a dataset folder."""
+    """What PATH named. ``root``/``manifest`` are set when it was a dataset folder,
+    ``root``/``tfds`` when it was a folder TFDS prepared."""
 
     shards: list[ShardRef]
     root: Path | None = None
     manifest: Manifest | None = None
     extra: list[Path] = field(default_factory=list)  # shard files the manifest does not list
+    tfds: TfdsInfo | None = None
 
 
 def locate(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Located:
@@ -94,6 +103,12 @@ def locate(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> Located:
 def _locate_folder(root: Path) -> Located:
     present = sorted(p for p in root.iterdir() if p.is_file() and is_shard_name(p.name))
     check_finished(root)
+    if is_tfds_folder(root):
+        info = read_tfds_info(root)
+        shards = [_tfds_ref(root, split, file, n) for split, file, n in info.shards]
+        listed = {s.path for s in shards}
+        extra = [p for p in present if p not in listed]
+        return Located(shards=shards, root=root, extra=extra, tfds=info)
     if not (root / MANIFEST).exists():
         if not present:
             raise TFRecordToolsError(
@@ -108,6 +123,10 @@ def _locate_folder(root: Path) -> Located:
     listed = {s.path.name for s in shards}
     extra = [p for p in present if p.name not in listed]
     return Located(shards=shards, root=root, manifest=manifest, extra=extra)
+
+
+def _tfds_ref(root: Path, split: str, file: str, records: int) -> ShardRef:
+    return ShardRef(root / file, "none", split, tfds_records=records)
 
 
 def _file_ref(path: Path, folders: dict[Path, dict[str, ShardRef]]) -> ShardRef:
@@ -130,10 +149,20 @@ def _detect(path: Path) -> str:
 
 
 def _manifest_refs(folder: Path) -> dict[str, ShardRef]:
-    """{file name: ref} from ``folder``'s manifest; empty when it has none or a broken one
-    (a shard named on its own is then judged by itself)."""
+    """{file name: ref} from ``folder``'s manifest (or TFDS's ``dataset_info.json``); empty
+    when it has none or a broken one (a shard named on its own is then judged by itself)."""
     if not (folder / MANIFEST).exists():
-        return {}
+        try:
+            info = read_tfds_info(folder) if is_tfds_folder(folder) else None
+        except TFRecordToolsError:
+            return {}
+        if info is None:
+            return {}
+        return {
+            Path(file).name: _tfds_ref(folder, split, file, n)
+            for split, file, n in info.shards
+            if Path(file).parent == Path(".")
+        }
     try:
         manifest = read_manifest(folder)
     except TFRecordToolsError:

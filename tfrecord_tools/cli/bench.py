@@ -36,6 +36,14 @@ def register(commands) -> None:
     bench.add_argument(
         "--cache", metavar="LIST", help="warm,cold page cache (default: both; --short: warm)"
     )
+    bench.add_argument(
+        "--decode",
+        metavar="LIST",
+        help="of scaled,full: JPEG DCT scaling to the smallest scale >= the image size, or "
+        "full decode (default: scaled, the reader's default)",
+    )
+    bench.add_argument("--crop", metavar="LIST", help="of none,center,random (default: none)")
+    bench.add_argument("--dtype", metavar="LIST", help="of uint8,float32 (default: uint8)")
     bench.add_argument("--batch-size", type=int, default=32, metavar="N", help="(default: 32)")
     bench.add_argument(
         "--image-size",
@@ -97,6 +105,9 @@ def _bench(args: argparse.Namespace) -> int:
         threads=args.threads,
         cores=args.cores,
         cache=args.cache,
+        decode=args.decode,
+        crop=args.crop,
+        dtype=args.dtype,
         batch_size=args.batch_size,
         image_size=args.image_size,
         channels=args.channels,

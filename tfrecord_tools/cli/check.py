@@ -1,4 +1,5 @@
-"""``tfrecord-tools inspect|count|verify|repair|index``: the tools for existing TFRecords."""
+"""``tfrecord-tools inspect|count|verify|repair|index|tfds-metadata``: the tools for existing
+TFRecords."""
 
 from __future__ import annotations
 
@@ -93,6 +94,17 @@ def register(commands) -> None:
     index.add_argument("paths", nargs="+", metavar="SHARD")
     index.set_defaults(handler=_index)
 
+    tfds = commands.add_parser(
+        "tfds-metadata",
+        help="write TFDS's dataset_info.json and features.json for a converted dataset",
+        description="Write the files tfds.builder_from_directory(OUT) needs (dataset_info.json, "
+        "features.json, image-class-label.labels.txt) from OUT's dataset.json, for datasets "
+        "converted before conversions wrote them; no shard is read. Uncompressed datasets "
+        "only: TFDS cannot read GZIP or ZLIB shards.",
+    )
+    tfds.add_argument("out", metavar="OUT", help="a dataset folder with dataset.json")
+    tfds.set_defaults(handler=_tfds_metadata)
+
 
 def _inspect(args: argparse.Namespace) -> int:
     from ..check.inspect import inspect_dataset
@@ -142,4 +154,16 @@ def _index(args: argparse.Namespace) -> int:
 
     for result in index_shards(args.paths):
         print(f"{result.index}: {result.records:,} records")
+    return 0
+
+
+def _tfds_metadata(args: argparse.Namespace) -> int:
+    from ..format.manifest import read_manifest
+    from ..format.tfds import tfds_notes, write_tfds_metadata
+
+    manifest = read_manifest(args.out)
+    for path in write_tfds_metadata(args.out, manifest):
+        print(path)
+    for note in tfds_notes(manifest):
+        print(f"note: {note}")
     return 0

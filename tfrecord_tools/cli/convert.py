@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..convert import ENGINES, MNIST_ENCODINGS, VALIDATE_MODES
+from ..convert import (
+    AUTO_RAW_MAX_SIDE,
+    DEFAULT_QUALITY,
+    ENGINES,
+    IMAGE_ENCODINGS,
+    MNIST_ENCODINGS,
+    VALIDATE_MODES,
+)
 from ..format.compression import COMPRESSIONS
 
 
@@ -40,6 +47,28 @@ def register(commands) -> None:
         default="fast",
         help="fast: headers, JPEG end marker, PNG chunk CRCs (default); "
         "decode: also decode every image fully",
+    )
+    images.add_argument(
+        "--max-size",
+        type=int,
+        metavar="N",
+        help="re-encode images whose longest side is over N pixels to exactly N (JPEG stays "
+        "JPEG at --quality, PNG stays PNG), upright; smaller ones are kept byte for byte",
+    )
+    images.add_argument(
+        "--quality",
+        type=int,
+        default=DEFAULT_QUALITY,
+        metavar="Q",
+        help=f"JPEG quality 1-100 of the images --max-size re-encodes (default: {DEFAULT_QUALITY})",
+    )
+    images.add_argument(
+        "--encoding",
+        choices=IMAGE_ENCODINGS,
+        default="keep",
+        help="keep: JPEG and PNG as they are (default); png: every image as PNG; raw: uint8 "
+        "pixels (HWC); auto: raw when every image is at most "
+        f"{AUTO_RAW_MAX_SIDE}x{AUTO_RAW_MAX_SIDE} and all have one shape, else keep",
     )
     images.set_defaults(handler=convert_images)
 
@@ -134,7 +163,14 @@ def convert_images(args: argparse.Namespace) -> int:
     from ..convert.api import convert_image_folder
 
     return _convert(
-        args, convert_image_folder, split=args.split, strict=args.strict, validate=args.validate
+        args,
+        convert_image_folder,
+        split=args.split,
+        strict=args.strict,
+        validate=args.validate,
+        max_size=args.max_size,
+        quality=args.quality,
+        encoding=args.encoding,
     )
 
 

@@ -17,3 +17,9 @@ from __future__ import annotations
 ENGINES = ("local", "beam")
 VALIDATE_MODES = ("fast", "decode")
 MNIST_ENCODINGS = ("png", "raw")
+#: ``convert images --encoding``: keep JPEG / PNG as they are, PNG for all, raw pixels, or
+#: raw when every image is small and of one shape (``AUTO_RAW_MAX_SIDE``).
+IMAGE_ENCODINGS = ("keep", "png", "raw", "auto")
+AUTO_RAW_MAX_SIDE = 64
+#: JPEG quality of the images ``--max-size`` re-encodes.
+DEFAULT_QUALITY = 90

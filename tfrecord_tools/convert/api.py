@@ -1,7 +1,8 @@
 """Public conversion entry points: image folder or MNIST -> a dataset folder (FORMAT.md).
 
 Data flow: source listing -> plan -> engine (parallel shard writers) -> labels.txt ->
-``dataset.json`` last. Nothing here imports TensorFlow.
+TFDS metadata (``format.tfds``; not for compressed shards) -> ``dataset.json`` last.
+Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,10 +21,22 @@ from ..cores import usable_cores
 from ..errors import ConversionError, InvalidImageError
 from ..format.compression import normalize_compression
 from ..format.manifest import write_labels, write_manifest
-from . import ENGINES, MNIST_ENCODINGS, VALIDATE_MODES, inherit, local, plan, resume
+from ..format.tfds import remove_tfds_metadata, tfds_notes, write_tfds_metadata
+from . import (
+    AUTO_RAW_MAX_SIDE,
+    DEFAULT_QUALITY,
+    ENGINES,
+    MNIST_ENCODINGS,
+    VALIDATE_MODES,
+    inherit,
+    local,
+    plan,
+    resume,
+)
 from .jobs import Job, ShardResult
 from .sources.image_folder import FolderListing, FolderShard, scan_image_folder
-from .sources.probe import probe_image, read_image
+from .sources.probe import ImageInfo, probe_image, read_image
+from .sources.transcode import StorageOptions, stored_shape
 from .summary import ConversionSummary, summarise, summary_of_finished
 
 log = logging.getLogger(__name__)
@@ -96,6 +109,7 @@ def _run(
     extra: dict,
     desc: str,
     check: Callable[[], None] | None = None,
+    max_size: dict[str, int] | None = None,
 ) -> ConversionSummary:
     """The steps every source shares: plan, resume, run, labels, manifest.
 
@@ -133,7 +147,8 @@ def _run(
         if finished is None:
             return None
         elapsed = time.monotonic() - start
-        return summary_of_finished(out, finished.data, elapsed=elapsed, notes=notes)
+        notes_then = notes + tuple(tfds_notes(finished))
+        return summary_of_finished(out, finished.data, elapsed=elapsed, notes=notes_then)
 
     try:
         if (summary := already_complete()) is not None:
@@ -164,14 +179,19 @@ def _run(
                     "engine": _engine_json(opts),
                     "conversion": {"digest": digest},
                 },
+                max_size=max_size,
             )
             write_labels(out, classes)
+            if opts.compression == "none":  # TFDS loads it: tfds.builder_from_directory(out)
+                write_tfds_metadata(out, summary.manifest)
+            else:  # TFDS cannot read compressed shards; none left from an earlier run
+                remove_tfds_metadata(out)
             write_manifest(out, summary.manifest)
             resume.finish_out_dir(out)
     except OSError as e:  # OUT unwritable, a full disk while writing the manifest...
         where = e.filename or out
         raise ConversionError(f"{where}: {e.strerror or e}") from e
-    return replace(summary, notes=notes)
+    return replace(summary, notes=notes + tuple(tfds_notes(summary.manifest)))
 
 
 def _run_jobs(
@@ -231,6 +251,9 @@ def convert_image_folder(
     seed: int = 0,
     strict: bool = False,
     validate: str = "fast",
+    max_size: int | None = None,
+    quality: int = DEFAULT_QUALITY,
+    encoding: str = "keep",
     quiet: bool = False,
     overwrite: bool = False,
     engine: str = "local",
@@ -240,15 +263,21 @@ def convert_image_folder(
     """Pack ``src`` (one subfolder per class) into sharded TFRecords in ``out``.
 
     JPEG and PNG bytes are stored unchanged, other formats Pillow reads become PNG; bad
-    files are skipped and listed (``strict`` makes them an error). Rerunning an
-    interrupted conversion with the same arguments finishes it. ``engine="beam"`` runs the
-    shard jobs on Apache Beam (``runner``, ``pipeline_args``: its runner and options).
+    files are skipped and listed (``strict`` makes them an error). ``max_size`` re-encodes
+    images whose longest side is larger to exactly that side (JPEGs at ``quality``);
+    ``encoding`` "png" or "raw" (uint8 pixels) re-encodes every image, "auto" stores raw
+    pixels when every image is small and of one shape. Rerunning an interrupted conversion
+    with the same arguments finishes it. ``engine="beam"`` runs the shard jobs on Apache
+    Beam (``runner``, ``pipeline_args``: its runner and options).
     """
     opts = ShardingOptions.among(locals())
     if validate not in VALIDATE_MODES:
         raise ConversionError(f"validate must be one of {VALIDATE_MODES}, got {validate!r}")
+    storage = StorageOptions(max_size=max_size, quality=quality, encoding=encoding)
     fractions = plan.parse_splits(split)
     listing = scan_image_folder(src, exclude=out)
+    if encoding == "auto":
+        storage = replace(storage, encoding=_auto_encoding(listing, storage, opts.num_workers))
     root = str(listing.root.resolve())
     name = name or _default_name(listing.root)
 
@@ -259,7 +288,9 @@ def convert_image_folder(
     def make_source(p: plan.ShardPlan) -> FolderShard:
         samples = p.samples
         if inherited:
-            return FolderShard(root, classes, samples, validate, strict, listing_key=key)
+            return FolderShard(
+                root, classes, samples, validate, strict, listing_key=key, storage=storage
+            )
         return FolderShard(
             root,
             classes,
@@ -268,13 +299,21 @@ def convert_image_folder(
             strict,
             packed=listing.paths.pack(samples),
             labels=array(listing.labels.typecode, (listing.labels[i] for i in samples)),
+            storage=storage,
         )
 
+    stored_as: dict[str, Any] = {}  # manifest keys; none for the defaults (golden bytes)
+    if encoding != "keep":
+        stored_as["encoding"] = storage.encoding
+        if encoding == "auto":
+            stored_as["encoding_asked"] = "auto"
     identity = {
         "root": root,
         "validate": validate,
         "strict": strict,
         "files": listing.fingerprint,
+        **storage.identity(),
+        **stored_as,
     }
     try:
         return _run(
@@ -289,9 +328,10 @@ def convert_image_folder(
             identity=identity,
             source_json={"kind": "image_folder", "path": root},
             pre_skipped=listing.skipped,
-            extra={"validate": validate},
+            extra={"validate": validate, **stored_as},
             desc=name,
             check=(lambda: _check_strict(listing, validate, opts.num_workers)) if strict else None,
+            max_size=None if max_size is None else {"size": max_size, "quality": quality},
         )
     finally:
         inherit.unshare(key)
@@ -321,6 +361,31 @@ def _check_strict(listing: FolderListing, validate: str, workers: int) -> None:
             f"--strict: {len(problems)} bad file{'s' if len(problems) > 1 else ''} in "
             f"{listing.root}, nothing was written:\n  " + "\n  ".join(sorted(problems))
         )
+
+
+def _auto_encoding(listing: FolderListing, storage: StorageOptions, workers: int) -> str:
+    """``--encoding auto``: "raw" when every image, as it would be stored (upright, within
+    ``max_size``), is at most AUTO_RAW_MAX_SIDE on its longest side and all share one
+    (height, width, channels); "keep" otherwise. Headers decide (the probe, no pixels); the
+    first image that does not fit ends the look. Bad files do not count (they are skipped)."""
+
+    def shape(index: int) -> tuple[int, int, int] | None:
+        try:
+            with open(listing.root / listing.paths[index], "rb", buffering=0) as f:
+                info: ImageInfo = probe_image(read_image(f))[1]
+        except (InvalidImageError, OSError):
+            return None
+        return stored_shape(info, storage)
+
+    seen: set[tuple[int, int, int]] = set()
+    chunk = 1024
+    with ThreadPoolExecutor(max(1, min(workers, 32))) as pool:
+        for start in range(0, len(listing.paths), chunk):
+            indices = range(start, min(start + chunk, len(listing.paths)))
+            seen.update(s for s in pool.map(shape, indices) if s is not None)
+            if len(seen) > 1 or any(max(s[:2]) > AUTO_RAW_MAX_SIDE for s in seen):
+                return "keep"
+    return "raw" if seen else "keep"
 
 
 def _default_name(root: Path) -> str:
@@ -356,7 +421,8 @@ def convert_mnist(
     import numpy as np
 
     from .sources.mnist import CLASSES, MnistShard
-    from .sources.mnist_idx import download_mnist, find_mnist_files, load_mnist_split
+    from .sources.mnist_download import download_mnist
+    from .sources.mnist_idx import find_mnist_files, load_mnist_split
 
     opts = ShardingOptions.among(locals())
     if encoding not in MNIST_ENCODINGS:

@@ -52,12 +52,16 @@ class ShardResult:
     # records per EXIF orientation other than 1 ({"6": 3}); left out of the JSON when empty,
     # so the state files of shards without any (and of older versions) keep their bytes
     orientations: dict[str, int] = field(default_factory=dict)
+    # images --max-size re-encoded: {"resized": n, "bytes_before": b, "bytes_after": a}; left
+    # out of the JSON when empty, like orientations
+    resized: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["skipped"] = [list(s) for s in self.skipped]
-        if not self.orientations:
-            del data["orientations"]
+        for key in ("orientations", "resized"):
+            if not data[key]:
+                del data[key]
         return data
 
     @classmethod
@@ -85,6 +89,7 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
     kinds: Counter[str] = Counter()
     converted: Counter[str] = Counter()
     orientations: Counter[str] = Counter()
+    resized: Counter[str] = Counter()
     skipped: list[tuple[str, str]] = []
     source_bytes = pending_n = pending_bytes = 0
     shapes: list[list[int]] = []
@@ -110,6 +115,10 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
                     converted[item.converted_from] += count
                 if item.orientation != 1:
                     orientations[str(item.orientation)] += count
+                if item.resized is not None:
+                    resized.update(
+                        resized=1, bytes_before=item.resized[0], bytes_after=item.resized[1]
+                    )
                 source_bytes += item.source_bytes
                 if len(shapes) < 2 and (shape := list(item.shape or ())) not in shapes:
                     shapes.append(shape)  # [] stands for an unknown shape
@@ -129,6 +138,7 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
         source_bytes,
         shapes,
         dict(sorted(orientations.items())),
+        dict(resized),
     )
     write_atomic(out_dir / WORK_DIR / f"{job.filename}.json", json.dumps(result.to_json()))
     return result

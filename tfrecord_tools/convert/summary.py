@@ -46,6 +46,12 @@ class ConversionSummary:
     already_complete: bool = False
     #: records per EXIF orientation other than 1 (``{"6": 3}``), which the readers apply
     orientations: dict[str, int] = field(default_factory=dict)
+    #: ``--max-size``: the manifest's ``max_size`` (size, quality, how many images it
+    #: re-encoded, their bytes before and after); empty without it
+    max_size: dict[str, int] = field(default_factory=dict)
+    #: ``--encoding`` other than keep: what the images were stored as (raw, png, keep when
+    #: auto found them unsuitable for raw); empty by default
+    encoding: str = ""
 
     @property
     def num_examples(self) -> int:
@@ -98,6 +104,15 @@ class ConversionSummary:
         lines.append(f"  kinds: {_counts(self.image_kinds)}")
         if self.converted_from:
             lines.append(f"  converted to PNG from: {_counts(self.converted_from)}")
+        if self.encoding:
+            lines.append(f"  encoding: {self.encoding}")
+        if self.max_size:
+            m = self.max_size
+            lines.append(
+                f"  max size {m['size']}: {m['resized']:,} of {self.num_examples:,} resized "
+                f"(JPEG q{m['quality']}), {_human(m['bytes_before'])} -> "
+                f"{_human(m['bytes_after'])}"
+            )
         if self.orientations:
             lines.append(
                 f"  EXIF orientations: {_counts(self.orientations)} (kept; the readers apply them)"
@@ -152,8 +167,10 @@ def summarise(
     elapsed: float,
     resumed: int,
     extra: dict[str, Any],
+    max_size: dict[str, int] | None = None,
 ) -> ConversionSummary:
-    """Build the summary and the manifest dict (FORMAT.md) from the shard results."""
+    """Build the summary and the manifest dict (FORMAT.md) from the shard results.
+    ``max_size`` ({"size", "quality"}) adds the manifest's ``max_size`` with the counts."""
     from .. import __version__
 
     by_file = sorted(results, key=lambda r: r.info.file)
@@ -170,6 +187,10 @@ def summarise(
     kinds = _merge(r.kinds for r in results)
     converted = _merge(r.converted_from for r in results)
     orientations = dict(sorted(_merge(r.orientations for r in results).items()))
+    if max_size is not None:
+        resized = {"resized": 0, "bytes_before": 0, "bytes_after": 0}
+        resized.update(_merge(r.resized for r in results))
+        extra = {**extra, "max_size": {**max_size, **resized}}
     shape = _common_shape(results)
     if shape is not None:  # every image has this shape: readers can batch without resizing
         extra = {"image_shape": shape, **extra}
@@ -207,6 +228,8 @@ def summarise(
         resumed,
         manifest,
         orientations=orientations,
+        max_size=dict(manifest.get("max_size") or {}),
+        encoding=_encoding_of(manifest),
     )
 
 
@@ -239,6 +262,8 @@ def summary_of_finished(
         notes=notes,
         already_complete=True,
         orientations=dict(statistics.get("orientations") or {}),
+        max_size=dict(manifest.get("max_size") or {}),
+        encoding=_encoding_of(manifest),
     )
 
 
@@ -250,3 +275,12 @@ def _common_shape(results: list[ShardResult]) -> list[int] | None:
             return None
         seen.extend(s for s in r.shapes if s not in seen)
     return seen[0] if len(seen) == 1 and len(seen[0]) == 3 else None
+
+
+def _encoding_of(manifest: dict[str, Any]) -> str:
+    """``--encoding`` as the manifest records it for an image folder ("raw (auto)"); MNIST
+    manifests say their encoding too, but the table has always shown it as a format."""
+    if (manifest.get("source") or {}).get("kind") != "image_folder" or not manifest.get("encoding"):
+        return ""
+    asked = manifest.get("encoding_asked")
+    return f"{manifest['encoding']} ({asked})" if asked else str(manifest["encoding"])

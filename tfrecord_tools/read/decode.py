@@ -16,13 +16,15 @@ applied by :func:`orient` before any resize.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import tensorflow as tf
 
 from ..format import example
-from .options import CHANNEL_CHOICES
+from .options import CHANNEL_CHOICES, ReadOptions
 
 JPEG, PNG, RAW, OTHER = 0, 1, 2, 3
 
@@ -252,6 +254,227 @@ def decode_image(
     return image if orientation is None else orient(image, orientation)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What happens to a record's pixels once its format is known: channels, JPEG DCT
+    scaling, crop, resize, flip and output dtype (from :class:`ReadOptions`)."""
+
+    channels: int = 3
+    image_size: tuple[int, int] | None = None
+    scaling: bool = False  # JPEGs decoded at the smallest DCT scale still >= image_size
+    crop: str | None = None  # None, "center", "random"
+    central_fraction: float = 0.875
+    flip: bool = False
+    dtype: str = "uint8"
+
+    @classmethod
+    def of(cls, opts: ReadOptions) -> Plan:
+        return cls(
+            channels=opts.channels,
+            image_size=opts.image_size,
+            scaling=opts.decode_scaling == "auto" and opts.image_size is not None,
+            crop=opts.crop,
+            central_fraction=opts.central_fraction,
+            flip=opts.flip,
+            dtype=opts.dtype,
+        )
+
+    @property
+    def random(self) -> bool:
+        """Each record needs a seed (``decode_record``'s ``key``)."""
+        return self.crop == "random" or self.flip
+
+    @property
+    def needs_dims(self) -> bool:
+        """A JPEG's stored height and width decide how it is decoded."""
+        return self.image_size is not None and (self.scaling or self.crop is not None)
+
+    @property
+    def tf_dtype(self) -> tf.DType:
+        return tf.float32 if self.dtype == "float32" else tf.uint8
+
+
+def decode_record(
+    encoded: tf.Tensor,
+    code: int | tf.Tensor,
+    height: tf.Tensor,
+    width: tf.Tensor,
+    stored_channels: tf.Tensor,
+    plan: Plan,
+    *,
+    orientation: tf.Tensor | None = None,
+    key: tf.Tensor | None = None,
+) -> tf.Tensor:
+    """One record to its output image: decode (``code``: a format code, or a tensor of one
+    for ``tf.case``), orientation, resize, flip, dtype.
+
+    With ``plan.needs_dims`` a JPEG is decoded from its stored ``height`` x ``width`` (0: read
+    from the JPEG header) at the smallest DCT scale (``ratio`` 8, 4, 2, 1) that keeps both
+    sides of the image, or of the crop, at or above ``image_size`` (one more ``tf.case``
+    level), and a crop is decoded as a crop (``decode_and_crop_jpeg``); other formats are
+    decoded whole, then cropped. The crop window is taken in the stored frame; the target is
+    swapped for quarter-turn orientations (5-8), which are applied after decoding.
+    ``key``: an int64 [2] stateless seed, for ``crop="random"`` and ``flip``.
+    """
+    rand = _uniforms(key) if plan.random else None
+    fns = decoders(encoded, height, width, stored_channels, plan.channels)
+    if plan.needs_dims:
+        target = _stored_target(plan.image_size, orientation)  # type: ignore[arg-type]
+        fns[JPEG] = _scaled_jpeg(encoded, height, width, plan, target, rand)
+    if plan.crop is not None:
+        for c in (PNG, RAW, OTHER):
+            fns[c] = _cropped(fns[c], plan, rand)
+    if isinstance(code, int):
+        image = fns[code]()
+    else:
+        image = tf.case(
+            [(tf.equal(code, c), fns[c]) for c in (JPEG, PNG, RAW)],
+            default=fns[OTHER],
+            exclusive=False,
+        )
+    image.set_shape([None, None, plan.channels])
+    if orientation is not None:
+        image = orient(image, orientation)
+    image = resize(image, plan.image_size, dtype=plan.dtype)
+    if plan.flip:
+        unflipped = image
+        image = tf.cond(
+            rand[-1] < 0.5,  # type: ignore[index]
+            lambda: tf.reverse(unflipped, [1]),
+            lambda: unflipped,
+        )
+    return image
+
+
+RATIOS = (1, 2, 4, 8)  # the DCT scales libjpeg decodes at: 1/1, 1/2, 1/4, 1/8
+_CROP_TRIES = 10  # random-resized-crop draws before the fallback
+_CROP_SCALE = (0.08, 1.0)
+_CROP_ASPECT = (3 / 4, 4 / 3)
+
+
+def scale_ratio(height: tf.Tensor, width: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """int32 DCT ratio (1, 2, 4 or 8): the largest whose decoded size (``ceil(side /
+    ratio)``, as libjpeg rounds) keeps both sides at or above ``target`` ([2]: height, width)."""
+    height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    ratio = tf.constant(1)
+    for r in RATIOS[1:]:
+        fits = (-(-height // r) >= target[0]) & (-(-width // r) >= target[1])
+        ratio = tf.where(fits, r, ratio)
+    return ratio
+
+
+def crop_window(
+    height: tf.Tensor, width: tf.Tensor, plan: Plan, rand: tf.Tensor | None = None
+) -> tf.Tensor:
+    """int32 [4] ``(y, x, crop_height, crop_width)`` inside a ``height`` x ``width`` image:
+    the central ``plan.central_fraction`` of each side, or a random-resized crop drawn from
+    ``rand`` (:func:`_uniforms`): area 8-100 %, aspect 3/4-4/3 (log-uniform), ten tries, then
+    the whole image with its aspect clamped to that range."""
+    h, w = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    if plan.crop == "center":
+        ch = tf.maximum(1, tf.cast(tf.round(hf * plan.central_fraction), tf.int32))
+        cw = tf.maximum(1, tf.cast(tf.round(wf * plan.central_fraction), tf.int32))
+        return tf.stack([(h - ch) // 2, (w - cw) // 2, ch, cw])
+    n = _CROP_TRIES
+    low, high = _CROP_SCALE
+    area = hf * wf * (low + rand[:n] * (high - low))  # type: ignore[index]
+    log_low, log_high = math.log(_CROP_ASPECT[0]), math.log(_CROP_ASPECT[1])
+    aspect = tf.exp(log_low + rand[n : 2 * n] * (log_high - log_low))  # type: ignore[index]
+    cws = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)
+    chs = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)
+    fits = (cws >= 1) & (cws <= w) & (chs >= 1) & (chs <= h)
+    first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
+    # the fallback: the whole image, clamped to the aspect range
+    whole = wf / tf.maximum(hf, 1.0)
+    fall_w = tf.where(whole > _CROP_ASPECT[1], tf.cast(tf.round(hf * _CROP_ASPECT[1]), tf.int32), w)
+    fall_h = tf.where(whole < _CROP_ASPECT[0], tf.cast(tf.round(wf / _CROP_ASPECT[0]), tf.int32), h)
+    any_fit = tf.reduce_any(fits)
+    ch = tf.clip_by_value(tf.where(any_fit, chs[first], fall_h), 1, tf.maximum(h, 1))
+    cw = tf.clip_by_value(tf.where(any_fit, cws[first], fall_w), 1, tf.maximum(w, 1))
+    y = tf.cast(rand[2 * n] * tf.cast(h - ch + 1, tf.float32), tf.int32)  # type: ignore[index]
+    x = tf.cast(rand[2 * n + 1] * tf.cast(w - cw + 1, tf.float32), tf.int32)  # type: ignore[index]
+    return tf.stack([tf.minimum(y, h - ch), tf.minimum(x, w - cw), ch, cw])
+
+
+def _uniforms(key: tf.Tensor | None) -> tf.Tensor:
+    """A record's random numbers in [0, 1): crop tries (area, aspect), offsets, flip."""
+    if key is None:
+        raise ValueError("crop='random' and flip need a per-record key")
+    return tf.random.stateless_uniform([2 * _CROP_TRIES + 3], seed=tf.cast(key, tf.int64))
+
+
+def _stored_target(image_size: tuple[int, int], orientation: tf.Tensor | None) -> tf.Tensor:
+    """The output size in the stored frame: quarter turns (orientation 5-8) swap it."""
+    target = tf.constant(image_size, tf.int32)
+    if orientation is None:
+        return target
+    turned = (orientation >= 5) & (orientation <= 8)
+    return tf.where(turned, tf.reverse(target, [0]), target)
+
+
+def _scaled_jpeg(encoded, height, width, plan: Plan, target, rand) -> Callable[[], tf.Tensor]:
+    """The JPEG branch of ``decode_record`` when the stored size matters: a switch over
+    the DCT ratios, each a ``decode_jpeg`` or, for a crop, a ``decode_and_crop_jpeg`` whose
+    window is in the scaled image (it covers the crop, to within a scaled pixel)."""
+    channels = plan.channels
+
+    def run() -> tf.Tensor:
+        known = (height > 0) & (width > 0)
+        dims = tf.cond(
+            known,
+            lambda: tf.cast(tf.stack([height, width]), tf.int32),
+            lambda: tf.io.extract_jpeg_shape(encoded)[:2],
+        )
+        h, w = dims[0], dims[1]
+        window = None
+        if plan.crop is not None:
+            window = crop_window(h, w, plan, rand)
+        if plan.scaling and window is None:
+            ratio = scale_ratio(h, w, target)
+        elif plan.scaling:  # a crop's scaled size, rounded down: never below the target
+            ratio = tf.constant(1)
+            for r in RATIOS[1:]:
+                fits = (window[2] // r >= target[0]) & (window[3] // r >= target[1])
+                ratio = tf.where(fits, r, ratio)
+        else:
+            ratio = tf.constant(1)
+        want = 3 if channels == 3 else 0  # CMYK cannot give 1 channel directly
+
+        def at(r: int) -> Callable[[], tf.Tensor]:
+            def go() -> tf.Tensor:
+                if window is None:
+                    image = tf.io.decode_jpeg(encoded, channels=want, ratio=r)
+                else:
+                    y0, x0 = window[0] // r, window[1] // r
+                    y1 = tf.minimum(-(-(window[0] + window[2]) // r), -(-h // r))
+                    x1 = tf.minimum(-(-(window[1] + window[3]) // r), -(-w // r))
+                    scaled = tf.stack([y0, x0, y1 - y0, x1 - x0])
+                    image = tf.io.decode_and_crop_jpeg(encoded, scaled, channels=want, ratio=r)
+                return image if channels == 3 else to_channels(image, channels)
+
+            return go
+
+        if not plan.scaling:
+            return at(1)()
+        index = tf.cast(tf.math.log(tf.cast(ratio, tf.float32)) / math.log(2.0) + 0.5, tf.int32)
+        return tf.switch_case(index, [at(r) for r in RATIOS])
+
+    return run
+
+
+def _cropped(fn: Callable[[], tf.Tensor], plan: Plan, rand) -> Callable[[], tf.Tensor]:
+    """Decode whole, then crop (formats without a cropping decoder)."""
+
+    def run() -> tf.Tensor:
+        image = fn()
+        shape = tf.shape(image)
+        y, x, ch, cw = tf.unstack(crop_window(shape[0], shape[1], plan, rand))
+        return image[y : y + ch, x : x + cw]
+
+    return run
+
+
 def decode_batch(
     encoded: tf.Tensor,
     fmt: tf.Tensor,
@@ -259,38 +482,40 @@ def decode_batch(
     width: tf.Tensor,
     stored_channels: tf.Tensor,
     *,
-    channels: int,
+    plan: Plan,
     shape: tuple[int, int],
-    image_size: tuple[int, int] | None = None,
     image_format: str | None = None,
     orientation: tf.Tensor | None = None,
+    keys: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Decode a batch of records to uint8 [N, H, W, channels] inside one graph loop.
+    """Decode a batch of records to [N, H, W, channels] (``plan.dtype``) inside one graph loop.
 
-    Each record still goes through :func:`decode_image`'s ``tf.case`` (or straight to its
-    decoder when ``image_format`` says every record is PNG or JPEG), :func:`orient` when
-    ``orientation`` ([N] EXIF orientations) is given, and :func:`resize`; ``shape`` is
-    every output image's (height, width). One loop per batch instead of one
-    tf.data element per image: for 28x28 PNGs the per-element cost was most of the work
-    (measured on 2 cores: 27,000/s against 24,000/s on one core, 42,000/s against 27,000/s
-    on two, with the map over batches in parallel).
+    Each record goes through :func:`decode_record` (its ``tf.case``, or straight to its
+    decoder when ``image_format`` says every record is PNG or JPEG; orientation when
+    ``orientation`` ([N] EXIF orientations) is given; ``keys``: [N, 2] seeds for random
+    crops and flips); ``shape`` is every output image's (height, width). One loop per batch
+    instead of one tf.data element per image: for 28x28 PNGs the per-element cost was most
+    of the work (measured on 2 cores: 27,000/s against 24,000/s on one core, 42,000/s
+    against 27,000/s on two, with the map over batches in parallel).
     """
     n = tf.shape(encoded)[0]
 
     def one(i: tf.Tensor) -> tf.Tensor:
-        if image_format in ("png", "jpeg"):
-            code = JPEG if image_format == "jpeg" else PNG
-            image = decoders(encoded[i], height[i], width[i], stored_channels[i], channels)[code]()
-        else:
+        code = {"jpeg": JPEG, "png": PNG}.get(image_format or "")
+        if code is None:
             code = format_code(encoded[i], fmt[i], height[i], width[i], stored_channels[i])
-            image = decode_image(
-                encoded[i], code, height[i], width[i], stored_channels[i], channels=channels
-            )
-        if orientation is not None:
-            image = orient(image, orientation[i])
-        return resize(image, image_size)
+        return decode_record(
+            encoded[i],
+            code,
+            height[i],
+            width[i],
+            stored_channels[i],
+            plan,
+            orientation=None if orientation is None else orientation[i],
+            key=None if keys is None else keys[i],
+        )
 
-    images = tf.TensorArray(tf.uint8, size=n, element_shape=[*shape, channels])
+    images = tf.TensorArray(plan.tf_dtype, size=n, element_shape=[*shape, plan.channels])
     _, images = tf.while_loop(
         lambda i, _: i < n,
         lambda i, acc: (i + 1, acc.write(i, one(i))),
@@ -298,15 +523,30 @@ def decode_batch(
         parallel_iterations=1,  # batches run in parallel instead: no contention within one
     )
     stacked = images.stack()
-    stacked.set_shape([encoded.shape[0], *shape, channels])  # a static batch size stays known
+    stacked.set_shape([encoded.shape[0], *shape, plan.channels])  # a static batch size stays known
     return stacked
 
 
-def resize(image: tf.Tensor, image_size: tuple[int, int] | None) -> tf.Tensor:
-    """Bilinear resize to (height, width), back to uint8; no-op without a size."""
+#: Resize with antialiasing (a triangle filter as wide as the downscale): decided by PSNR
+#: against Pillow's LANCZOS, see ``benchmarks/bench_decode.py``.
+ANTIALIAS = False
+
+
+def resize(
+    image: tf.Tensor,
+    image_size: tuple[int, int] | None,
+    *,
+    dtype: str = "uint8",
+    antialias: bool | None = None,
+) -> tf.Tensor:
+    """Bilinear resize to (height, width); uint8 (rounded) or float32 (as resized). No
+    resize without a size."""
     if image_size is None:
-        return image
-    resized = tf.image.resize(image, image_size, method="bilinear")
+        return tf.cast(image, tf.float32) if dtype == "float32" else image
+    aa = ANTIALIAS if antialias is None else antialias
+    resized = tf.image.resize(image, image_size, method="bilinear", antialias=aa)
+    if dtype == "float32":
+        return resized
     # Bilinear weights are convex, so values stay within 0..255: rounding half up is one add
     # before the truncating cast (round + clip cost ~10 % of a 500x375 JPEG's decode).
     return tf.cast(resized + 0.5, tf.uint8)

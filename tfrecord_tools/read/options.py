@@ -16,6 +16,9 @@ from ..errors import TFRecordToolsError
 CHANNEL_CHOICES = (1, 3, 4)
 IMAGE_FORMATS = ("jpeg", "png", "raw")
 PROCESSING_MODES = ("distributed_epoch", "parallel_epochs")
+DECODE_SCALING = ("auto", "off")
+CROPS = ("center", "random")
+DTYPES = ("uint8", "float32")
 
 _FORMAT_NAMES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "raw": "raw"}
 
@@ -92,9 +95,15 @@ class ReadOptions:
     service: str | None = None  # tf.data service dispatcher, grpc://host:port
     processing_mode: str = "distributed_epoch"
     job_name: str | None = None
+    decode_scaling: str = "auto"  # "auto": JPEGs decoded at the smallest DCT scale >= image_size
+    crop: str | None = None  # None, "center" (central_fraction) or "random" (random-resized)
+    central_fraction: float = 0.875  # the side kept by crop="center"
+    flip: bool = False  # random horizontal flip, seeded by seed
+    dtype: str = "uint8"  # "float32": the resized values, not rounded
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", normalise_size(self.image_size))
+        self._check_geometry()
         if self.channels not in CHANNEL_CHOICES:
             raise TFRecordToolsError(f"channels must be 1, 3 or 4, got {self.channels}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -129,6 +138,36 @@ class ReadOptions:
                 f"orientation must be True (apply EXIF orientation) or False, "
                 f"got {self.orientation!r}"
             )
+
+    def _check_geometry(self) -> None:
+        """decode_scaling, crop, central_fraction, flip, dtype: spelling and combinations."""
+        for name, allowed in (("decode_scaling", DECODE_SCALING), ("dtype", DTYPES)):
+            value = getattr(self, name)
+            spelled = value.strip().lower() if isinstance(value, str) else value
+            if spelled not in allowed:
+                raise TFRecordToolsError(
+                    f"{name} must be one of {', '.join(allowed)}, got {value!r}"
+                )
+            object.__setattr__(self, name, spelled)
+        crop = self.crop.strip().lower() if isinstance(self.crop, str) else self.crop
+        crop = None if crop in ("none", "") else crop
+        if crop is not None and crop not in CROPS:
+            raise TFRecordToolsError(
+                f"crop must be None, {' or '.join(repr(c) for c in CROPS)}, got {self.crop!r}"
+            )
+        object.__setattr__(self, "crop", crop)
+        if crop is not None and self.image_size is None:
+            raise TFRecordToolsError(
+                f"crop={crop!r} needs image_size: the crop is resized to it "
+                "(pass image_size=N or (height, width))"
+            )
+        fraction = self.central_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise TFRecordToolsError(f"central_fraction must be a number, got {fraction!r}")
+        if not 0 < fraction <= 1:
+            raise TFRecordToolsError(f"central_fraction must be in (0, 1], got {fraction!r}")
+        if not isinstance(self.flip, bool):
+            raise TFRecordToolsError(f"flip must be True or False, got {self.flip!r}")
 
 
 def options_from(kwargs: dict[str, Any], *, also: tuple[str, ...] = ()) -> ReadOptions:

@@ -69,6 +69,11 @@ def make_dataset(
     service: str | None = None,
     processing_mode: str = "distributed_epoch",
     job_name: str | None = None,
+    decode_scaling: str = "auto",
+    crop: str | None = None,
+    central_fraction: float = 0.875,
+    flip: bool = False,
+    dtype: str = "uint8",
     **unknown: Any,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image, label)`` from converted shards.
@@ -87,8 +92,16 @@ def make_dataset(
     (``grpc://host:port`` of a tf.data service dispatcher: its workers run the pipeline up to
     the batches, which travel to this process), ``processing_mode`` (``distributed_epoch``,
     the default: every record once across the workers; ``parallel_epochs``: every worker
-    reads everything) and ``job_name`` (trainers naming the same job share it). Images are uint8
-    ``[H, W, channels]``; labels int64. Batched output needs ``image_size`` unless every
+    reads everything) and ``job_name`` (trainers naming the same job share it).
+
+    Fewer pixels decoded (with ``image_size``): ``decode_scaling`` (``"auto"``, the default:
+    a JPEG is decoded at the smallest DCT scale, 1/8 to 1/1, that keeps both sides at or
+    above ``image_size``, picked from the record's stored height and width; ``"off"``: full
+    decode), ``crop`` (``"center"``: the central ``central_fraction``, 0.875, of each side;
+    ``"random"``: a random-resized crop, area 8-100 %, aspect 3/4-4/3, seeded by ``seed``;
+    JPEGs are decoded as crops), ``flip`` (random horizontal flip, seeded by ``seed``).
+    Images are ``[H, W, channels]`` of ``dtype`` (``"uint8"``, or ``"float32"``: the resized
+    values, not rounded); labels int64. Batched output needs ``image_size`` unless every
     image has the same size (the manifest's ``image_shape`` says so).
     """
     given = dict(locals())
@@ -105,9 +118,12 @@ def make_dataset(
     if opts.shuffle:
         ds = ds.shuffle(opts.shuffle_buffer, seed=opts.seed, reshuffle_each_iteration=True)
     ds = _repeat(ds, opts)
+    plan = decode.Plan.of(opts)
+    ds = _with_keys(ds, opts, plan)
     image_format = opts.image_format or shards.image_format
     shape = shards.image_shape if opts.image_size is None else None
-    raw = image_format == "raw" and shards.image_shape is not None
+    raw = image_format == "raw" and shards.image_shape is not None and not plan.random
+    raw = raw and plan.crop is None
     # image/orientation is parsed only when some record may have it: never when the manifest
     # counts none (every dataset of upright images), always for files without a manifest
     orientations = shards.orientations
@@ -118,34 +134,45 @@ def make_dataset(
     spec = decode.parse_spec(orientation=orient)
     if image_format in ("png", "jpeg") or raw:
         # the format and shape are known: the bytes and the label are all a record must give
-        # (parse_example's cost grows with the keys: 2 instead of 6 is ~1.6x faster)
-        spec = {k: v for k, v in spec.items() if k in _KNOWN_FORMAT_KEYS}
+        # (parse_example's cost grows with the keys: 2 instead of 6 is ~1.6x faster), and the
+        # stored size when it decides how a JPEG is decoded (scale, crop)
+        keep = _KNOWN_FORMAT_KEYS + (_SIZE_KEYS if plan.needs_dims else ())
+        spec = {k: v for k, v in spec.items() if k in keep}
 
-    def parse(batch):
-        f = tf.io.parse_example(records.check(batch), spec)
+    def parse(*batch):
+        f = tf.io.parse_example(records.check(batch[-1]), spec)
         labels = f[example.LABEL]
-        if example.FORMAT not in f:  # not needed by the decoders of a known format
-            zeros = tf.zeros_like(labels)
-            f = {**f, example.FORMAT: tf.fill(tf.shape(labels), ""), example.HEIGHT: zeros}
-            f[example.WIDTH] = f[example.CHANNELS] = zeros
-        keys = (example.ENCODED, example.FORMAT, example.HEIGHT, example.WIDTH, example.CHANNELS)
+        zeros = tf.zeros_like(labels)  # keys not needed by the decoders of a known format
+        features = {
+            "encoded": f[example.ENCODED],
+            "format": f.get(example.FORMAT, tf.fill(tf.shape(labels), "")),
+            "height": f.get(example.HEIGHT, zeros),
+            "width": f.get(example.WIDTH, zeros),
+            "channels": f.get(example.CHANNELS, zeros),
+        }
         if orient:
-            keys += (example.ORIENTATION,)
-        return tuple(f[k] for k in keys), labels
+            features["orientation"] = f[example.ORIENTATION]
+        if plan.random:
+            features["key"] = _record_keys(batch[0], opts)
+        return features, labels
 
     if opts.batch_size and not raw and (opts.image_size or shape):
         # batched output of one image size: parse and decode a whole batch in one map
         out_shape = opts.image_size or shape[:2]  # type: ignore[index]
 
-        def parse_and_decode(records):
-            features, labels = parse(records)
+        def parse_and_decode(*records):
+            f, labels = parse(*records)
             images = decode.decode_batch(
-                *features[:5],
-                channels=opts.channels,
+                f["encoded"],
+                f["format"],
+                f["height"],
+                f["width"],
+                f["channels"],
+                plan=plan,
                 shape=out_shape,
-                image_size=opts.image_size,
                 image_format=image_format,
-                orientation=features[5] if orient else None,
+                orientation=f.get("orientation"),
+                keys=f.get("key"),
             )
             return images, labels
 
@@ -171,7 +198,8 @@ def make_dataset(
     ds = ds.batch(_PARSE_BATCH)
     ds = ds.map(parse, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
     ds = _unbatch(ds, counts, opts)
-    return _finish(_decode_each(ds, opts, image_format, shape, "record" if orient else None), opts)
+    orientation = "record" if orient else None
+    return _finish(_decode_each(ds, plan, opts, image_format, shape, orientation), opts)
 
 
 def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Dataset:
@@ -194,23 +222,26 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
             min(len(paths), opts.shuffle_buffer), seed=opts.seed, reshuffle_each_iteration=True
         )
     ds = _repeat(ds, opts)
+    plan = decode.Plan.of(opts)
+    ds = _with_keys(ds, opts, plan)
     empty = tf.constant("")
     if opts.batch_size and opts.image_size:  # as make_dataset: one map per batch
 
-        def read_and_decode(batch_paths, labels):
+        def read_and_decode(*element):
+            batch_paths, labels = element[-1] if plan.random else element
             encoded = tf.map_fn(tf.io.read_file, batch_paths)
-            zeros = tf.zeros_like(labels)
+            zeros = tf.zeros_like(labels)  # no stored size: JPEG headers give it
             images = decode.decode_batch(
                 encoded,
                 tf.fill(tf.shape(batch_paths), empty),
                 zeros,
                 zeros,
                 zeros,
-                channels=opts.channels,
+                plan=plan,
                 shape=opts.image_size,
-                image_size=opts.image_size,
                 image_format=opts.image_format,
                 orientation=decode.exif_orientation(encoded) if opts.orientation else None,
+                keys=_record_keys(element[0], opts) if plan.random else None,
             )
             return images, labels
 
@@ -222,16 +253,44 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
         )
         return _finish(ds, opts, batched=True)
 
-    def read(path, label):
+    def read(*element):
+        path, label = element[-1] if plan.random else element
         zero = tf.zeros_like(label)  # not a constant: no branch is specialised for 0x0x0
-        return (tf.io.read_file(path), empty, zero, zero, zero), label
+        features = {
+            "encoded": tf.io.read_file(path),
+            "format": empty,
+            "height": zero,
+            "width": zero,
+            "channels": zero,
+        }
+        if plan.random:
+            features["key"] = _record_keys(element[0], opts)
+        return features, label
 
     ds = ds.map(read, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
     orientation = "exif" if opts.orientation else None
-    return _finish(_decode_each(ds, opts, opts.image_format, None, orientation), opts)
+    return _finish(_decode_each(ds, plan, opts, opts.image_format, None, orientation), opts)
 
 
 _KNOWN_FORMAT_KEYS = (example.ENCODED, example.LABEL, example.ORIENTATION)
+_SIZE_KEYS = (example.HEIGHT, example.WIDTH)
+
+
+def _with_keys(ds, opts: ReadOptions, plan: decode.Plan):
+    """Number the records (after shuffle and repeat) when random crops or flips need a seed
+    per record: ``(index, element)``. Each epoch's records get new numbers, so new crops."""
+    return ds.enumerate() if plan.random else ds
+
+
+def _record_keys(index: tf.Tensor, opts: ReadOptions) -> tf.Tensor:
+    """int64 [..., 2] stateless seeds: (``seed``, worker and record number). Without a
+    ``seed`` one is drawn when the dataset is built."""
+    seed = opts.seed if opts.seed is not None else _BUILD_SEED
+    record = tf.cast(index, tf.int64) + (opts.worker_index << 40)
+    return tf.stack([tf.fill(tf.shape(record), tf.constant(seed, tf.int64)), record], -1)
+
+
+_BUILD_SEED = int.from_bytes(os.urandom(4), "little")
 
 
 _PARSE_BATCH = 256  # records parsed per parse_example call when the output is unbatched
@@ -247,7 +306,7 @@ def _map_batches(ds, fn, opts: ReadOptions, image_hw: tuple[int, int]):
     several batches go through one ``fn`` call (``rebatch`` cuts them back to
     ``batch_size``): 20,000 digits at batch 256 read ~5 % faster on one core, ~7 % on two."""
     size = opts.batch_size
-    image_bytes = image_hw[0] * image_hw[1] * opts.channels
+    image_bytes = image_hw[0] * image_hw[1] * opts.channels * (4 if opts.dtype == "float32" else 1)
     groups = min(-(-_SMALL_IMAGES_GROUP // size), _GROUP_OUTPUT_BYTES // (image_bytes * size))
     par = {"num_parallel_calls": opts.num_parallel_calls, "deterministic": opts.deterministic}
     if groups <= 1:
@@ -277,40 +336,57 @@ def _repeat(ds, opts: ReadOptions):
 
 
 def _decode_each(
-    ds, opts: ReadOptions, image_format: str | None, shape, orientation: str | None = None
+    ds,
+    plan: decode.Plan,
+    opts: ReadOptions,
+    image_format: str | None,
+    shape,
+    orientation: str | None = None,
 ):
-    """Per-record decode (+ orientation, + resize): one format's decoder when known, else
-    ``tf.case``. ``orientation``: None, ``"record"`` (the features' sixth element) or
-    ``"exif"`` (parsed from the image bytes)."""
+    """Per-record decode (+ orientation, crop, resize, flip, dtype): one format's decoder
+    when known, else ``tf.case``. ``orientation``: None, ``"record"`` (the features'
+    ``orientation``) or ``"exif"`` (parsed from the image bytes)."""
 
-    def decode_one(features, label):
-        encoded, fmt, height, width, channels = features[:5]
-        if image_format in ("png", "jpeg"):
-            code = decode.JPEG if image_format == "jpeg" else decode.PNG
-            image = decode.decoders(encoded, height, width, channels, opts.channels)[code]()
-        else:
-            code = decode.format_code(encoded, fmt, height, width, channels)
-            image = decode.decode_image(
-                encoded, code, height, width, channels, channels=opts.channels
-            )
+    def decode_one(f, label):
+        encoded = f["encoded"]
+        code = _known_code(image_format)
+        if code is None:
+            code = decode.format_code(encoded, f["format"], f["height"], f["width"], f["channels"])
+        turns = None
         if orientation == "record":
-            image = decode.orient(image, features[5])
+            turns = f["orientation"]
         elif orientation == "exif":
-            image = decode.orient(image, decode.exif_orientation(encoded))
-        if shape is not None:
+            turns = decode.exif_orientation(encoded)
+        image = decode.decode_record(
+            encoded,
+            code,
+            f["height"],
+            f["width"],
+            f["channels"],
+            plan,
+            orientation=turns,
+            key=f.get("key"),
+        )
+        if shape is not None and opts.image_size is None:
             image.set_shape([shape[0], shape[1], opts.channels])
-        return decode.resize(image, opts.image_size), label
+        return image, label
 
     return ds.map(
         decode_one, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic
     )
 
 
+def _known_code(image_format: str | None) -> int | None:
+    """The format code when every record is PNG or JPEG (no ``tf.case``)."""
+    return {"jpeg": decode.JPEG, "png": decode.PNG}.get(image_format or "")
+
+
 def _decode_raw_batch(encoded, opts: ReadOptions, shape):
     """Raw uint8 pixels of one known shape: the whole batch in one ``decode_raw``."""
     pixels = tf.reshape(tf.io.decode_raw(encoded, tf.uint8), [-1, *shape])
     pixels.set_shape([encoded.shape[0], *shape])  # a static batch size stays known
-    return decode.resize(decode.to_channels(pixels, opts.channels), opts.image_size)
+    pixels = decode.to_channels(pixels, opts.channels)
+    return decode.resize(pixels, opts.image_size, dtype=opts.dtype)
 
 
 def _finish(ds, opts: ReadOptions, *, batched: bool = False):

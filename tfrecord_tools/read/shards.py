@@ -1,5 +1,6 @@
-"""Which files a reader reads: a dataset folder (its manifest), or globs / lists of TFRecord
-files from elsewhere, and the part of them a host reads. TensorFlow-free.
+"""Which files a reader reads: a dataset folder (its manifest), a folder TFDS prepared (its
+``dataset_info.json``), or globs / lists of TFRecord files from elsewhere, and the part of
+them a host reads. TensorFlow-free.
 
 Data flow: PATH -> **shard list** (files, counts, compression, one format / shape when the
 manifest says so) -> per-host part -> pipeline.
@@ -17,6 +18,7 @@ from ..errors import TFRecordToolsError
 from ..format.compression import detect_compression, normalize_compression
 from ..format.manifest import check_finished, read_manifest
 from ..format.naming import INDEX_SUFFIX, MANIFEST, SHARD_GLOB, is_shard_name
+from ..format.tfds import is_tfds_folder, read_tfds_info
 from .options import ReadOptions
 
 
@@ -35,8 +37,10 @@ class ShardList:
 def resolve_shards(
     path: str | os.PathLike | Sequence[str], split: str = "train", compression: str | None = None
 ) -> ShardList:
-    """Shard files of ``split`` from a dataset folder (its manifest), or files matching a
-    glob / list of paths (third-party TFRecords without a manifest)."""
+    """Shard files of ``split`` from a dataset folder (its manifest), a folder TFDS prepared
+    (its ``dataset_info.json``: files from the split's file template, counts from its shard
+    lengths, no scan), or files matching a glob / list of paths (third-party TFRecords
+    without a manifest)."""
     if isinstance(path, (str, os.PathLike)) and (Path(path) / MANIFEST).is_file():
         manifest = read_manifest(path)
         if split not in manifest.splits:
@@ -57,6 +61,9 @@ def resolve_shards(
             manifest.image_format,
             manifest.orientations,
         )
+    if isinstance(path, (str, os.PathLike)) and is_tfds_folder(path):
+        check_finished(path)  # ours, interrupted after its TFDS files: not a dataset yet
+        return _tfds_shards(Path(path), split, compression)
     patterns = [str(path)] if isinstance(path, (str, os.PathLike)) else [str(p) for p in path]
     if not patterns:
         raise TFRecordToolsError("no TFRecord files given")
@@ -83,6 +90,21 @@ def resolve_shards(
         else detect_compression(files[0])
     )
     return ShardList(files, None, found)
+
+
+def _tfds_shards(folder: Path, split: str, compression: str | None) -> ShardList:
+    """The shards of ``split`` in a folder TFDS prepared (TFDS writes them uncompressed)."""
+    info = read_tfds_info(folder)
+    if split not in info.splits:
+        raise TFRecordToolsError(
+            f"{info.path}: no split {split!r}; it has {', '.join(info.splits) or 'none'}"
+        )
+    if compression is not None and normalize_compression(compression) != "none":
+        raise TFRecordToolsError(
+            f"{folder}: compression {compression!r} given, but TFDS writes uncompressed shards"
+        )
+    entry = info.splits[split]
+    return ShardList([str(folder / f) for f in entry.files], list(entry.shard_lengths), "none")
 
 
 def host_files(files: list[str], counts: list[int] | None, opts: ReadOptions):

@@ -30,6 +30,7 @@ class Item:
     records: Sequence[bytes] | None = None
     shape: tuple[int, int, int] | None = None  # (height, width, channels) of the image(s)
     orientation: int = 1  # EXIF orientation the record carries (the manifest counts them)
+    resized: tuple[int, int] | None = None  # (bytes before, after) when --max-size re-encoded it
 
     @property
     def count(self) -> int:

@@ -35,6 +35,7 @@ from ...format.example import encode_example_parts
 from ..inherit import shared
 from . import Item
 from .probe import probe_image, read_image
+from .transcode import KEEP, StorageOptions, transcode
 
 
 class PathTable(Sequence[str]):
@@ -271,6 +272,7 @@ class FolderShard:
     listing_key: str | None = None
     packed: bytes = b""  # PathTable.pack() of the shard's paths
     labels: array | None = None
+    storage: StorageOptions = KEEP  # what images are stored as (--max-size...)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -281,7 +283,7 @@ class FolderShard:
         if isinstance(samples, memoryview):
             samples = array(samples.format, samples.tobytes())
         state = (self.root, self.classes, samples, self.validate, self.strict)
-        return type(self), (*state, self.listing_key, self.packed, self.labels)
+        return type(self), (*state, self.listing_key, self.packed, self.labels, self.storage)
 
     def _paths_and_labels(self) -> Iterator[tuple[str, int]]:
         if self.listing_key is not None:
@@ -300,6 +302,7 @@ class FolderShard:
                     finally:
                         read = f.tell()
                 stored, info = probe_image(data, path=rel, validate=self.validate)
+                stored, info, resized = transcode(stored, info, self.storage, path=rel)
             except InvalidImageError as e:
                 yield self._skip(rel, e.reason, str(e), read)
                 continue
@@ -325,6 +328,7 @@ class FolderShard:
                 read,
                 shape=(info.height, info.width, info.channels),
                 orientation=info.orientation,
+                resized=(len(data), len(stored)) if resized else None,
             )
 
     def _skip(self, rel: str, reason: str, message: str, size: int) -> Item:

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The tests against the real TensorFlow Datasets (TFDS loads our datasets; we read the
+# datasets TFDS writes), in their own environment (.venv-tfds), so the main one keeps only
+# what the package needs. Extra arguments go to pytest.
+VENV=.venv-tfds EXTRAS=test,tfds source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+.venv-tfds/bin/python -m pytest -q -p no:cacheprovider tests/test_tfds_real.py tests/test_tfds.py tests/test_golden.py "$@"
