@@ -8,9 +8,13 @@ manifest gives each shard's count, a shard is read with ``ignore_errors`` (Tenso
 drops the rest of a damaged file), followed by marker records naming it, and cut to its
 count: an intact shard never shows a marker, a damaged one fills its count with them (so
 the dataset's cardinality still holds), and :func:`check` raises naming the file when a
-marker reaches the parser. This costs ~5 % of the bare record
-reader's speed (~0.06 us a record, measured with 100-byte records on one core), nothing
-next to parsing and decoding.
+marker reaches the parser. The price, measured with ``make_dataset(batch_size=1024)`` on
+one core (an A/B in one process, medians of 3): 28x28 raw digits 172k against 208k images/s
+unguarded, of which the per-file ``flat_map`` that replaces the multi-file reader is most
+(~10 %; the shuffled path pays that anyway) and ``ignore_errors`` + marker + ``take`` ~4 %;
+28x28 PNG digits 47.8k against 51.9k (~8 %); photos, whose decode dominates, nothing
+measurable. Files without counts (no manifest) are read as before, with TensorFlow's
+message on damage.
 """
 
 from __future__ import annotations
