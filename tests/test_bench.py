@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
 from tfrecord_tools.bench import BenchConfig, BenchError, run_benchmark
 from tfrecord_tools.bench.cache import evict_files, filesystem_type, resident_fraction
 from tfrecord_tools.bench.config import default_cores, usable_cpus
-from tfrecord_tools.bench.grid import Cell, make_cells, read_options
+from tfrecord_tools.bench.grid import Cell, child_spec, make_cells, read_options
 from tfrecord_tools.bench.report import BenchReport
 from tfrecord_tools.bench.runner import cell_record
 from tfrecord_tools.cli import main
@@ -65,6 +66,11 @@ def test_default_cores():
         ({"decode": "scaled,fast"}, "decode: 'fast' is not one of scaled, full"),
         ({"crop": "middle"}, "crop: 'middle' is not one of none, center, random"),
         ({"dtype": "uint8,uint8"}, "dtype: values repeat"),
+        ({"max_size": "none,0"}, "max_size: expected integers >= 1 (pixels) or 'none', got '0'"),
+        ({"max_size": "320,320"}, "max_size: values repeat"),
+        ({"encoding": "keep,jpeg"}, "encoding: 'jpeg' is not one of keep, png, raw, auto"),
+        ({"tfrecords": "/data", "max_size": "320"}, "max_size: the stored form is chosen by"),
+        ({"tfrecords": "/data", "encoding": "raw"}, "encoding: the stored form is chosen by"),
     ],
 )
 def test_bad_options_say_what_was_expected(options, message):
@@ -118,6 +124,55 @@ def test_decode_crop_dtype_axes_sweep_and_keras_runs_once():
         "decode_scaling": "auto",
         "dtype": "uint8",
     }
+
+
+def test_stored_variants_parse_and_default_to_one_conversion():
+    plain = BenchConfig(threads="1", cores="1", cache="warm")
+    assert (plain.max_size, plain.encoding, plain.stored) == ((None,), ("keep",), ((None, "keep"),))
+    config = BenchConfig(max_size="None, 320", encoding="keep,RAW")
+    assert (config.max_size, config.encoding) == ((None, 320), ("keep", "raw"))
+    assert config.stored == ((None, "keep"), (None, "raw"), (320, "keep"), (320, "raw"))
+    assert BenchConfig(max_size=[None, 64]).max_size == (None, 64)
+    assert BenchConfig(max_size=128).max_size == (128,)
+    assert BenchConfig(max_size="none").max_size == (None,)
+
+
+def test_stored_variants_multiply_only_the_tfrecord_cells():
+    config = BenchConfig(
+        threads="1", cores="1", cache="warm", max_size="none,320", decode="full,scaled"
+    )
+    cells = make_cells(config)
+    tfrecord = [c for c in cells if c.source == "tfrecord"]
+    assert len(tfrecord) == 2 * 2 and len(cells) == config.num_cells == 4 + 2 + 1
+    assert {c.stored for c in tfrecord} == {(None, "keep"), (320, "keep")}
+    assert all(c.stored == (None, "keep") for c in cells if c.source != "tfrecord")
+    # a variant's readers run side by side; the second stored variant comes after the first
+    assert cells[:3] == [Cell(s, 1, 1, "warm", "full") for s in ("raw", "tfrecord", "keras")]
+    assert Cell("tfrecord", 1, 1, "warm", max_size=320, encoding="raw").label == (
+        "tfrecord threads=1 cores=1 warm max=320 raw"
+    )
+    # only max=320: raw and keras still read the folder, with the default stored slot
+    only = make_cells(BenchConfig(threads="1", cores="1", cache="warm", max_size="320"))
+    assert [(c.source, c.max_size) for c in only] == [
+        ("raw", None),
+        ("tfrecord", 320),
+        ("keras", None),
+    ]
+
+
+def test_stored_variant_spec_reads_its_dataset():
+    config = BenchConfig(threads="1", cores="1", cache="warm", max_size="none,320")
+    datasets = {(None, "keep"): Path("/d/plain"), (320, "keep"): Path("/d/max320")}
+    specs = [
+        child_spec(c, config, cpus=[0], image_dir=Path("/d/images"), tfrecords=datasets)
+        for c in make_cells(config)
+    ]
+    assert [(s["source"], s["path"], s["max_size"]) for s in specs] == [
+        ("raw", "/d/images", None),
+        ("tfrecord", "/d/plain", None),
+        ("keras", "/d/images", None),
+        ("tfrecord", "/d/max320", 320),
+    ]
 
 
 def test_thread_settings_reach_every_knob():
@@ -356,9 +411,54 @@ def test_variant_cell_runs_and_shows_in_table_json_and_csv(tiny_run, tmp_path):
     assert "decode/crop/dtype" in report.format_table()
     assert "full crop=center float32" in report.format_table()
     assert "decode/crop/dtype" not in first.format_table()  # plain runs look as before
+    assert "stored" not in first.format_table()
     with open(variant.out / "results.csv", newline="") as f:
         (row,) = [r for r in csv.DictReader(f) if r["kind"] == "read"]
     assert (row["decode"], row["crop"], row["dtype"]) == ("full", "center", "float32")
+
+
+def test_max_size_variant_is_converted_timed_and_shown(tiny_run, tmp_path):
+    """One tfrecord cell over a max-size variant of the tiny sample (28x28 -> 16x16)."""
+    config, _first = tiny_run
+    variant = BenchConfig(
+        image_dir=config.image_dir,
+        out=tmp_path / "out",
+        work=tmp_path / "work",
+        sources="tfrecord",
+        threads="1",
+        cores="1",
+        cache="warm",
+        max_size="16",
+        repeats=1,
+        batch_size=8,
+        image_size=28,
+        channels=1,
+        plot=False,
+        quiet=True,
+    )
+    report = run_benchmark(variant)
+    assert not report.failed, report.failed
+    results = json.loads((variant.out / "results.json").read_text())
+    (conversion,) = results["conversions"]
+    assert conversion == results["conversion"]
+    assert (conversion["max_size"], conversion["encoding"], conversion["resized"]) == (
+        16,
+        "keep",
+        24,
+    )
+    assert conversion["path"].endswith("-tfrecord-max16")
+    (cell,) = results["cells"]
+    assert (cell["max_size"], cell["encoding"], cell["path"]) == (16, "keep", conversion["path"])
+    assert cell["images"] == 24 and cell["output"]["shape"] == [None, 28, 28, 1]
+    assert results["data"]["stored"][0]["max_size"] == 16
+    table = report.format_table()
+    assert "stored" in table and "max=16" in table and "convert (max=16): 24 images" in table
+    with open(variant.out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["kind"], r["max_size"], r["encoding"]) for r in rows] == [
+        ("convert", "16", "keep"),
+        ("read", "16", "keep"),
+    ]
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -376,3 +476,9 @@ def test_bench_bad_option_exits_2(capsys):
     assert "threads: expected integers >= 1 or 'auto', got 'x'" in capsys.readouterr().err
     assert main(["bench", "--crop", "none,corner"]) == 2
     assert "crop: 'corner' is not one of none, center, random" in capsys.readouterr().err
+    assert main(["bench", "--max-size", "none,big"]) == 2
+    assert "max_size: expected integers >= 1 (pixels) or 'none', got 'big'" in (
+        capsys.readouterr().err
+    )
+    assert main(["bench", "--encoding", "jpeg"]) == 2
+    assert "encoding: 'jpeg' is not one of keep, png, raw, auto" in capsys.readouterr().err

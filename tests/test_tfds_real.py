@@ -13,11 +13,12 @@ from PIL import Image
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from tfrecord_tools import convert_image_folder, convert_mnist  # noqa: E402
+from tfrecord_tools import convert_image_folder, convert_mnist, make_dataset  # noqa: E402
 from tfrecord_tools.check.count import count_records  # noqa: E402
+from tfrecord_tools.check.inspect import inspect_dataset  # noqa: E402
 from tfrecord_tools.check.verify import verify  # noqa: E402
 from tfrecord_tools.format.manifest import read_manifest  # noqa: E402
-from tfrecord_tools.read.shards import resolve_shards  # noqa: E402
+from tfrecord_tools.read.shards import resolve_shards, tfds_feature_keys  # noqa: E402
 
 from .helpers import read_dataset  # noqa: E402
 from .test_golden import make_golden_folder, make_golden_mnist  # noqa: E402
@@ -105,13 +106,60 @@ class TinyImages(tfds.core.GeneratorBasedBuilder):
             yield i, {"image": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), "label": i % 2}
 
 
-def test_our_tools_read_a_dataset_tfds_prepared(tmp_path):
-    builder = TinyImages(data_dir=os.fspath(tmp_path / "tfds_data"))
+class OddNames(TinyImages):
+    """The same, under names no layout of ours uses: features.json gives them."""
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "picture": tfds.features.Image(shape=(8, 8, 3)),
+                    "kind": tfds.features.ClassLabel(names=["cat", "dog"]),
+                    "note": tfds.features.Text(),
+                }
+            ),
+        )
+
+    def _generate_examples(self, n):
+        for key, ex in super()._generate_examples(n):
+            yield key, {"picture": ex["image"], "kind": ex["label"], "note": f"n{key}"}
+
+
+def _prepare(builder_class, data_dir):
+    builder = builder_class(data_dir=os.fspath(data_dir))
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(num_shards=2)
         if "num_shards" in tfds.download.DownloadConfig.__dataclass_fields__
         else None
     )
+    return builder
+
+
+@pytest.mark.parametrize(
+    ("builder_class", "image", "label"),
+    [(TinyImages, "image", "label"), (OddNames, "picture", "kind")],
+)
+def test_make_dataset_reads_a_dataset_tfds_prepared(tmp_path, builder_class, image, label):
+    builder = _prepare(builder_class, tmp_path / "tfds_data")
+    folder = builder.data_dir
+    assert tfds_feature_keys(folder) == (image, label)
+    for split in ("train", "test"):
+        want = list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
+        ds = make_dataset(folder, split=split)
+        assert ds.cardinality().numpy() == len(want)
+        got = [(im.numpy(), int(lab)) for im, lab in ds]
+        assert len(got) == len(want)
+        for (pixels, number), ex in zip(got, want, strict=True):
+            np.testing.assert_array_equal(pixels, ex[image])
+            assert number == ex[label]
+        (images, labels), *_ = make_dataset(folder, split=split, batch_size=16, image_size=8)
+        np.testing.assert_array_equal(images.numpy(), np.stack([ex[image] for ex in want]))
+        assert labels.numpy().tolist() == [ex[label] for ex in want]
+
+
+def test_our_tools_read_a_dataset_tfds_prepared(tmp_path):
+    builder = _prepare(TinyImages, tmp_path / "tfds_data")
     folder = tmp_path / "tfds_data" / "tiny_images" / "1.0.0"
     assert (folder / "dataset_info.json").is_file() and not (folder / "dataset.json").exists()
     for split, n in (("train", 7), ("test", 3)):
@@ -127,3 +175,7 @@ def test_our_tools_read_a_dataset_tfds_prepared(tmp_path):
     checked = verify(folder)
     assert checked.ok, checked.problems
     assert checked.records == 10
+    report = inspect_dataset(folder)
+    assert report.features == {"image": "bytes", "label": "int64"}
+    assert report.feature_samples["image"].startswith("<png, ")
+    assert report.image_formats == {"png": sum(report.labels.values())}

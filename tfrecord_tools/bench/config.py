@@ -10,6 +10,7 @@ Standard library only: the parent process of a benchmark never imports TensorFlo
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -26,6 +27,8 @@ AUTO = "auto"
 DECODES = ("scaled", "full")  # the reader's decode_scaling "auto" / "off"
 CROPS = ("none", "center", "random")
 DTYPES = ("uint8", "float32")
+NONE = "none"  # --max-size none: images stored at their own size
+ENCODINGS = ("keep", "png", "raw", "auto")  # the converter's encoding
 
 #: Per sample kind: default image count (full, short), image size, channels.
 SAMPLE_DEFAULTS = {
@@ -62,6 +65,10 @@ class BenchConfig:
       (``none``, ``center``, ``random``) x ``dtype`` (``uint8``, ``float32``); each cell runs
       in a fresh process pinned to ``cores`` CPUs. Keras cells only take the first decode,
       crop and dtype (it has none of them).
+    - Stored form, for the ``tfrecord`` cells: ``max_size`` (``None``/``"none"``: images as
+      they are, or the longest side in pixels) x ``encoding`` (``keep``, ``png``, ``raw``,
+      ``auto``), the converter's options; one dataset is converted (and timed) per stored
+      variant. The raw and keras cells read the image folder and run once.
     - Per cell: a warm-up pass, then ``repeats`` timed repeats of ``epochs`` passes each.
     """
 
@@ -76,6 +83,8 @@ class BenchConfig:
     decode: Sequence[str] | str | None = None
     crop: Sequence[str] | str | None = None
     dtype: Sequence[str] | str | None = None
+    max_size: Sequence[int | str | None] | int | str | None = None
+    encoding: Sequence[str] | str | None = None
     batch_size: int = 32
     image_size: int | Sequence[int] | None = None
     channels: int | None = None
@@ -100,6 +109,8 @@ class BenchConfig:
         self._set("decode", _choices("decode", self.decode, DECODES, default=DECODES[:1]))
         self._set("crop", _choices("crop", self.crop, CROPS, default=CROPS[:1]))
         self._set("dtype", _choices("dtype", self.dtype, DTYPES, default=DTYPES[:1]))
+        self._set("max_size", _max_sizes(self.max_size))
+        self._set("encoding", _choices("encoding", self.encoding, ENCODINGS, default=("keep",)))
         self._set("threads", _threads(self.threads, default=_threads_default(short)))
         self._set("cores", _cores(self.cores, usable, default=_cores_default(short, usable)))
         self._set("repeats", _positive("repeats", _or(self.repeats, 1 if short else 3)))
@@ -119,11 +130,22 @@ class BenchConfig:
             value = getattr(self, name)
             if value is not None:
                 self._set(name, Path(value))
+        if self.tfrecords is not None and self.stored != ((None, "keep"),):
+            option = "max_size" if self.max_size != (None,) else "encoding"
+            raise BenchError(
+                f"{option}: the stored form is chosen by converting; give IMAGE_DIR (or a "
+                "sample) instead of tfrecords to sweep it"
+            )
         if self.image_dir is not None and not self.image_dir.is_dir():
             raise BenchError(f"{self.image_dir}: not a folder (expected one subfolder per class)")
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
+
+    @property
+    def stored(self) -> tuple[tuple[int | None, str], ...]:
+        """The stored variants (max_size, encoding), one converted dataset each."""
+        return tuple(itertools.product(self.max_size, self.encoding))
 
     @property
     def num_cells(self) -> int:
@@ -209,6 +231,26 @@ def _cores(value, usable: int, *, default) -> tuple[int, ...]:
                 f"use), got {item!r}"
             )
         out.append(number)
+    return tuple(out)
+
+
+def _max_sizes(value) -> tuple[int | None, ...]:
+    """``"none,320"``, ``[None, 320]``, ``320`` -> ``(None, 320)``."""
+    if value is None:
+        return (None,)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    out: list[int | None] = []
+    for item in _items("max_size", value):
+        if item is None or (isinstance(item, str) and item.lower() == NONE):
+            out.append(None)
+            continue
+        number = _int_or_none(item)
+        if number is None or number < 1:
+            raise BenchError(f"max_size: expected integers >= 1 (pixels) or 'none', got {item!r}")
+        out.append(number)
+    if len(set(out)) != len(out):
+        raise BenchError(f"max_size: values repeat in {value!r}")
     return tuple(out)
 
 

@@ -1,8 +1,9 @@
 """The data a benchmark reads: an image folder and its TFRecord twin, made when missing.
 
 Data flow: config -> **image folder** (the user's, or a deterministic sample set) ->
-**TFRecords** (given, or converted here: the conversion is timed and reported as a cell of
-its own) -> the sources that can run. No TensorFlow here: the converter does not need it.
+**TFRecords** (given, or converted here, one dataset per stored variant (max size x
+encoding): each conversion is timed and reported as a cell of its own) -> the sources that
+can run. No TensorFlow here: the converter does not need it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ class BenchData:
     """Where each source reads from, and what preparing the data reported."""
 
     image_dir: Path | None
-    tfrecords: Path
+    tfrecords: Path  # the first stored variant's
     sources: tuple[str, ...]
     sample: dict[str, Any] | None = None
-    conversion: dict[str, Any] | None = None
+    conversion: dict[str, Any] | None = None  # the first stored variant's
     notes: tuple[str, ...] = field(default=())
+    #: per stored variant (max_size, encoding): its dataset; and every conversion, in order
+    variants: dict[tuple[int | None, str], Path] = field(default_factory=dict)
+    conversions: tuple[dict[str, Any], ...] = field(default=())
 
 
 def prepare_data(config: BenchConfig, log: Log) -> BenchData:
@@ -50,17 +54,39 @@ def prepare_data(config: BenchConfig, log: Log) -> BenchData:
     sources = tuple(s for s in config.sources if s == "tfrecord" or image_dir is not None)
     if not sources:
         raise BenchError("no source can run: give IMAGE_DIR for the raw and keras sources")
-    conversion = None
-    tfrecords = config.tfrecords
-    if tfrecords is None:  # then image_dir was given or made above
-        tfrecords = config.work / f"{_safe_name(image_dir)}-tfrecord"
-        conversion = _convert(image_dir, tfrecords, log)
-        if conversion["skipped"]:
+    if config.tfrecords is not None:
+        variants = {config.stored[0]: config.tfrecords}
+        return BenchData(image_dir, config.tfrecords, sources, sample, None, tuple(notes), variants)
+    # then image_dir was given or made above: one conversion per stored variant
+    variants, conversions = {}, []
+    for max_size, encoding in config.stored:
+        out = config.work / (f"{_safe_name(image_dir)}-tfrecord" + _suffix(max_size, encoding))
+        conversion = _convert(image_dir, out, log, max_size=max_size, encoding=encoding)
+        variants[max_size, encoding] = out
+        conversions.append(conversion)
+        if conversion["skipped"] and len(conversions) == 1:
             notes.append(
                 f"the converter skipped {conversion['skipped']} bad file(s) of {image_dir}; "
                 "the raw and keras sources still read them (and may fail)"
             )
-    return BenchData(image_dir, tfrecords, sources, sample, conversion, tuple(notes))
+    first = config.stored[0]
+    return BenchData(
+        image_dir,
+        variants[first],
+        sources,
+        sample,
+        conversions[0],
+        tuple(notes),
+        variants,
+        tuple(conversions),
+    )
+
+
+def _suffix(max_size: int | None, encoding: str) -> str:
+    """The folder suffix of a stored variant ("" for the defaults: today's folder)."""
+    return (f"-max{max_size}" if max_size is not None else "") + (
+        f"-{encoding}" if encoding != "keep" else ""
+    )
 
 
 def _make_sample(config: BenchConfig, log: Log) -> tuple[Path, dict[str, Any]]:
@@ -83,15 +109,30 @@ def _source_folder_of(tfrecords: Path) -> Path | None:
     return Path(path) if path and os.path.isdir(path) else None
 
 
-def _convert(image_dir: Path, out: Path, log: Log) -> dict[str, Any]:
-    """Convert ``image_dir`` afresh (overwrite: a resumed conversion would time nothing)."""
+def _convert(
+    image_dir: Path, out: Path, log: Log, *, max_size: int | None = None, encoding: str = "keep"
+) -> dict[str, Any]:
+    """Convert ``image_dir`` afresh (overwrite: a resumed conversion would time nothing),
+    stored as ``max_size`` and ``encoding`` say (the converter's options)."""
     from ..convert.api import convert_image_folder
 
     workers = len(usable_cpus())
     log(f"convert: {image_dir} -> {out} ({workers} workers)")
-    summary = convert_image_folder(image_dir, out, workers=workers, quiet=True, overwrite=True)
+    summary = convert_image_folder(
+        image_dir,
+        out,
+        workers=workers,
+        quiet=True,
+        overwrite=True,
+        max_size=max_size,
+        encoding=encoding,
+    )
     seconds = summary.elapsed
     return {
+        "max_size": max_size,
+        "encoding": encoding,
+        "stored_as": summary.encoding or "keep",  # what auto chose
+        "resized": summary.max_size.get("resized", 0) if summary.max_size else 0,
         "source": "convert",
         "cores": workers,
         "workers": workers,

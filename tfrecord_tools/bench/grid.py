@@ -1,10 +1,11 @@
 """The grid: which cells a benchmark runs, and what each child process is told.
 
-Data flow: config -> **cells** (source x thread setting x cores x cache state x decode x
-crop x dtype) -> one child spec per cell (JSON on the child's command line). Pure
-functions, no I/O.
+Data flow: config -> **cells** (source x thread setting x cores x cache state x stored
+variant (max size x encoding, tfrecord only) x decode x crop x dtype) -> one child spec
+per cell (JSON on the child's command line). Pure functions, no I/O.
 
-Cells are ordered cores, cache, threads, then decode, crop, dtype and source, so the
+Cells are ordered cores, cache, threads, then stored variant, decode, crop, dtype and
+source, so the
 cells compared with each other run next to each other in time (a drifting machine shifts
 them alike).
 """
@@ -12,6 +13,7 @@ them alike).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +32,20 @@ class Cell:
     decode: str = "scaled"  # scaled (JPEG DCT scaling) | full
     crop: str = "none"  # none | center | random
     dtype: str = "uint8"  # uint8 | float32
+    max_size: int | None = None  # stored form of the tfrecord source: longest side
+    encoding: str = "keep"  # keep | png | raw | auto (the converter's)
+
+    @property
+    def stored(self) -> tuple[int | None, str]:
+        """The stored variant the cell reads (the converted dataset's key)."""
+        return self.max_size, self.encoding
 
     @property
     def variant(self) -> str:
-        """The decode, crop and dtype when not the defaults ("" for a plain cell)."""
-        parts = [self.decode if self.decode != "scaled" else ""]
+        """The stored form, decode, crop and dtype when not the defaults ("" for a plain
+        cell)."""
+        parts = [stored_label(self.max_size, self.encoding)]
+        parts += [self.decode if self.decode != "scaled" else ""]
         parts += [f"crop={self.crop}" if self.crop != "none" else "", self.dtype]
         return " ".join(p for p in parts if p and p != "uint8")
 
@@ -55,23 +66,39 @@ class Cell:
         return options
 
 
+def stored_label(max_size: int | None, encoding: str) -> str:
+    """``max=320 raw``: a stored variant where it differs from the defaults ("" for none)."""
+    parts = [f"max={max_size}" if max_size is not None else ""]
+    parts += [encoding if encoding != "keep" else ""]
+    return " ".join(p for p in parts if p)
+
+
 def make_cells(config: BenchConfig) -> list[Cell]:
     """Every cell of the grid, in run order. Keras has no decode, crop or dtype setting: it
-    is measured once, with the first of each."""
+    is measured once, with the first of each. Only the tfrecord source reads a stored
+    variant: raw and keras read the image folder, and run with the first variant's slot
+    (their cells carry the default max_size and encoding)."""
     first = (config.decode[0], config.crop[0], config.dtype[0])
-    return [
-        Cell(source, threads, cores, cache, decode, crop, dtype)
-        for cores, cache, threads, decode, crop, dtype, source in itertools.product(
-            config.cores,
-            config.cache,
-            config.threads,
-            config.decode,
-            config.crop,
-            config.dtype,
-            config.sources,
-        )
-        if source != "keras" or (decode, crop, dtype) == first
-    ]
+    first_stored = config.stored[0]
+    cells = []
+    for cores, cache, threads, stored, decode, crop, dtype, source in itertools.product(
+        config.cores,
+        config.cache,
+        config.threads,
+        config.stored,
+        config.decode,
+        config.crop,
+        config.dtype,
+        config.sources,
+    ):
+        if source != "tfrecord" and stored != first_stored:
+            continue
+        if source == "keras" and (decode, crop, dtype) != first:
+            continue
+        if source != "tfrecord":
+            stored = (None, "keep")
+        cells.append(Cell(source, threads, cores, cache, decode, crop, dtype, *stored))
+    return cells
 
 
 def child_spec(
@@ -80,9 +107,12 @@ def child_spec(
     *,
     cpus: list[int],
     image_dir: Path | None,
-    tfrecords: Path | None,
+    tfrecords: Path | Mapping[tuple[int | None, str], Path] | None,
 ) -> dict[str, Any]:
-    """What the child process needs for a cell of ``config``'s grid."""
+    """What the child process needs for a cell of ``config``'s grid. ``tfrecords``: the
+    dataset, or one per stored variant (``Cell.stored``)."""
+    if isinstance(tfrecords, Mapping):
+        tfrecords = tfrecords.get(cell.stored)
     return cell_spec(
         cell,
         tfrecords if cell.source == "tfrecord" else image_dir,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .report import variant_label
+from .report import line_label
 
 _COLOURS = {"raw": "tab:orange", "tfrecord": "tab:blue", "keras": "tab:green"}
 _STYLES = ("-", "--", ":", "-.")
@@ -34,7 +34,7 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
     threads = [str(t) for t in results["config"]["threads"]]
     order = {s: i for i, s in enumerate(_COLOURS)}
     lines = sorted(
-        {(c["source"], c["cores"], variant_label(c)) for c in cells},
+        {(c["source"], c["cores"], line_label(c)) for c in cells},
         key=lambda k: (k[1], k[2], order.get(k[0], 9)),
     )
     variants = sorted({k[2] for k in lines})
@@ -51,7 +51,7 @@ def plot_results(results: dict[str, Any], path: str | Path) -> Path:
             points = {
                 str(c["threads"]): c
                 for c in cells
-                if (c["source"], c["cores"], c["cache"], variant_label(c))
+                if (c["source"], c["cores"], c["cache"], line_label(c))
                 == (source, cores, state, variant)
             }
             xs = [i for i, t in enumerate(threads) if t in points]

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from .grid import stored_label
+
 SCHEMA_VERSION = 1
 TIMING = (
     "from iterator creation to the arrival of the last element, after a warm-up pass; "
@@ -38,6 +40,8 @@ CSV_COLUMNS = (
     "decode",
     "crop",
     "dtype",
+    "max_size",
+    "encoding",
     "images_per_s",
     "images_per_s_min",
     "images_per_s_max",
@@ -84,6 +88,8 @@ class BenchReport:
     data: dict[str, Any]
     conversion: dict[str, Any] | None
     cells: list[dict[str, Any]]
+    #: every conversion, one per stored variant (``conversion`` is the first)
+    conversions: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     paths: dict[str, str | None] = field(default_factory=dict)
@@ -101,10 +107,30 @@ class BenchReport:
             "data": self.data,
             "timing": TIMING,
             "conversion": self.conversion,
+            "conversions": self.all_conversions(),
             "cells": self.cells,
             "notes": self.notes,
             "elapsed_s": self.elapsed_s,
         }
+
+    def all_conversions(self) -> list[dict[str, Any]]:
+        if self.conversions:
+            return self.conversions
+        return [self.conversion] if self.conversion else []
+
+    def _stored_swept(self) -> bool:
+        """More than the default stored form (then every variant is named)."""
+        stored = self.data.get("stored") or []
+        return (
+            any(
+                stored_label(c.get("max_size"), c.get("encoding") or "keep")
+                for c in [
+                    *self.all_conversions(),
+                    *stored,
+                ]
+            )
+            or len(self.all_conversions()) > 1
+        )
 
     def format_table(self) -> str:
         """The plain-text table (what :meth:`print_table` shows without rich)."""
@@ -113,7 +139,8 @@ class BenchReport:
 
     def _body(self) -> list[str]:
         headers, names = _headers(self.cells)
-        rows = [_row(c, names) for c in self.cells]
+        extra = _extra_columns(self.cells)
+        rows = [_row(c, extra) for c in self.cells]
         widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
         body = [_line(headers, widths, names), _line(["-" * w for w in widths], widths, names)]
         return body + [_line(r, widths, names) for r in rows]
@@ -129,11 +156,12 @@ class BenchReport:
         from rich.table import Table
 
         headers, names = _headers(self.cells)
+        extra = _extra_columns(self.cells)
         table = Table(show_edge=False, header_style="bold")
         for i, header in enumerate(headers):
             table.add_column(header, justify="left" if i < names else "right", overflow="fold")
         for cell in self.cells:
-            table.add_row(*_row(cell, names), style="red" if cell.get("error") else None)
+            table.add_row(*_row(cell, extra), style="red" if cell.get("error") else None)
         console = Console(file=file, highlight=False)
         if console.width < len(self._body()[0]) + 2 * len(headers):  # rich would fold figures
             print(self.format_table(), file=file)
@@ -149,9 +177,18 @@ class BenchReport:
             f"{m['logical_cpus']} logical CPUs; TensorFlow {m['tensorflow']}, "
             f"Keras {m['keras']}; data on {m['data_filesystem']}",
         ]
+        swept = self._stored_swept()
         for source, d in self.data["sources"].items():
+            if source == "tfrecord" and swept:
+                continue  # one line per stored variant below
             lines.append(
                 f"{source:>8}: {d['images']:,} images in {d['files']:,} files, "
+                f"{_size(d['bytes'])} ({_size(d['mean_file_bytes'])} per file)"
+            )
+        for d in self.data.get("stored") or [] if swept else []:
+            label = stored_label(d["max_size"], d["encoding"] or "keep") or "keep"
+            lines.append(
+                f"tfrecord {label}: {d['images']:,} images in {d['files']:,} files, "
                 f"{_size(d['bytes'])} ({_size(d['mean_file_bytes'])} per file)"
             )
         lines.append(
@@ -159,10 +196,11 @@ class BenchReport:
             f"{cfg['image_size'][1]}x{cfg['channels']}; median of {cfg['repeats']} repeat(s) "
             f"of {cfg['epochs']} epoch(s); timed {TIMING}"
         )
-        if self.conversion:
-            c = self.conversion
+        for c in self.all_conversions():
+            label = stored_label(c.get("max_size"), c.get("encoding") or "keep")
+            label = f" ({label or 'keep'})" if swept else ""
             lines.append(
-                f"convert: {c['images']:,} images in {c['seconds']:.2f} s on {c['workers']} "
+                f"convert{label}: {c['images']:,} images in {c['seconds']:.2f} s on {c['workers']} "
                 f"workers = {c['images_per_s']:,.0f} img/s, {c['mb_per_s']:.1f} MB/s "
                 f"-> {c['shards']} shard(s), {_size(c['tfrecord_bytes'])}"
             )
@@ -194,7 +232,7 @@ class BenchReport:
             lines.append("cold? = eviction requested, but it could not be checked here")
         lines.extend(f"note: {n}" for n in self.notes)
         for c in self.failed:
-            variant = f" {variant_label(c)}" if variant_label(c) else ""
+            variant = f" {line_label(c)}" if line_label(c) else ""
             lines.append(
                 f"FAILED {c['source']} threads={c['threads']} cores={c['cores']} "
                 f"{c['cache']}{variant}: {c['error'].splitlines()[-1]}"
@@ -220,6 +258,19 @@ _HEADERS = (
 )
 
 
+def cell_stored_label(c: dict[str, Any]) -> str:
+    """``max=320 raw``: a tfrecord cell's stored form where not the default ("" otherwise,
+    and for the raw and keras cells, which read the image folder)."""
+    if c.get("source") != "tfrecord":
+        return ""
+    return stored_label(c.get("max_size"), c.get("encoding") or "keep")
+
+
+def line_label(c: dict[str, Any]) -> str:
+    """The stored form, decode, crop and dtype where not the defaults (the plot's lines)."""
+    return " ".join(p for p in (cell_stored_label(c), variant_label(c)) if p)
+
+
 #: A cell's decode, crop and dtype, and their defaults (left out of its label).
 VARIANT_DEFAULTS = {"decode": "scaled", "crop": "none", "dtype": "uint8"}
 
@@ -234,17 +285,26 @@ def variant_label(c: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _extra_columns(cells: list[dict[str, Any]]) -> tuple[str, ...]:
+    """``stored`` when some tfrecord cell reads a stored variant other than the default,
+    ``decode/crop/dtype`` when some cell is not the default."""
+    extra = ("stored",) if any(cell_stored_label(c) for c in cells) else ()
+    return extra + (("decode/crop/dtype",) if any(variant_label(c) for c in cells) else ())
+
+
 def _headers(cells: list[dict[str, Any]]) -> tuple[tuple[str, ...], int]:
-    """The table's headers, with a ``decode/crop/dtype`` column only when some cell is not
-    the default; and how many leading columns are names (left-aligned)."""
-    if any(variant_label(c) for c in cells):
-        return (*_HEADERS[:4], "decode/crop/dtype", *_HEADERS[4:]), 5
-    return _HEADERS, 4
+    """The table's headers, with the extra name columns only when used; and how many
+    leading columns are names (left-aligned)."""
+    extra = _extra_columns(cells)
+    return (*_HEADERS[:4], *extra, *_HEADERS[4:]), 4 + len(extra)
 
 
-def _row(c: dict[str, Any], names: int = 4) -> list[str]:
+def _row(c: dict[str, Any], extra: tuple[str, ...] = ()) -> list[str]:
     head = [c["source"], str(c["cores"]), str(c["threads"]), _cache_label(c)]
-    if names == 5:
+    if "stored" in extra:
+        stored = cell_stored_label(c) or "keep"
+        head.append(stored if c["source"] == "tfrecord" else "-")
+    if "decode/crop/dtype" in extra:
         head.append(variant_label(c) or "-")
     if c.get("error"):
         return [*head, "failed", "", "", "", "", "", "", ""]
@@ -317,12 +377,13 @@ def write_csv(report: BenchReport, path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, [*CSV_COLUMNS, *MACHINE_COLUMNS])
         writer.writeheader()
-        if report.conversion:
-            c = report.conversion
+        for c in report.all_conversions():
             writer.writerow(
                 {
                     "kind": "convert",
                     "source": "convert",
+                    "max_size": c.get("max_size"),
+                    "encoding": c.get("encoding", "keep"),
                     "threads": c["workers"],
                     "cores": c["cores"],
                     "cache": c["cache"],

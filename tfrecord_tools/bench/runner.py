@@ -37,7 +37,7 @@ def run(config: BenchConfig) -> BenchReport:
     records = []
     for i, cell in enumerate(cells, 1):
         spec = child_spec(
-            cell, config, cpus=cpus, image_dir=data.image_dir, tfrecords=data.tfrecords
+            cell, config, cpus=cpus, image_dir=data.image_dir, tfrecords=data.variants
         )
         record = cell_record(cell, spec, run_child(spec))
         records.append(record)
@@ -47,6 +47,7 @@ def run(config: BenchConfig) -> BenchReport:
         machine=describe_machine(data.image_dir or data.tfrecords),
         data=_data_json(data, records),
         conversion=data.conversion,
+        conversions=list(data.conversions),
         cells=records,
         notes=list(data.notes),
         elapsed_s=time.monotonic() - started,
@@ -89,6 +90,9 @@ def cell_record(cell: Cell, spec: dict[str, Any], result: dict[str, Any]) -> dic
         "decode": cell.decode,
         "crop": cell.crop,
         "dtype": cell.dtype,
+        # the stored form read: only the tfrecord source has one (null for raw and keras)
+        "max_size": cell.max_size if cell.source == "tfrecord" else None,
+        "encoding": cell.encoding if cell.source == "tfrecord" else None,
         "batch_size": spec["batch_size"],
         "image_size": spec["image_size"],
         "channels": spec["channels"],
@@ -158,6 +162,10 @@ def progress_line(record: dict[str, Any]) -> str:
     where += "".join(
         f" {k}={record[k]}" for k, v in _DEFAULT_VARIANT.items() if record.get(k, v) != v
     )
+    if record.get("encoding"):  # a tfrecord cell
+        where += "".join(
+            f" {k}={record[k]}" for k, v in _DEFAULT_STORED.items() if record.get(k, v) != v
+        )
     if record["error"]:
         return f"{where}: FAILED ({record['error'].splitlines()[-1]})"
     line = (
@@ -171,26 +179,36 @@ def progress_line(record: dict[str, Any]) -> str:
 
 
 _DEFAULT_VARIANT = {"decode": "scaled", "crop": "none", "dtype": "uint8"}
+_DEFAULT_STORED = {"max_size": None, "encoding": "keep"}
 
 
 def _data_json(data: BenchData, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """What each source read (from the children: the files they actually opened)."""
+    """What each source read (from the children: the files they actually opened); the
+    tfrecord source's figures are the first stored variant's, ``stored`` has every one."""
     per_source: dict[str, Any] = {}
+    stored: dict[str, Any] = {}
     for r in records:
-        if r["error"] or r["source"] in per_source:
+        if r["error"]:
             continue
-        per_source[r["source"]] = {
+        read = {
             "files": r["files"],
             "bytes": r["bytes_per_pass"],
             "images": r["images_per_pass"],
             "mean_file_bytes": r["bytes_per_pass"] / r["files"] if r["files"] else None,
             "path": r["path"],
         }
+        if r["source"] == "tfrecord" and r["path"] not in stored:
+            stored[r["path"]] = {"max_size": r["max_size"], "encoding": r["encoding"], **read}
+        if r["source"] in per_source:
+            continue
+        if r["source"] != "tfrecord" or r["path"] == str(data.tfrecords):
+            per_source[r["source"]] = read
     return {
         "image_dir": str(data.image_dir) if data.image_dir else None,
         "tfrecords": str(data.tfrecords),
         "sample": data.sample,
         "sources": per_source,
+        "stored": list(stored.values()),
     }
 
 

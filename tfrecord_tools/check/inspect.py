@@ -52,6 +52,8 @@ class InspectReport:
     sample_records: int
     sample_shards: int
     notes: list[str] = field(default_factory=list)
+    # key -> a short sample value from the first record that has the key
+    feature_samples: dict[str, str] = field(default_factory=dict)
 
     @property
     def splits(self) -> dict[str, dict[str, Any]]:
@@ -80,6 +82,7 @@ class InspectReport:
             "shards": [asdict(s) for s in self.shards],
             "classes": self.classes,
             "features": self.features,
+            "feature_samples": self.feature_samples,
             "manifest_features": self.manifest_features,
             "sample": {
                 "records": self.sample_records,
@@ -109,7 +112,8 @@ class InspectReport:
             f"sample: first records of {self.sample_shards} shard(s), {self.sample_records} records"
         )
         for key, kind in sorted(self.features.items()):
-            lines.append(f"  feature {key}: {kind}")
+            sample = self.feature_samples.get(key)
+            lines.append(f"  feature {key}: {kind}" + (f" = {sample}" if sample else ""))
         lines.append(f"  image formats: {_counts(self.image_formats)}")
         lines.append(f"  image sizes (HxWxC): {_counts(self.image_sizes)}")
         lines.append(f"  labels: {_counts(self.labels)}")
@@ -158,6 +162,7 @@ def inspect_dataset(
         sample_records=sample.records,
         sample_shards=len(picked),
         notes=notes,
+        feature_samples=dict(sorted(sample.samples.items())),
     )
 
 
@@ -186,6 +191,7 @@ class _Sample:
 
     def __init__(self) -> None:
         self.features: dict[str, str] = {}
+        self.samples: dict[str, str] = {}
         self.formats: Counter[str] = Counter()
         self.sizes: Counter[str] = Counter()
         self.labels: Counter[str] = Counter()
@@ -209,16 +215,20 @@ class _Sample:
         except schema.ExampleParseError as e:
             notes.append(f"{where}: not a tf.train.Example ({e})")
             return
-        for key, (kind, _values) in example.items():
+        for key, (kind, values) in example.items():
             self.features.setdefault(key, kind)
-        encoded = _first(example, schema.ENCODED)
-        if isinstance(encoded, bytes):
+            if key not in self.samples:
+                self.samples[key] = _show(values)
+        # the image and label keys of ours, TFDS's (image, label), the Keras tutorial's
+        # (image_raw, label): see read/keys.py
+        encoded = next((v for k in _IMAGE_KEYS if isinstance(v := _first(example, k), bytes)), None)
+        if encoded is not None:
             self._image(encoded, example, where, notes)
         label = _first(example, schema.TEXT)
         label = (
             label.decode("utf-8", "replace")
             if isinstance(label, bytes)
-            else _first(example, schema.LABEL)
+            else next((v for k in _LABEL_KEYS if (v := _first(example, k)) is not None), None)
         )
         if label is not None:
             self.labels[str(label)] += 1
@@ -240,6 +250,32 @@ class _Sample:
         self.formats[fmt] += 1
         if all(isinstance(d, int) for d in dims):
             self.sizes["x".join(map(str, dims))] += 1
+
+
+_IMAGE_KEYS = (schema.ENCODED, "image", "image_raw")
+_LABEL_KEYS = (schema.LABEL, "label")
+_SHOWN_VALUES = 4
+_SHOWN_BYTES = 24
+
+
+def _show(values: list[Any]) -> str:
+    """A short sample of a feature's values: image bytes by their format and size, other
+    bytes as text (cut), numbers as they are (the first few)."""
+    shown = []
+    for value in values[:_SHOWN_VALUES]:
+        if isinstance(value, bytes):
+            fmt = sniff_format(value)
+            if fmt is not None:
+                shown.append(f"<{fmt}, {len(value):,} bytes>")
+            elif len(value) > _SHOWN_BYTES:
+                shown.append(f"{value[:_SHOWN_BYTES]!r}… ({len(value):,} bytes)")
+            else:
+                shown.append(repr(value))
+        else:
+            shown.append(repr(value))
+    more = f", … ({len(values)} values)" if len(values) > _SHOWN_VALUES else ""
+    text = ", ".join(shown) + more
+    return f"[{text}]" if len(values) != 1 else text
 
 
 def _first(example: dict, key: str) -> Any:

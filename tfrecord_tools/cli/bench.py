@@ -44,6 +44,18 @@ def register(commands) -> None:
     )
     bench.add_argument("--crop", metavar="LIST", help="of none,center,random (default: none)")
     bench.add_argument("--dtype", metavar="LIST", help="of uint8,float32 (default: uint8)")
+    bench.add_argument(
+        "--max-size",
+        metavar="LIST",
+        help="stored form of the TFRecords: of none and longest sides in pixels, e.g. "
+        "none,320; one conversion (timed) per value (default: none)",
+    )
+    bench.add_argument(
+        "--encoding",
+        metavar="LIST",
+        help="stored form of the TFRecords: of keep,png,raw,auto, the converter's "
+        "--encoding (default: keep)",
+    )
     bench.add_argument("--batch-size", type=int, default=32, metavar="N", help="(default: 32)")
     bench.add_argument(
         "--image-size",
@@ -108,6 +120,8 @@ def _bench(args: argparse.Namespace) -> int:
         decode=args.decode,
         crop=args.crop,
         dtype=args.dtype,
+        max_size=args.max_size,
+        encoding=args.encoding,
         batch_size=args.batch_size,
         image_size=args.image_size,
         channels=args.channels,

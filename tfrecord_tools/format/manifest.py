@@ -106,21 +106,26 @@ class Manifest:
         return next(iter(self.image_formats)) if len(self.image_formats) == 1 else None
 
 
+def read_json(path: Path, *, missing: str = "no such file") -> Any:
+    """The JSON in ``path``; a missing, unreadable or malformed file is a FormatError that
+    names it (``missing`` says what its absence means)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FormatError(f"{path}: {missing}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
 def read_manifest(path: str | os.PathLike) -> Manifest:
     """Load and check ``dataset.json`` from a dataset folder (or the file itself)."""
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FormatError(
-            f"{path}: no manifest (an unfinished conversion, or not a tfrecord-tools dataset)"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON ({e})") from None
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read: {e.strerror or e}") from None
+    missing = "no manifest (an unfinished conversion, or not a tfrecord-tools dataset)"
+    data = read_json(path, missing=missing)
     return parse_manifest(data, path)
 
 

@@ -37,7 +37,7 @@ from typing import Any
 from .atomic import write_atomic
 from .errors import FormatError
 from .example import CHANNELS, ENCODED, FILENAME, FORMAT, HEIGHT, LABEL, TEXT, WIDTH
-from .manifest import LABELS, MANIFEST, Manifest, parse_manifest, read_manifest
+from .manifest import LABELS, MANIFEST, Manifest, parse_manifest, read_json, read_manifest
 
 __all__ = [
     "TFDS_FEATURES",
@@ -309,14 +309,7 @@ def read_tfds_info(folder: str | os.PathLike) -> TfdsInfo:
     path = Path(folder)
     if path.is_dir():
         path = path / TFDS_INFO
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON ({e})") from None
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read: {e.strerror or e}") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise FormatError(f"{path}: must be a JSON object")
     name = data.get("name")

@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from ..format import example
+from .keys import OURS, FeatureKeys
 from .options import CHANNEL_CHOICES, ReadOptions
 
 JPEG, PNG, RAW, OTHER = 0, 1, 2, 3
@@ -552,20 +552,44 @@ def resize(
     return tf.cast(resized + 0.5, tf.uint8)
 
 
-def parse_spec(*, orientation: bool = False) -> dict[str, Any]:
-    """The ``tf.io.parse_example`` spec for the keys a reader needs.
+def parse_spec(keys: FeatureKeys = OURS, *, orientation: bool = False) -> dict[str, Any]:
+    """The ``tf.io.parse_example`` spec for the keys a reader needs, under ``keys``' names
+    (ours by default; keys a layout lacks are left out: :func:`parsed` fills them in).
 
     ``image/format`` defaults to empty: readers then trust the magic bytes.
     ``image/orientation`` (absent: 1) only with ``orientation``: each key parsed costs.
     """
-    spec = {
-        example.ENCODED: tf.io.FixedLenFeature([], tf.string),
-        example.FORMAT: tf.io.FixedLenFeature([], tf.string, default_value=""),
-        example.HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-        example.WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-        example.CHANNELS: tf.io.FixedLenFeature([], tf.int64, default_value=0),
-        example.LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
-    }
-    if orientation:
-        spec[example.ORIENTATION] = tf.io.FixedLenFeature([], tf.int64, default_value=1)
+    spec = {keys.image: tf.io.FixedLenFeature([], tf.string)}
+    if keys.format is not None:
+        spec[keys.format] = tf.io.FixedLenFeature([], tf.string, default_value="")
+    for key in (keys.height, keys.width, keys.channels):
+        if key is not None:
+            spec[key] = tf.io.FixedLenFeature([], tf.int64, default_value=0)
+    if keys.label is not None:
+        spec[keys.label] = tf.io.FixedLenFeature([], tf.int64, default_value=keys.label_default)
+    if orientation and keys.orientation is not None:
+        spec[keys.orientation] = tf.io.FixedLenFeature([], tf.int64, default_value=1)
     return spec
+
+
+def parsed(f: dict[str, tf.Tensor], keys: FeatureKeys) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """``parse_example``'s output under the decoders' names (``encoded``, ``format``,
+    ``height``, ``width``, ``channels``, ``orientation`` when parsed) and the labels; keys
+    the spec left out come as ``format`` ``keys.default_format``, sizes 0, labels -1."""
+    encoded = f[keys.image]
+    shape = tf.shape(encoded)
+    no_label = tf.fill(shape, tf.constant(-1, tf.int64))
+    labels = f[keys.label] if keys.label is not None else no_label
+    zeros = tf.zeros_like(labels)
+    fmt = f.get(keys.format) if keys.format is not None else None
+    features = {
+        "encoded": encoded,
+        "format": fmt if fmt is not None else tf.fill(shape, keys.default_format),
+    }
+    for name in ("height", "width", "channels"):
+        key = getattr(keys, name)
+        value = f.get(key) if key is not None else None
+        features[name] = value if value is not None else zeros
+    if keys.orientation is not None and keys.orientation in f:
+        features["orientation"] = f[keys.orientation]
+    return features, labels

@@ -100,6 +100,8 @@ class ReadOptions:
     central_fraction: float = 0.875  # the side kept by crop="center"
     flip: bool = False  # random horizontal flip, seeded by seed
     dtype: str = "uint8"  # "float32": the resized values, not rounded
+    image_key: str = "auto"  # the feature holding the image bytes; "auto": found (read/keys.py)
+    label_key: str | None = "auto"  # the int64 label; "auto": found; None: no label (-1)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", normalise_size(self.image_size))
@@ -133,6 +135,14 @@ class ReadOptions:
                 )
         if self.shuffle_buffer < 1:
             raise TFRecordToolsError("shuffle_buffer must be at least 1")
+        for name in ("image_key", "label_key"):
+            key = getattr(self, name)
+            if (key is not None or name == "image_key") and (not isinstance(key, str) or not key):
+                raise TFRecordToolsError(
+                    f"{name} must be a feature key such as 'image' or 'auto'"
+                    + (" (or None: no label)" if name == "label_key" else "")
+                    + f", got {key!r}"
+                )
         if not isinstance(self.orientation, bool):
             raise TFRecordToolsError(
                 f"orientation must be True (apply EXIF orientation) or False, "

@@ -35,9 +35,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from ..format import example
+from ..errors import TFRecordToolsError
 from ..format.compression import tf_compression_type
 from . import decode, records
+from .keys import AUTO, resolve_keys
 from .options import AUTOTUNE, ReadOptions, options_from
 from .shards import host_files, resolve_shards
 
@@ -74,13 +75,20 @@ def make_dataset(
     central_fraction: float = 0.875,
     flip: bool = False,
     dtype: str = "uint8",
+    image_key: str = "auto",
+    label_key: str | None = "auto",
     **unknown: Any,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image, label)`` from converted shards.
 
     ``path``: a dataset folder (the manifest gives files, counts and compression, so the
-    dataset knows its cardinality) or a glob / list of TFRecord files with the same feature
-    keys. Options (see :class:`ReadOptions`): ``batch_size``, ``image_size`` (int or
+    dataset knows its cardinality), a folder TFDS prepared (``dataset_info.json``) or a
+    glob / list of TFRecord files with the same feature keys. ``image_key`` / ``label_key``
+    name the image bytes and the int64 label; ``"auto"`` (the default) finds them: our keys
+    for a dataset folder, a TFDS folder's Image and ClassLabel, else the first record's
+    layout (ours / slim, TFDS's ``image``/``label``, the Keras tutorial's ``image_raw``/
+    ``label``; ``keys.py``). ``label_key=None``: no labels (all -1).
+    Options (see :class:`ReadOptions`): ``batch_size``, ``image_size`` (int or
     (height, width)), ``channels`` (1, 3, 4), ``shuffle``, ``shuffle_buffer``, ``seed``,
     ``repeat`` (False: one pass, True: forever, N: N passes), ``num_parallel_calls``,
     ``cycle_length`` (files read at once), ``threads`` (private thread pool size),
@@ -109,6 +117,18 @@ def make_dataset(
         given.pop(name)
     opts = options_from({**given, **unknown}, also=("split", "compression"))
     shards = resolve_shards(path, split, compression)
+    image_key, label_key = opts.image_key, opts.label_key
+    if shards.tfds_keys is not None:  # a TFDS folder: features.json's Image and ClassLabel
+        image_key = shards.tfds_keys[0] if image_key == AUTO else image_key
+        if label_key == AUTO and shards.tfds_keys[1] is not None:
+            label_key = shards.tfds_keys[1]
+    keys = resolve_keys(
+        shards.files,
+        shards.compression,
+        image_key=image_key,
+        label_key=label_key,
+        ours=shards.ours,
+    )
     files, counts = host_files(shards.files, shards.counts, opts)
     if opts.service is not None:
         counts = None  # each service worker reads a part: no cardinality to assert
@@ -127,31 +147,22 @@ def make_dataset(
     # image/orientation is parsed only when some record may have it: never when the manifest
     # counts none (every dataset of upright images), always for files without a manifest
     orientations = shards.orientations
-    orient = opts.orientation and not raw and orientations != {}
+    orient = opts.orientation and not raw and orientations != {} and keys.orientation is not None
     quarter_turns = orientations is None or any(o in orientations for o in ("5", "6", "7", "8"))
     if orient and quarter_turns and shape is not None and shape[0] != shape[1]:
         shape = None  # some images come out width x height
-    spec = decode.parse_spec(orientation=orient)
+    spec = decode.parse_spec(keys, orientation=orient)
     if image_format in ("png", "jpeg") or raw:
         # the format and shape are known: the bytes and the label are all a record must give
         # (parse_example's cost grows with the keys: 2 instead of 6 is ~1.6x faster), and the
         # stored size when it decides how a JPEG is decoded (scale, crop)
-        keep = _KNOWN_FORMAT_KEYS + (_SIZE_KEYS if plan.needs_dims else ())
+        keep = (keys.image, keys.label, keys.orientation)
+        keep += (keys.height, keys.width) if plan.needs_dims else ()
         spec = {k: v for k, v in spec.items() if k in keep}
 
     def parse(*batch):
-        f = tf.io.parse_example(records.check(batch[-1]), spec)
-        labels = f[example.LABEL]
-        zeros = tf.zeros_like(labels)  # keys not needed by the decoders of a known format
-        features = {
-            "encoded": f[example.ENCODED],
-            "format": f.get(example.FORMAT, tf.fill(tf.shape(labels), "")),
-            "height": f.get(example.HEIGHT, zeros),
-            "width": f.get(example.WIDTH, zeros),
-            "channels": f.get(example.CHANNELS, zeros),
-        }
-        if orient:
-            features["orientation"] = f[example.ORIENTATION]
+        # keys a known format's decoders do not need come as "" and zeros
+        features, labels = decode.parsed(tf.io.parse_example(records.check(batch[-1]), spec), keys)
         if plan.random:
             features["key"] = _record_keys(batch[0], opts)
         return features, labels
@@ -182,8 +193,8 @@ def make_dataset(
         pixel_shape = shards.image_shape
 
         def parse_raw(batch):
-            f = tf.io.parse_example(records.check(batch), spec)
-            return _decode_raw_batch(f[example.ENCODED], opts, pixel_shape), f[example.LABEL]
+            f, labels = decode.parsed(tf.io.parse_example(records.check(batch), spec), keys)
+            return _decode_raw_batch(f["encoded"], opts, pixel_shape), labels
 
         if opts.batch_size:
             ds = _map_batches(ds, parse_raw, opts, opts.image_size or pixel_shape[:2])
@@ -212,6 +223,10 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
     from ..convert.sources.image_folder import scan_image_folder
 
     opts = options_from(options)
+    if (opts.image_key, opts.label_key) != (AUTO, AUTO):
+        raise TFRecordToolsError(
+            "image_key and label_key name TFRecord features: make_raw_dataset reads image files"
+        )
     listing = scan_image_folder(image_dir)
     paths = [str(listing.root / p) for p in listing.paths]
     paths, _ = host_files(paths, None, opts)
@@ -270,10 +285,6 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
     ds = ds.map(read, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
     orientation = "exif" if opts.orientation else None
     return _finish(_decode_each(ds, plan, opts, opts.image_format, None, orientation), opts)
-
-
-_KNOWN_FORMAT_KEYS = (example.ENCODED, example.LABEL, example.ORIENTATION)
-_SIZE_KEYS = (example.HEIGHT, example.WIDTH)
 
 
 def _with_keys(ds, opts: ReadOptions, plan: decode.Plan):

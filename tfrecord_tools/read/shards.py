@@ -9,6 +9,7 @@ manifest says so) -> per-host part -> pipeline.
 from __future__ import annotations
 
 import glob as globlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from ..errors import TFRecordToolsError
 from ..format.compression import detect_compression, normalize_compression
 from ..format.manifest import check_finished, read_manifest
 from ..format.naming import INDEX_SUFFIX, MANIFEST, SHARD_GLOB, is_shard_name
-from ..format.tfds import is_tfds_folder, read_tfds_info
+from ..format.tfds import TFDS_FEATURES, is_tfds_folder, read_tfds_info
 from .options import ReadOptions
 
 
@@ -32,6 +33,9 @@ class ShardList:
     # records per EXIF orientation as the manifest counts them ({}: none has the key,
     # which older manifests without the count also mean); None: no manifest
     orientations: dict[str, int] | None = None
+    ours: bool = False  # a dataset folder of ours: our feature keys, no record read
+    # a TFDS folder's (Image feature, ClassLabel feature or None) from its features.json
+    tfds_keys: tuple[str, str | None] | None = None
 
 
 def resolve_shards(
@@ -60,6 +64,7 @@ def resolve_shards(
             manifest.image_shape,
             manifest.image_format,
             manifest.orientations,
+            ours=True,
         )
     if isinstance(path, (str, os.PathLike)) and is_tfds_folder(path):
         check_finished(path)  # ours, interrupted after its TFDS files: not a dataset yet
@@ -104,7 +109,33 @@ def _tfds_shards(folder: Path, split: str, compression: str | None) -> ShardList
             f"{folder}: compression {compression!r} given, but TFDS writes uncompressed shards"
         )
     entry = info.splits[split]
-    return ShardList([str(folder / f) for f in entry.files], list(entry.shard_lengths), "none")
+    return ShardList(
+        [str(folder / f) for f in entry.files],
+        list(entry.shard_lengths),
+        "none",
+        tfds_keys=tfds_feature_keys(folder),
+    )
+
+
+_IMAGE_CLASS = ".image_feature.Image"
+_LABEL_CLASS = ".class_label_feature.ClassLabel"
+
+
+def tfds_feature_keys(folder: str | os.PathLike) -> tuple[str, str | None] | None:
+    """(the top-level Image feature's name, the ClassLabel's or None) from a TFDS folder's
+    ``features.json``; None when it has no such file or not exactly one Image (the reader
+    then finds the keys from the first record)."""
+    try:
+        data = json.loads((Path(folder) / TFDS_FEATURES).read_text(encoding="utf-8"))
+        features = data["featuresDict"]["features"]
+        kinds = {name: str(f.get("pythonClassName", "")) for name, f in features.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    images = [name for name, kind in kinds.items() if kind.endswith(_IMAGE_CLASS)]
+    labels = [name for name, kind in kinds.items() if kind.endswith(_LABEL_CLASS)]
+    if len(images) != 1:
+        return None
+    return images[0], (labels[0] if len(labels) == 1 else None)
 
 
 def host_files(files: list[str], counts: list[int] | None, opts: ReadOptions):
