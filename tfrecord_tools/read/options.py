@@ -18,6 +18,7 @@ IMAGE_FORMATS = ("jpeg", "png", "raw")
 PROCESSING_MODES = ("distributed_epoch", "parallel_epochs")
 DECODE_SCALING = ("auto", "off")
 CROPS = ("center", "random")
+GLOBAL_SHUFFLE = "global"
 DTYPES = ("uint8", "float32")
 
 _FORMAT_NAMES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "raw": "raw"}
@@ -77,7 +78,7 @@ class ReadOptions:
     batch_size: int | None = None
     image_size: tuple[int, int] | None = None
     channels: int = 3
-    shuffle: bool = False
+    shuffle: bool | str = False  # True: files + record buffer; "global": runs across shards
     shuffle_buffer: int = 10_000
     seed: int | None = None
     repeat: bool | int = False
@@ -133,6 +134,7 @@ class ReadOptions:
                     "service and num_workers/input_context do not mix: the tf.data service "
                     "already spreads the files over its workers"
                 )
+        self._check_shuffle()
         if self.shuffle_buffer < 1:
             raise TFRecordToolsError("shuffle_buffer must be at least 1")
         for name in ("image_key", "label_key"):
@@ -148,6 +150,23 @@ class ReadOptions:
                 f"orientation must be True (apply EXIF orientation) or False, "
                 f"got {self.orientation!r}"
             )
+
+    @property
+    def global_shuffle(self) -> bool:
+        """``shuffle="global"``: runs of records (index files) shuffled across all shards."""
+        return self.shuffle == GLOBAL_SHUFFLE
+
+    def _check_shuffle(self) -> None:
+        shuffle = self.shuffle
+        if isinstance(shuffle, str):
+            shuffle = shuffle.strip().lower()
+        if not isinstance(shuffle, bool) and shuffle != GLOBAL_SHUFFLE:
+            raise TFRecordToolsError(
+                "shuffle must be False, True (shuffle the files, then a record buffer) or "
+                "'global' (runs of records across all shards, then the buffer), "
+                f"got {self.shuffle!r}"
+            )
+        object.__setattr__(self, "shuffle", shuffle)
 
     def _check_geometry(self) -> None:
         """decode_scaling, crop, central_fraction, flip, dtype: spelling and combinations."""

@@ -40,7 +40,7 @@ from ..format.compression import tf_compression_type
 from . import decode, records
 from .keys import AUTO, resolve_keys
 from .options import AUTOTUNE, ReadOptions, options_from
-from .shards import host_files, resolve_shards
+from .shards import host_files, plan_runs, resolve_shards
 
 
 def make_dataset(
@@ -51,7 +51,7 @@ def make_dataset(
     batch_size: int | None = None,
     image_size: int | tuple[int, int] | None = None,
     channels: int = 3,
-    shuffle: bool = False,
+    shuffle: bool | str = False,
     shuffle_buffer: int = 10_000,
     seed: int | None = None,
     repeat: bool | int = False,
@@ -111,6 +111,13 @@ def make_dataset(
     Images are ``[H, W, channels]`` of ``dtype`` (``"uint8"``, or ``"float32"``: the resized
     values, not rounded); labels int64. Batched output needs ``image_size`` unless every
     image has the same size (the manifest's ``image_shape`` says so).
+
+    ``shuffle``: False; True (the shard files in a new order every epoch, then a record
+    buffer of ``shuffle_buffer``); ``"global"`` (runs of consecutive records, from the shards'
+    index files, in a new order across all shards every epoch, each read from its byte
+    offset, then the record buffer: class-sorted shards come out mixed; needs uncompressed
+    shards with index files; a run holds ``shuffle_buffer // 16`` records, at most 4 MiB;
+    with ``num_workers`` the hosts split the runs, not the files).
     """
     given = dict(locals())
     for name in ("path", "split", "compression", "unknown"):
@@ -129,10 +136,15 @@ def make_dataset(
         label_key=label_key,
         ours=shards.ours,
     )
-    files, counts = host_files(shards.files, shards.counts, opts)
-    if opts.service is not None:
-        counts = None  # each service worker reads a part: no cardinality to assert
-    ds = records.read_records(files, counts, tf_compression_type(shards.compression), opts)
+    if opts.global_shuffle:  # runs of records across all shards, split between the hosts
+        runs = plan_runs(shards.files, shards.counts, shards.compression, opts)
+        counts = None if opts.service is not None else runs.counts
+        ds = records.read_runs(runs, opts)
+    else:
+        files, counts = host_files(shards.files, shards.counts, opts)
+        if opts.service is not None:
+            counts = None  # each service worker reads a part: no cardinality to assert
+        ds = records.read_records(files, counts, tf_compression_type(shards.compression), opts)
     if counts is not None:
         ds = ds.apply(tf.data.experimental.assert_cardinality(sum(counts)))
     if opts.shuffle:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from ..errors import TFRecordToolsError
 from ..format.compression import detect_compression, normalize_compression
+from ..format.index import read_index
 from ..format.manifest import check_finished, read_manifest
-from ..format.naming import INDEX_SUFFIX, MANIFEST, SHARD_GLOB, is_shard_name
+from ..format.naming import INDEX_SUFFIX, MANIFEST, SHARD_GLOB, index_path, is_shard_name
 from ..format.tfds import TFDS_FEATURES, is_tfds_folder, read_tfds_info
 from .options import ReadOptions
 
@@ -149,3 +150,71 @@ def host_files(files: list[str], counts: list[int] | None, opts: ReadOptions):
         )
     picked = range(opts.worker_index, len(files), opts.num_workers)
     return [files[i] for i in picked], (None if counts is None else [counts[i] for i in picked])
+
+
+# shuffle="global": a run holds at most 1/RUN_SHARE of the record buffer, so that two
+# neighbours drawn from the buffer rarely come from one run (one class, when the shards
+# are class-sorted), and at most RUN_MAX_BYTES; each run costs a seek and a reader (~0.1 ms)
+RUN_SHARE = 16
+RUN_MAX_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Runs of consecutive records (``shuffle="global"``): file, byte offset of the first
+    record, records, and bytes, one entry per run."""
+
+    files: list[str]
+    offsets: list[int]
+    counts: list[int]
+    sizes: list[int]
+
+
+def plan_runs(
+    files: list[str], counts: list[int] | None, compression: str, opts: ReadOptions
+) -> Runs:
+    """The runs of ``files`` this host reads, from their index files. Each run holds
+    ``min(shuffle_buffer // RUN_SHARE, RUN_MAX_BYTES // mean record size)`` records (at
+    least one); hosts take every ``num_workers``-th run of the list (file order), so they
+    split the runs, not the files: every record once across them, and each host reads
+    from every shard."""
+    if compression != "none":
+        raise TFRecordToolsError(
+            f"{files[0]}: shuffle='global' reads records from their byte offsets, which "
+            f"{compression}-compressed shards do not allow: convert with --compression none, "
+            "or use shuffle=True"
+        )
+    indexes = []
+    for number, file in enumerate(files):
+        idx = index_path(file)
+        if not os.path.isfile(idx):
+            raise TFRecordToolsError(
+                f"{file}: no index file {os.path.basename(idx)}; shuffle='global' reads runs "
+                f"of records from the offsets it lists: run `tfrecord-tools index {file}`, "
+                "or use shuffle=True"
+            )
+        entries = read_index(idx)
+        if counts is not None and len(entries) != counts[number]:
+            raise TFRecordToolsError(
+                f"{idx}: lists {len(entries)} records, the manifest {counts[number]}; run "
+                f"`tfrecord-tools verify {file}`, then `tfrecord-tools index {file}`"
+            )
+        indexes.append(entries)
+    records = sum(len(e) for e in indexes)
+    mean = sum(length for e in indexes for _, length in e) / max(records, 1)
+    per_run = max(1, min(opts.shuffle_buffer // RUN_SHARE, int(RUN_MAX_BYTES // max(mean, 1))))
+    runs = Runs([], [], [], [])
+    for file, entries in zip(files, indexes, strict=True):
+        for start in range(0, len(entries), per_run):
+            run = entries[start : start + per_run]
+            runs.files.append(file)
+            runs.offsets.append(run[0][0])
+            runs.counts.append(len(run))
+            runs.sizes.append(run[-1][0] + run[-1][1] - run[0][0])
+    if len(runs.files) < opts.num_workers:
+        raise TFRecordToolsError(
+            f"{len(runs.files)} runs of records cannot be shared by {opts.num_workers} "
+            "workers: use fewer workers"
+        )
+    part = slice(opts.worker_index, None, opts.num_workers)
+    return Runs(runs.files[part], runs.offsets[part], runs.counts[part], runs.sizes[part])
