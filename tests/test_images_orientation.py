@@ -22,7 +22,7 @@ from tfrecord_tools.format.framing import iter_records
 from tfrecord_tools.format.manifest import ShardEntry
 
 tf = pytest.importorskip("tensorflow")
-from tfrecord_tools.read import decode  # noqa: E402
+from tfrecord_tools.read import decode, orient  # noqa: E402
 from tfrecord_tools.read.pipeline import make_dataset, make_raw_dataset  # noqa: E402
 
 H, W = 6, 10  # not square: a quarter turn shows
@@ -268,8 +268,8 @@ def test_graph_exif_parser_agrees_with_the_probe() -> None:
             want.append(probe_image(data)[1].orientation if data[:1] in (b"\xff", b"\x89") else 1)
         except Exception:
             want.append(1)
-    assert decode.exif_orientation(tf.constant(samples)).numpy().tolist() == want
-    assert int(decode.exif_orientation(tf.constant(samples[5]))) == want[5]  # a scalar too
+    assert orient.exif_orientation(tf.constant(samples)).numpy().tolist() == want
+    assert int(orient.exif_orientation(tf.constant(samples[5]))) == want[5]  # a scalar too
 
 
 def test_without_a_manifest_the_key_is_read(out, tmp_path) -> None:

@@ -77,6 +77,7 @@ TF_MODULES = {
     "read/pipeline.py",
     "read/records.py",
     "read/decode.py",
+    "read/orient.py",
     "read/service.py",
     "bench/child.py",
 }

@@ -40,6 +40,7 @@ from ..format.compression import tf_compression_type
 from . import decode, records
 from .keys import AUTO, resolve_keys
 from .options import AUTOTUNE, ReadOptions, options_from
+from .orient import exif_orientation
 from .shards import host_files, plan_runs, resolve_shards
 
 
@@ -230,7 +231,7 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
     class): the same decoding, the same output, for a fair comparison. Labels follow the
     sorted class folders, as in the converter. Takes :func:`make_dataset`'s options; with
     ``orientation`` (the default) each JPEG's or PNG's EXIF orientation is parsed from its
-    bytes in the graph (``decode.exif_orientation``) and applied, as the converter's
+    bytes in the graph (``orient.exif_orientation``) and applied, as the converter's
     records carry it."""
     from ..convert.sources.image_folder import scan_image_folder
 
@@ -267,7 +268,7 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
                 plan=plan,
                 shape=opts.image_size,
                 image_format=opts.image_format,
-                orientation=decode.exif_orientation(encoded) if opts.orientation else None,
+                orientation=exif_orientation(encoded) if opts.orientation else None,
                 keys=_record_keys(element[0], opts) if plan.random else None,
             )
             return images, labels
@@ -379,7 +380,7 @@ def _decode_each(
         if orientation == "record":
             turns = f["orientation"]
         elif orientation == "exif":
-            turns = decode.exif_orientation(encoded)
+            turns = exif_orientation(encoded)
         image = decode.decode_record(
             encoded,
             code,
