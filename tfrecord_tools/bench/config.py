@@ -205,17 +205,24 @@ def _choices(name: str, value, allowed: Sequence[str], *, default) -> tuple[str,
 def _threads(value, *, default) -> tuple[int | str, ...]:
     if value is None:
         return tuple(default)
-    out: list[int | str] = []
-    for item in _items("threads", value):
-        if isinstance(item, str) and item.lower() == AUTO:
-            out.append(AUTO)
+    return _counts_or_word("threads", value, AUTO, AUTO)
+
+
+def _counts_or_word(name: str, value, word: str, stands_for, unit: str = ""):
+    """Whole numbers >= 1 or ``word`` (which stands for ``stands_for``), none repeated."""
+    out: list = []
+    for item in _items(name, value):
+        if (item is None and stands_for is None) or (
+            isinstance(item, str) and item.lower() == word
+        ):
+            out.append(stands_for)
             continue
         number = _int_or_none(item)
         if number is None or number < 1:
-            raise BenchError(f"threads: expected integers >= 1 or 'auto', got {item!r}")
+            raise BenchError(f"{name}: expected integers >= 1{unit} or '{word}', got {item!r}")
         out.append(number)
     if len(set(out)) != len(out):
-        raise BenchError(f"threads: values repeat in {value!r}")
+        raise BenchError(f"{name}: values repeat in {value!r}")
     return tuple(out)
 
 
@@ -240,18 +247,7 @@ def _max_sizes(value) -> tuple[int | None, ...]:
         return (None,)
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
-    out: list[int | None] = []
-    for item in _items("max_size", value):
-        if item is None or (isinstance(item, str) and item.lower() == NONE):
-            out.append(None)
-            continue
-        number = _int_or_none(item)
-        if number is None or number < 1:
-            raise BenchError(f"max_size: expected integers >= 1 (pixels) or 'none', got {item!r}")
-        out.append(number)
-    if len(set(out)) != len(out):
-        raise BenchError(f"max_size: values repeat in {value!r}")
-    return tuple(out)
+    return _counts_or_word("max_size", value, NONE, None, " (pixels)")
 
 
 def _positive(name: str, value: Any) -> int:
