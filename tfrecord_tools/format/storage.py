@@ -1,0 +1,407 @@
+"""The storage seam: open, list, stat, put whole and delete, over local paths and URLs.
+
+Everything the package reads or writes outside a TensorFlow pipeline goes through here, so
+a dataset folder may be a local path or any URL fsspec knows (``gs://`` through gcsfs,
+``s3://`` through s3fs, ``memory://``, ``file://``...). fsspec and its back ends are optional
+extras; a URL whose library is missing is an error naming the extra to install.
+
+Atomicity (FORMAT.md): locally a file is written to a hidden temporary sibling, then renamed
+(:mod:`.atomic`). In a bucket an object is created whole when its upload completes, so
+:func:`put_file`, :func:`write_atomic` and :func:`writing` put the finished bytes under the
+final name in one upload and abandon it (no object) when the writing fails.
+
+Credentials and endpoints are the libraries' own: ``GOOGLE_APPLICATION_CREDENTIALS``,
+``STORAGE_EMULATOR_HOST``, AWS profiles and variables, ``AWS_ENDPOINT_URL``. Messages show
+URLs through :func:`redact`, never a secret written into one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from .atomic import incomplete
+from .atomic import write_atomic as _write_local
+from .errors import TFRecordToolsError
+
+__all__ = [
+    "StorageError",
+    "basename",
+    "delete",
+    "delete_tree",
+    "dirname",
+    "exists",
+    "extra_for",
+    "filesystem",
+    "glob",
+    "is_dir",
+    "is_file",
+    "is_url",
+    "join",
+    "list_files",
+    "open_read",
+    "put_file",
+    "read_bytes",
+    "read_text",
+    "redact",
+    "scheme",
+    "size",
+    "walk_files",
+    "write_atomic",
+    "writing",
+]
+
+#: Read buffer for remote files: one request per block (TensorFlow's 256 KB default costs a
+#: round trip per 256 KB).
+REMOTE_BLOCK = 8 << 20
+
+_URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
+# which extra installs the fsspec back end of a scheme
+_EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3"}
+
+
+class StorageError(TFRecordToolsError):
+    """A storage operation that failed (server gone, access denied, back end missing); the
+    message names the URL."""
+
+
+def scheme(path: str | os.PathLike) -> str:
+    """The URL scheme of ``path`` ("" for a local path; ``file://`` counts as local)."""
+    if not isinstance(path, str):
+        return ""
+    match = _URL.match(path)
+    if match is None:
+        return ""
+    found = match["scheme"].lower()
+    return "" if found in ("file", "local") else found
+
+
+def is_url(path: str | os.PathLike) -> bool:
+    """A remote location (any ``scheme://`` other than ``file://``)."""
+    return scheme(path) != ""
+
+
+def local(path: str | os.PathLike) -> str:
+    """A local path as a string (``file://`` stripped)."""
+    text = os.fspath(path)
+    for prefix in ("file://", "local://"):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return text
+
+
+def redact(url: str | os.PathLike) -> str:
+    """``url`` without any credentials written into it (``s3://KEY:SECRET@bucket``) or its
+    query string (signed URLs)."""
+    text = os.fspath(url)
+    if not is_url(text):
+        return text
+    text = re.sub(r"^([^:/]+://)[^/@]*@", r"\1", text)
+    return text.split("?", 1)[0]
+
+
+def extra_for(url: str) -> str:
+    """The ``tfrecord-tools[...]`` extra that brings the back end of ``url``'s scheme."""
+    return _EXTRAS.get(scheme(url), "cloud")
+
+
+_lock = threading.Lock()
+
+
+def filesystem(url: str) -> tuple[Any, str]:
+    """fsspec's file system for ``url`` and the path within it."""
+    name = scheme(url)
+    if name in ("gs", "gcs") and os.environ.get("STORAGE_EMULATOR_HOST"):
+        # gcsfs otherwise makes a gRPC call per operation that waits 60 s for an emulator
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    try:
+        import fsspec.core
+    except ImportError:
+        raise StorageError(
+            f"{redact(url)}: reading URLs needs fsspec: pip install "
+            f"'tfrecord-tools[{extra_for(url)}]'"
+        ) from None
+    try:
+        with _lock:
+            fs, inner = fsspec.core.url_to_fs(url)
+    except ImportError as e:
+        raise StorageError(
+            f"{redact(url)}: the {name}:// back end is not installed ({e}); pip install "
+            f"'tfrecord-tools[{extra_for(url)}]'"
+        ) from None
+    except ValueError as e:  # an unknown protocol
+        raise StorageError(f"{redact(url)}: {e}") from None
+    return fs, inner
+
+
+@contextlib.contextmanager
+def _naming(url: str, doing: str) -> Iterator[None]:
+    """Errors of a storage call become :class:`StorageError` naming ``url``; a missing
+    object stays :class:`FileNotFoundError` (with the URL as its file name)."""
+    try:
+        yield
+    except TFRecordToolsError:
+        raise
+    except FileNotFoundError as e:
+        raise FileNotFoundError(2, "no such file or object", redact(url)) from e
+    except IsADirectoryError as e:
+        raise IsADirectoryError(21, "a folder, not a file", redact(url)) from e
+    except PermissionError as e:
+        raise StorageError(f"{redact(url)}: cannot {doing}: access denied ({e})") from e
+    except Exception as e:  # back ends raise their own types (botocore, aiohttp, ...)
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise StorageError(f"{redact(url)}: cannot {doing}: {reason}") from e
+
+
+def join(base: str | os.PathLike, *names: str) -> str:
+    """``base/name/...`` for a local path or a URL."""
+    if is_url(base):
+        text = os.fspath(base).rstrip("/")
+        return "/".join([text, *(n.strip("/") for n in names)])
+    return os.path.join(local(base), *names)
+
+
+def basename(path: str | os.PathLike) -> str:
+    text = os.fspath(path)
+    return text.rstrip("/").rsplit("/", 1)[-1] if is_url(text) else os.path.basename(text)
+
+
+def dirname(path: str | os.PathLike) -> str:
+    text = os.fspath(path)
+    if is_url(text):
+        head = text.rstrip("/").rsplit("/", 1)[0]
+        return head if "://" in head and not head.endswith(":/") else text
+    return os.path.dirname(text)
+
+
+def exists(path: str | os.PathLike) -> bool:
+    if not is_url(path):
+        return os.path.exists(local(path))
+    fs, inner = filesystem(os.fspath(path))
+    with _naming(os.fspath(path), "look up"):
+        return bool(fs.exists(inner))
+
+
+def is_file(path: str | os.PathLike) -> bool:
+    if not is_url(path):
+        return os.path.isfile(local(path))
+    fs, inner = filesystem(os.fspath(path))
+    with _naming(os.fspath(path), "look up"):
+        return bool(fs.isfile(inner))
+
+
+def is_dir(path: str | os.PathLike) -> bool:
+    """A folder; for a bucket, a prefix that holds objects (or the bucket itself)."""
+    if not is_url(path):
+        return os.path.isdir(local(path))
+    fs, inner = filesystem(os.fspath(path))
+    with _naming(os.fspath(path), "look up"):
+        return bool(fs.isdir(inner))
+
+
+def size(path: str | os.PathLike) -> int:
+    """The size of a file or object in bytes (:class:`FileNotFoundError` when missing)."""
+    if not is_url(path):
+        return os.stat(local(path)).st_size
+    fs, inner = filesystem(os.fspath(path))
+    with _naming(os.fspath(path), "look up"):
+        return int(fs.size(inner))
+
+
+def list_files(folder: str | os.PathLike) -> dict[str, int]:
+    """The files directly in ``folder`` by name, with their sizes: one listing (a request
+    per 1,000 objects in a bucket). Empty when the folder does not exist."""
+    if not is_url(folder):
+        found = {}
+        with (
+            contextlib.suppress(FileNotFoundError, NotADirectoryError),
+            os.scandir(local(folder)) as entries,
+        ):
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_file():
+                        found[entry.name] = entry.stat().st_size
+        return found
+    url = os.fspath(folder)
+    fs, inner = filesystem(url)
+    with _naming(url, "list"):
+        fs.invalidate_cache(inner)
+        try:
+            entries = fs.ls(inner, detail=True)
+        except FileNotFoundError:
+            return {}
+    prefix = inner.rstrip("/") + "/"
+    return {
+        e["name"][len(prefix) :] if e["name"].startswith(prefix) else basename(e["name"]): int(
+            e.get("size") or 0
+        )
+        for e in entries
+        if e.get("type") == "file"
+    }
+
+
+def walk_files(folder: str | os.PathLike) -> Iterator[tuple[str, int]]:
+    """Every file under ``folder`` as (relative POSIX path, size), sorted: for a bucket one
+    recursive listing (a request per 1,000 objects), never one request per file."""
+    if not is_url(folder):
+        root = local(folder)
+        found: list[tuple[str, int]] = []
+        for dirpath, _dirs, files in os.walk(root):
+            rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            for name in files:
+                with contextlib.suppress(OSError):
+                    size = os.stat(os.path.join(dirpath, name)).st_size
+                    found.append((name if rel == "." else f"{rel}/{name}", size))
+        yield from sorted(found)
+        return
+    url = os.fspath(folder)
+    fs, inner = filesystem(url)
+    with _naming(url, "list"):
+        fs.invalidate_cache(inner)
+        found = fs.find(inner, detail=True)
+    prefix = inner.rstrip("/") + "/"
+    for name in sorted(found):
+        info = found[name]
+        if info.get("type", "file") == "file" and name.startswith(prefix):
+            yield name[len(prefix) :], int(info.get("size") or 0)
+
+
+def glob(pattern: str) -> list[str]:
+    """The files matching a glob pattern, local or URL (URLs keep their scheme), sorted."""
+    if not is_url(pattern):
+        import glob as globlib
+
+        return sorted(m for m in globlib.glob(local(pattern)) if os.path.isfile(m))
+    fs, inner = filesystem(pattern)
+    with _naming(pattern, "list"):
+        fs.invalidate_cache()
+        found = fs.glob(inner, detail=True)
+    head = pattern[: pattern.index("://") + 3]
+    return sorted(
+        head + name.lstrip("/") if not name.startswith(head) else name
+        for name, info in found.items()
+        if info.get("type", "file") == "file"
+    )
+
+
+def open_read(path: str | os.PathLike, block_size: int = REMOTE_BLOCK) -> IO[bytes]:
+    """A seekable binary file; remote ones read ahead ``block_size`` bytes a request."""
+    if not is_url(path):
+        return open(local(path), "rb")
+    url = os.fspath(path)
+    fs, inner = filesystem(url)
+    with _naming(url, "open"):
+        return fs.open(inner, "rb", block_size=block_size, cache_type="readahead")
+
+
+def read_bytes(path: str | os.PathLike, start: int | None = None, end: int | None = None) -> bytes:
+    """The bytes of a file or object (``[start, end)`` of it: one ranged request)."""
+    if not is_url(path):
+        with open(local(path), "rb") as f:
+            if start:
+                f.seek(start)
+            return f.read() if end is None else f.read(end - (start or 0))
+    url = os.fspath(path)
+    fs, inner = filesystem(url)
+    with _naming(url, "read"):
+        return fs.cat_file(inner, start=start, end=end)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> str:
+    """Write ``data`` (text as UTF-8) whole: locally through a temporary sibling and a
+    rename, to a bucket in one upload."""
+    if not is_url(path):
+        _parent(path)
+        return os.fspath(_write_local(local(path), data))
+    url = os.fspath(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fs, inner = filesystem(url)
+    with _naming(url, "write"):
+        fs.pipe_file(inner, raw)
+    return url
+
+
+def put_file(source: str | os.PathLike, path: str | os.PathLike) -> str:
+    """Copy the finished local file ``source`` to ``path``: an object appears only when its
+    upload completes; a local target through a temporary sibling and a rename."""
+    if not is_url(path):
+        _parent(path)
+        with incomplete(local(path)) as tmp:
+            shutil.copyfile(source, tmp)
+        return os.fspath(path)
+    url = os.fspath(path)
+    fs, inner = filesystem(url)
+    with _naming(url, "upload to"):
+        fs.put_file(os.fspath(source), inner)
+    return url
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """``with writing(target) as f:`` write ``f``; ``target`` appears when the block ends,
+    and never if it raised. Locally through a temporary sibling; for a URL the bytes go to a
+    local temporary file, uploaded whole at the end (every back end then creates the object
+    in one piece; fsspec's own writers would commit a half-written object when closed)."""
+    if not is_url(path):
+        _parent(path)
+        with incomplete(local(path)) as tmp, open(tmp, "wb") as f:
+            yield f
+        return
+    with tempfile.NamedTemporaryFile(prefix=".tfrecord-tools-", suffix=".upload") as f:
+        yield f
+        f.flush()
+        put_file(f.name, path)
+
+
+def _parent(path: str | os.PathLike) -> None:
+    """A local file's folder, made when missing (as a bucket needs none)."""
+    os.makedirs(os.path.dirname(os.path.abspath(local(path))), exist_ok=True)
+
+
+def delete(path: str | os.PathLike) -> bool:
+    """Delete a file or object; False when it was not there."""
+    if not is_url(path):
+        try:
+            os.unlink(local(path))
+        except FileNotFoundError:
+            return False
+        return True
+    url = os.fspath(path)
+    fs, inner = filesystem(url)
+    with _naming(url, "delete"):
+        try:
+            fs.rm_file(inner)
+        except FileNotFoundError:
+            return False
+    return True
+
+
+def delete_tree(path: str | os.PathLike) -> None:
+    """Delete a folder (a prefix) and everything under it; nothing when it is not there."""
+    if not is_url(path):
+        shutil.rmtree(local(path), ignore_errors=True)
+        return
+    url = os.fspath(path)
+    fs, inner = filesystem(url)
+    with _naming(url, "delete"), contextlib.suppress(FileNotFoundError):
+        fs.invalidate_cache(inner)
+        names = list(fs.find(inner))
+        if names:
+            fs.rm(names)
+
+
+def make_dirs(path: str | os.PathLike) -> None:
+    """Create a local folder; buckets have no folders (a prefix exists through its objects)."""
+    if not is_url(path):
+        Path(local(path)).mkdir(parents=True, exist_ok=True)
