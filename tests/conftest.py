@@ -10,6 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# the object-storage servers (moto's S3, the GCS emulator, memory://) for every test module
+from .buckets import bucket as bucket
+from .buckets import bucket_server as bucket_server
+from .buckets import gcs_server as gcs_server
+from .buckets import memory_bucket as memory_bucket
+from .buckets import s3_server as s3_server
 from .helpers import encode, smooth_rgb
 from .helpers import make_mnist as make_mnist  # re-exported: test_reader.py imports it here
 from .helpers import write_idx as write_idx  # re-exported: test_golden.py imports it here

@@ -14,6 +14,7 @@ import pytest
 from tfrecord_tools import convert_image_folder, convert_mnist
 from tfrecord_tools.cli import main
 from tfrecord_tools.errors import ConversionError
+from tfrecord_tools.format import storage
 
 from .helpers import make_mnist
 
@@ -30,7 +31,7 @@ def _content(out) -> dict[str, bytes]:
     return files
 
 
-def _same_output(local, beam) -> None:
+def _same_output(local, beam, *, same_source: bool = True) -> None:
     a, b = _content(local), _content(beam)
     assert sorted(a) == sorted(b)
     manifests = [json.loads(x.pop("dataset.json")) for x in (a, b)]
@@ -38,6 +39,8 @@ def _same_output(local, beam) -> None:
         for key in VARYING:
             m.pop(key)
         m["source"].pop("path", None)
+        if not same_source:  # the fingerprint of the source's location and listing
+            m.pop("conversion")
     assert manifests[0] == manifests[1]
     assert a == b  # shards, indexes and labels.txt byte for byte
 
@@ -108,6 +111,28 @@ def test_beam_run_finishes_an_interrupted_conversion(image_folder, tmp_path, mon
     assert summary.resumed_shards == 1
     convert_image_folder(image_folder, tmp_path / "local", shards=4, workers=1, quiet=True)
     _same_output(tmp_path / "local", tmp_path / "out")
+
+
+@needs_beam
+def test_beam_converts_from_and_to_s3_urls(s3_server, clean_folder, tmp_path):
+    """Beam's SDK worker processes (two) read the images and upload the shards by URL, with
+    no mount; the output equals the local engine's from the local folder."""
+    bucket = s3_server.new_bucket()
+    src = storage.join(bucket, "photos")
+    for rel, _size in storage.walk_files(clean_folder):
+        storage.put_file(clean_folder / rel, storage.join(src, rel))
+    out = storage.join(bucket, "out")
+    options = {"name": "flowers", "split": "train=0.75,validation=0.25", "shards": 4}
+    convert_image_folder(clean_folder, tmp_path / "local", workers=2, quiet=True, **options)
+    summary = convert_image_folder(src, out, engine="beam", workers=2, quiet=True, **options)
+    assert summary.out_dir == out
+    for rel, _size in storage.walk_files(out):  # the work folder is gone: files only
+        (tmp_path / "beam").mkdir(exist_ok=True)
+        (tmp_path / "beam" / rel).write_bytes(storage.read_bytes(storage.join(out, rel)))
+    _same_output(tmp_path / "local", tmp_path / "beam", same_source=False)
+    manifest = json.loads((tmp_path / "beam" / "dataset.json").read_text())
+    assert manifest["source"]["path"] == src
+    assert manifest["engine"] == {"name": "beam", "runner": "FnApiRunner"}
 
 
 def test_without_beam_the_engine_says_how_to_install(image_folder, tmp_path, capsys):

@@ -482,3 +482,43 @@ def test_bench_bad_option_exits_2(capsys):
     )
     assert main(["bench", "--encoding", "jpeg"]) == 2
     assert "encoding: 'jpeg' is not one of keep, png, raw, auto" in capsys.readouterr().err
+
+
+# --- on object storage ----------------------------------------------------------------------
+
+
+def test_bench_reads_both_sources_from_a_bucket(s3_server, tmp_path):
+    """``tfrecord-tools bench s3://...``: the raw cell reads the bucket's images, the
+    TFRecords are converted into the same bucket and read from there; cold cache and Keras
+    do not apply (a note says why) and nothing local is read."""
+    from tfrecord_tools.format import storage
+
+    bucket = s3_server.new_bucket()
+    digits = make_digits(tmp_path / "digits", count=24, seed=0, workers=1)
+    for rel, _size in storage.walk_files(digits):
+        storage.put_file(digits / rel, storage.join(bucket, "digits", rel))
+    images = storage.join(bucket, "digits")
+    with pytest.raises(BenchError, match="cold"):
+        BenchConfig(image_dir=images, out=tmp_path / "x", cache="cold")
+    config = BenchConfig(
+        image_dir=images,
+        out=tmp_path / "out",
+        threads="1",
+        cores="1",
+        repeats=1,
+        batch_size=8,
+        image_size=28,
+        channels=1,
+        quiet=True,
+    )
+    assert config.cache == ("warm",) and config.work == bucket
+    report = run_benchmark(config)
+    assert not report.failed, report.failed
+    results = json.loads((config.out / "results.json").read_text())
+    assert [c["source"] for c in results["cells"]] == ["raw", "tfrecord"]
+    assert all(c["images"] == 24 for c in results["cells"])
+    assert results["conversion"]["path"] == f"{bucket}/digits-tfrecord"
+    assert storage.is_file(f"{bucket}/digits-tfrecord/dataset.json")
+    assert results["machine"]["data_filesystem"] == "s3 (object storage)"
+    assert any("keras" in note for note in results["notes"]), results["notes"]
+    assert results["data"]["sources"]["raw"]["bytes"] > 0

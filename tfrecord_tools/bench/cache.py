@@ -160,7 +160,11 @@ def _libc():
 
 def filesystem_type(path: str | os.PathLike) -> str:
     """The type of the filesystem holding ``path`` (``ext4``, ``tmpfs``...), from
-    ``/proc/mounts``; ``unknown`` elsewhere."""
+    ``/proc/mounts``; ``unknown`` elsewhere; a URL's scheme (``s3``) for a bucket."""
+    from ..format.storage import scheme
+
+    if scheme(path):
+        return f"{scheme(path)} (object storage)"
     try:
         with open("/proc/mounts", encoding="utf-8") as f:
             mounts = [line.split()[1:3] for line in f if len(line.split()) > 2]

@@ -20,6 +20,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import TFRecordToolsError
+from ..format import storage
+from ..format.storage import is_url
 from .grid import Cell, read_options
 from .timing import measure
 
@@ -60,8 +63,13 @@ def _run(spec: dict[str, Any], affinity: list[int]) -> dict[str, Any]:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     make, files, applied = _SOURCES[spec["source"]](spec, tf)
+    remote = is_url(spec["path"])  # no page cache to probe or evict: every read is a request
     timed = measure(
-        make, repeats=spec["repeats"], files=files, cache=spec["cache"], epochs=spec["epochs"]
+        make,
+        repeats=spec["repeats"],
+        files=() if remote else files,
+        cache=spec["cache"],
+        epochs=spec["epochs"],
     )
     return {
         "affinity": affinity,
@@ -71,9 +79,19 @@ def _run(spec: dict[str, Any], affinity: list[int]) -> dict[str, Any]:
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "options": applied,
         "files": len(files),
-        "bytes_per_pass": sum(os.path.getsize(f) for f in files),
+        "bytes_per_pass": _bytes(files, remote),
         **timed,
     }
+
+
+def _bytes(files: list[str], remote: bool) -> int:
+    """The bytes of ``files``: one listing per folder for a bucket, not a request per file."""
+    if not remote:
+        return sum(os.path.getsize(f) for f in files)
+    sizes: dict[str, int] = {}
+    for folder in {storage.dirname(f) for f in files}:
+        sizes.update({storage.join(folder, n): s for n, s in storage.list_files(folder).items()})
+    return sum(sizes.get(f, 0) for f in files)
 
 
 # --- the sources: (make dataset, files it reads, options applied) --------------------------
@@ -124,7 +142,7 @@ def _raw(spec: dict[str, Any], tf) -> Source:
     from ..read.pipeline import make_raw_dataset
 
     listing = scan_image_folder(spec["path"])
-    files = [str(listing.root / p) for p in listing.paths]
+    files = [storage.join(str(listing.root), p) for p in listing.paths]
     options = _reader_options(spec, len(files))
     options.pop("cycle_length", None)  # one file per element: nothing to interleave
     common = _common(spec)
@@ -142,10 +160,10 @@ def _any_oriented(files: list[str]) -> bool:
 
     for path in files:
         try:
-            with open(path, "rb", buffering=0) as f:
+            with storage.open_read(path, block_size=1 << 16) as f:
                 if probe_image(read_image(f), path=path)[1].orientation != 1:
                     return True
-        except (InvalidImageError, OSError):
+        except (InvalidImageError, OSError, TFRecordToolsError):
             continue  # the reader says what is wrong with it
     return False
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from ..cores import usable_cpus
 from ..errors import TFRecordToolsError
+from ..format import storage
+from ..format.storage import is_url
 
 SOURCES = ("raw", "tfrecord", "keras")
 CACHE_STATES = ("warm", "cold")
@@ -105,7 +107,9 @@ class BenchConfig:
         from_sample = self.image_dir is None and self.tfrecords is None
         usable = len(usable_cpus())
         self._set("sources", _choices("sources", self.sources, SOURCES, default=SOURCES))
-        self._set("cache", _choices("cache", self.cache, CACHE_STATES, default=_cache(short)))
+        remote = any(is_url(v) for v in (self.image_dir, self.tfrecords) if v is not None)
+        default_cache = ("warm",) if remote else _cache(short)
+        self._set("cache", _choices("cache", self.cache, CACHE_STATES, default=default_cache))
         self._set("decode", _choices("decode", self.decode, DECODES, default=DECODES[:1]))
         self._set("crop", _choices("crop", self.crop, CROPS, default=CROPS[:1]))
         self._set("dtype", _choices("dtype", self.dtype, DTYPES, default=DTYPES[:1]))
@@ -125,19 +129,37 @@ class BenchConfig:
         if _int_or_none(self.seed) is None or self.seed < 0:
             raise BenchError(f"seed must be an integer >= 0, got {self.seed!r}")
         self._set("out", Path(self.out))
-        self._set("work", Path(self.work) if self.work is not None else self.out / "data")
         for name in ("image_dir", "tfrecords"):
             value = getattr(self, name)
-            if value is not None:
-                self._set(name, Path(value))
+            if value is not None:  # a URL stays a string (format.storage reads it)
+                self._set(name, value if is_url(value) else Path(value))
+        remote = self.remote
+        if self.work is not None:
+            self._set("work", self.work if is_url(self.work) else Path(self.work))
+        elif is_url(self.image_dir or ""):  # the TFRecords beside the images, in the bucket
+            self._set("work", storage.dirname(self.image_dir))
+        else:
+            self._set("work", self.out / "data")
+        if remote and "cold" in self.cache:
+            raise BenchError(
+                "cache: cold evicts local files from the page cache; with data in a bucket "
+                "every read goes to the server: use --cache warm"
+            )
         if self.tfrecords is not None and self.stored != ((None, "keep"),):
             option = "max_size" if self.max_size != (None,) else "encoding"
             raise BenchError(
                 f"{option}: the stored form is chosen by converting; give IMAGE_DIR (or a "
                 "sample) instead of tfrecords to sweep it"
             )
-        if self.image_dir is not None and not self.image_dir.is_dir():
-            raise BenchError(f"{self.image_dir}: not a folder (expected one subfolder per class)")
+        if self.image_dir is not None and not storage.is_dir(self.image_dir):
+            raise BenchError(
+                f"{storage.redact(self.image_dir)}: not a folder (expected one subfolder per class)"
+            )
+
+    @property
+    def remote(self) -> bool:
+        """The images or the TFRecords are in a bucket (a URL)."""
+        return any(is_url(v) for v in (self.image_dir, self.tfrecords) if v is not None)
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -160,6 +182,8 @@ class BenchConfig:
             value = getattr(self, f.name)
             if isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, str) and is_url(value):
+                value = storage.redact(value)
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value

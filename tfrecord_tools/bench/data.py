@@ -8,15 +8,17 @@ can run. No TensorFlow here: the converter does not need it.
 
 from __future__ import annotations
 
-import os
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..cores import usable_cpus
-from ..format.manifest import read_manifest
+from ..errors import TFRecordToolsError
+from ..format import storage
 from ..format.naming import MANIFEST
+from ..format.storage import is_url
 from .config import BenchConfig, BenchError
 
 Log = Callable[[str], None]
@@ -26,14 +28,14 @@ Log = Callable[[str], None]
 class BenchData:
     """Where each source reads from, and what preparing the data reported."""
 
-    image_dir: Path | None
-    tfrecords: Path  # the first stored variant's
+    image_dir: Path | str | None  # a str: a URL
+    tfrecords: Path | str  # the first stored variant's
     sources: tuple[str, ...]
     sample: dict[str, Any] | None = None
     conversion: dict[str, Any] | None = None  # the first stored variant's
     notes: tuple[str, ...] = field(default=())
     #: per stored variant (max_size, encoding): its dataset; and every conversion, in order
-    variants: dict[tuple[int | None, str], Path] = field(default_factory=dict)
+    variants: dict[tuple[int | None, str], Path | str] = field(default_factory=dict)
     conversions: tuple[dict[str, Any], ...] = field(default=())
 
 
@@ -43,6 +45,11 @@ def prepare_data(config: BenchConfig, log: Log) -> BenchData:
     sample = None
     image_dir = config.image_dir
     if image_dir is None and config.tfrecords is None:
+        if is_url(config.work):
+            raise BenchError(
+                f"--work {storage.redact(config.work)}: the sample is made on local disk; "
+                "give IMAGE_DIR (the images in the bucket) or a local --work"
+            )
         image_dir, sample = _make_sample(config, log)
     elif image_dir is None:
         image_dir = _source_folder_of(config.tfrecords)
@@ -52,6 +59,12 @@ def prepare_data(config: BenchConfig, log: Log) -> BenchData:
                 "only the tfrecord source runs (give IMAGE_DIR to compare)"
             )
     sources = tuple(s for s in config.sources if s == "tfrecord" or image_dir is not None)
+    if image_dir is not None and is_url(image_dir) and "keras" in sources:
+        sources = tuple(s for s in sources if s != "keras")
+        notes.append(
+            "keras: image_dataset_from_directory reads local folders only (and gs:// through "
+            "TensorFlow), not this URL; its cells are left out"
+        )
     if not sources:
         raise BenchError("no source can run: give IMAGE_DIR for the raw and keras sources")
     if config.tfrecords is not None:
@@ -60,7 +73,8 @@ def prepare_data(config: BenchConfig, log: Log) -> BenchData:
     # then image_dir was given or made above: one conversion per stored variant
     variants, conversions = {}, []
     for max_size, encoding in config.stored:
-        out = config.work / (f"{_safe_name(image_dir)}-tfrecord" + _suffix(max_size, encoding))
+        name = f"{_safe_name(image_dir)}-tfrecord" + _suffix(max_size, encoding)
+        out = storage.join(config.work, name) if is_url(config.work) else config.work / name
         conversion = _convert(image_dir, out, log, max_size=max_size, encoding=encoding)
         variants[max_size, encoding] = out
         conversions.append(conversion)
@@ -100,24 +114,33 @@ def _make_sample(config: BenchConfig, log: Log) -> tuple[Path, dict[str, Any]]:
     return folder, info
 
 
-def _source_folder_of(tfrecords: Path) -> Path | None:
+def _source_folder_of(tfrecords: Path | str) -> Path | str | None:
     """The image folder a converted dataset came from, when its manifest says and it exists."""
-    if not (tfrecords / MANIFEST).is_file():
+    try:
+        data = json.loads(storage.read_text(storage.join(tfrecords, MANIFEST)))
+    except (OSError, ValueError, TFRecordToolsError):
         return None
-    source = read_manifest(tfrecords).data.get("source") or {}
+    source = (data.get("source") if isinstance(data, dict) else None) or {}
     path = source.get("path") if source.get("kind") == "image_folder" else None
-    return Path(path) if path and os.path.isdir(path) else None
+    if not isinstance(path, str) or not path or not storage.is_dir(path):
+        return None
+    return path if is_url(path) else Path(path)
 
 
 def _convert(
-    image_dir: Path, out: Path, log: Log, *, max_size: int | None = None, encoding: str = "keep"
+    image_dir: Path | str,
+    out: Path | str,
+    log: Log,
+    *,
+    max_size: int | None = None,
+    encoding: str = "keep",
 ) -> dict[str, Any]:
     """Convert ``image_dir`` afresh (overwrite: a resumed conversion would time nothing),
     stored as ``max_size`` and ``encoding`` say (the converter's options)."""
     from ..convert.api import convert_image_folder
 
     workers = len(usable_cpus())
-    log(f"convert: {image_dir} -> {out} ({workers} workers)")
+    log(f"convert: {storage.redact(image_dir)} -> {storage.redact(out)} ({workers} workers)")
     summary = convert_image_folder(
         image_dir,
         out,
@@ -145,10 +168,10 @@ def _convert(
         "tfrecord_bytes": summary.num_bytes,
         "shards": sum(s.num_shards for s in summary.splits.values()),
         "skipped": len(summary.skipped),
-        "path": str(out),
+        "path": storage.redact(out) if is_url(out) else str(out),
     }
 
 
-def _safe_name(folder: Path) -> str:
-    name = folder.resolve().name or "images"
+def _safe_name(folder: Path | str) -> str:
+    name = (storage.basename(folder) if is_url(folder) else Path(folder).resolve().name) or "images"
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)

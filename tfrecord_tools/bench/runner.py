@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from ..cores import usable_cpus
+from ..format.storage import redact
 from .config import BenchConfig
 from .data import BenchData, Log, prepare_data
 from .grid import Cell, child_spec, make_cells
@@ -204,8 +205,8 @@ def _data_json(data: BenchData, records: list[dict[str, Any]]) -> dict[str, Any]
         if r["source"] != "tfrecord" or r["path"] == str(data.tfrecords):
             per_source[r["source"]] = read
     return {
-        "image_dir": str(data.image_dir) if data.image_dir else None,
-        "tfrecords": str(data.tfrecords),
+        "image_dir": redact(data.image_dir) if data.image_dir else None,
+        "tfrecords": redact(data.tfrecords),
         "sample": data.sample,
         "sources": per_source,
         "stored": list(stored.values()),

@@ -5,7 +5,9 @@ Data flow: locate -> **count** (manifest entry | TFDS shard length | index line 
 header scan). FORMAT.md promises that counting never needs a scan: with a manifest, a TFDS
 ``dataset_info.json`` or an index, no shard byte is read at all. ``scan=True`` covers
 shards that have neither; on plain files it reads 12 bytes
-per record and seeks over the payloads.
+per record and seeks over the payloads. In a bucket the sizes come from the folder's one
+listing and the counts from one read of the manifest: no request per shard; ``scan`` there
+streams each object (large ranged reads), as headers one by one would cost a request each.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from ..errors import TFRecordToolsError
+from ..format.errors import Damage
 from ..format.framing import iter_headers
-from ..format.index import count_index
 from .locate import ShardRef, locate
+from .scan import RecordScanner
 
 __all__ = ["CountReport", "ShardCount", "count_records", "count_shard"]
 
@@ -83,34 +86,55 @@ def count_shard(ref: ShardRef, *, scan: bool = False) -> ShardCount:
     if ref.tfds_records is not None:
         _check_listed_file(ref)
         return ShardCount(ref.name, ref.split, ref.tfds_records, "dataset_info")
-    if ref.index_file.exists():
-        return ShardCount(ref.name, ref.split, count_index(ref.index_file), "index")
+    if ref.has_index():
+        try:
+            return ShardCount(ref.name, ref.split, ref.count_index(), "index")
+        except FileNotFoundError:  # listed a moment ago (a bucket's): gone since
+            pass
     if not scan:
         raise TFRecordToolsError(
-            f"{ref.path}: no manifest entry and no {ref.index_file.name}; pass --scan to count by "
+            f"{ref.shown}: no manifest entry and no {ref.name}.idx; pass --scan to count by "
             "reading record headers, or run `tfrecord-tools index` once"
         )
     try:
-        records = sum(1 for _ in iter_headers(ref.path, ref.compression))
+        records = (
+            _scan_count(ref)
+            if ref.is_url
+            else sum(1 for _ in iter_headers(ref.path, ref.compression))
+        )
     except OSError as e:
-        raise TFRecordToolsError(f"{ref.path}: cannot read: {e.strerror or e}") from e
+        raise TFRecordToolsError(f"{ref.shown}: cannot read: {e.strerror or e}") from e
     return ShardCount(ref.name, ref.split, records, "scan")
+
+
+def _scan_count(ref: ShardRef) -> int:
+    """Records of a shard at a URL: its stream read once (headers checked, as
+    ``iter_headers``; data CRCs not), an error at the first damage."""
+    if not ref.exists():
+        raise FileNotFoundError(2, "no such file or object", ref.shown)
+    records = 0
+    with RecordScanner(ref.path, ref.compression, check_data=False, size=ref.size) as scanner:
+        for item in scanner.batches():
+            if isinstance(item, Damage):
+                raise item.error(ref.shown)
+            records += len(item)
+    return records
 
 
 def _check_listed_file(ref: ShardRef) -> None:
     """A shard the manifest lists must be there with the manifest's size: a stat, no read,
     so a count never vouches for a shard that is gone or cut short."""
     try:
-        size = ref.path.stat().st_size
+        size = ref.file_size()
     except OSError as e:
         raise TFRecordToolsError(
-            f"{ref.path}: listed in the {'manifest' if ref.expected else 'dataset_info.json'}, "
+            f"{ref.shown}: listed in the {'manifest' if ref.expected else 'dataset_info.json'}, "
             f"but {e.strerror or 'cannot be read'}"
         ) from None
     expected = ref.expected.num_bytes if ref.expected is not None else None
     if expected is not None and size != expected:
         raise TFRecordToolsError(
-            f"{ref.path}: the manifest says {expected} bytes, the file has {size}; "
+            f"{ref.shown}: the manifest says {expected} bytes, the file has {size}; "
             "run `tfrecord-tools verify` on the dataset"
         )
 

@@ -2,6 +2,8 @@
 
 Data flow: locate -> scan (every CRC) -> **index lines** (``format.index``) -> ``SHARD.idx``,
 written atomically. The converter's shard writer writes the same lines as it writes a shard.
+A shard in a bucket is streamed (large ranged reads) and its ``.idx`` put beside it in one
+upload through the storage seam.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TFRecordToolsError
+from ..format import storage
 from ..format.atomic import write_atomic
-from ..format.index import format_index, index_path
-from .locate import locate
+from ..format.index import format_index
+from .locate import ShardRef, locate
 from .scan import Damage, RecordScanner, Span
 
 __all__ = ["IndexResult", "index_shards"]
@@ -22,10 +25,11 @@ __all__ = ["IndexResult", "index_shards"]
 
 @dataclass(frozen=True)
 class IndexResult:
-    """One index written: the shard, its ``.idx`` file and the number of records."""
+    """One index written: the shard, its ``.idx`` file and the number of records (a
+    ``Path`` locally, a URL without credentials for a bucket's)."""
 
-    shard: Path
-    index: Path
+    shard: Path | str
+    index: Path | str
     records: int
 
 
@@ -37,25 +41,36 @@ def index_shards(paths: Sequence[str | os.PathLike]) -> list[IndexResult]:
     """
     results = []
     for ref in locate(paths).shards:
-        spans = _good_spans(ref.path, ref.compression)
-        target = index_path(ref.path)
+        spans = _good_spans(ref)
+        target = ref.index_file
+        text = format_index((s.offset, s.size) for s in spans)
         try:
-            write_atomic(target, format_index((s.offset, s.size) for s in spans))
+            if isinstance(target, str):
+                storage.write_atomic(target, text)
+            else:
+                write_atomic(target, text)
         except OSError as e:
-            raise TFRecordToolsError(f"{target}: cannot write the index: {e}") from e
-        results.append(IndexResult(ref.path, target, len(spans)))
+            raise TFRecordToolsError(
+                f"{storage.redact(target)}: cannot write the index: {e}"
+            ) from e
+        if isinstance(target, str):
+            results.append(IndexResult(ref.shown, storage.redact(target), len(spans)))
+        else:
+            results.append(IndexResult(ref.path, target, len(spans)))
     return results
 
 
-def _good_spans(path: Path, compression: str) -> list[Span]:
+def _good_spans(ref: ShardRef) -> list[Span]:
     spans: list[Span] = []
+    if ref.is_url and not ref.exists():
+        raise TFRecordToolsError(f"{ref.shown}: cannot read: no such file or object")
     try:
-        with RecordScanner(path, compression) as scanner:
+        with RecordScanner(ref.path, ref.compression, size=ref.size) as scanner:
             for item in scanner:
                 if isinstance(item, Damage):
-                    err = item.error(path)
+                    err = item.error(ref.shown)
                     raise TFRecordToolsError(f"{err}; no index written (repair the shard first)")
                 spans.append(item)
     except OSError as e:
-        raise TFRecordToolsError(f"{path}: cannot read: {e.strerror or e}") from e
+        raise TFRecordToolsError(f"{ref.shown}: cannot read: {e.strerror or e}") from e
     return spans

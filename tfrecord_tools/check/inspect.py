@@ -4,7 +4,8 @@ Data flow: locate -> count (manifest / .idx / header scan) + a sample of records
 few of a few shards) -> schema.decode_example -> probe image headers -> **report**. Splits,
 shards, counts and bytes cover every shard; feature keys and types, image formats and sizes
 come from the sample only, and the report says so. (Named ``inspecting`` so that it cannot
-shadow the standard library's ``inspect``.)
+shadow the standard library's ``inspect``.) In a bucket the sample is read with small ranged
+reads from each sampled object's start: the records it needs, never the whole object.
 """
 
 from __future__ import annotations
@@ -13,15 +14,22 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..convert.sources.probe import probe_image, sniff_format
 from ..errors import InvalidImageError, TFRecordToolsError
 from ..format import example as schema
+from ..format import storage
+from ..format.errors import Damage
 from ..format.framing import iter_records
 from ..format.naming import LABELS
 from .count import count_shard
 from .locate import ShardRef, locate
+from .scan import RecordScanner
+
+#: Ranged reads of a sampled object: its first records, not the whole object.
+_SAMPLE_BLOCK = 1 << 20
 
 __all__ = ["InspectReport", "ShardSummary", "inspect_dataset"]
 
@@ -141,14 +149,14 @@ def inspect_dataset(
     notes: list[str] = []
     shards = [_summarise(ref, notes) for ref in located.shards]
     sample = _Sample()
-    present = [ref for ref in located.shards if ref.path.exists()]
+    present = [ref for ref in located.shards if ref.exists()]
     picked = _spread(present, sample_shards)
     for ref in picked:
         sample.read(ref, sample_records, notes)
     manifest = located.manifest
     classes = manifest.classes if manifest is not None else None
-    if classes is None and located.root is not None and (located.root / LABELS).exists():
-        classes = (located.root / LABELS).read_text(encoding="utf-8").splitlines()
+    if classes is None and located.root is not None:
+        classes = _labels(located.root)
     return InspectReport(
         path=os.fspath(paths[0]) if len(paths) == 1 else f"{len(paths)} paths",
         name=manifest.name if manifest is not None else None,
@@ -166,10 +174,22 @@ def inspect_dataset(
     )
 
 
+def _labels(root: Path | str) -> list[str] | None:
+    """The class names of ``labels.txt`` in ``root``, when it has one."""
+    if isinstance(root, str):
+        try:
+            return storage.read_text(storage.join(root, LABELS)).splitlines()
+        except FileNotFoundError:
+            return None
+    if (root / LABELS).exists():
+        return (root / LABELS).read_text(encoding="utf-8").splitlines()
+    return None
+
+
 def _summarise(ref: ShardRef, notes: list[str]) -> ShardSummary:
-    size = ref.path.stat().st_size if ref.path.exists() else None
+    size = ref.file_size() if ref.exists() else None
     if size is None:
-        notes.append(f"{ref.path}: listed in the manifest but missing")
+        notes.append(f"{ref.shown}: listed in the manifest but missing")
     try:
         counted = count_shard(ref, scan=True)
     except TFRecordToolsError as e:
@@ -199,6 +219,9 @@ class _Sample:
 
     def read(self, ref: ShardRef, limit: int, notes: list[str]) -> None:
         try:
+            if ref.is_url:
+                self._read_url(ref, limit, notes)
+                return
             for record in iter_records(ref.path, ref.compression):
                 if record.index >= limit:
                     break
@@ -206,7 +229,21 @@ class _Sample:
         except TFRecordToolsError as e:
             notes.append(f"sample stopped: {e}")
         except (OSError, EOFError) as e:
-            notes.append(f"sample stopped: {ref.path}: {e}")
+            notes.append(f"sample stopped: {ref.shown}: {e}")
+
+    def _read_url(self, ref: ShardRef, limit: int, notes: list[str]) -> None:
+        """The first ``limit`` records of an object, read 1 MiB at a time as needed."""
+        with RecordScanner(
+            ref.path, ref.compression, size=ref.size, block_size=_SAMPLE_BLOCK, ahead=0
+        ) as scanner:
+            for item in scanner:
+                if isinstance(item, Damage):
+                    notes.append(f"sample stopped: {item.error(ref.shown)}")
+                    return
+                if item.index >= limit:
+                    return
+                data = bytes(scanner.payload(item))
+                self.add(data, f"{ref.shown}: record {item.index}", notes)
 
     def add(self, data: bytes, where: str, notes: list[str]) -> None:
         self.records += 1

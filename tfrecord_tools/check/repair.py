@@ -6,20 +6,30 @@ the first bad record, the scanner finds the next record by its framing, so the r
 *after* the damage are kept too. Compressed shards are repaired in their decompressed
 stream (a truncated gzip file keeps everything before the cut) and written back with the
 same compression.
+
+Either side may be a URL (bucket -> local, local -> bucket, bucket -> bucket): a source
+object is streamed (large ranged reads); a shard for a bucket is written to a local
+temporary folder by the same ShardWriter, then its ``.idx`` and the shard are each put in
+one upload (an object appears whole or not at all), ``labels.txt`` next and the manifest
+last, so a folder in a bucket is a dataset only once everything is there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import TFRecordToolsError
+from ..format import storage
 from ..format.errors import Damage
 from ..format.manifest import Manifest, ShardEntry, write_labels, write_manifest
-from ..format.naming import LABELS, MANIFEST
+from ..format.naming import INDEX_SUFFIX, LABELS, MANIFEST
 from ..format.writer import ShardWriter
 from .locate import Located, ShardRef, locate
 from .scan import RecordScanner
@@ -46,7 +56,7 @@ class ShardRepair:
 @dataclass(frozen=True)
 class RepairReport:
     shards: list[ShardRepair]
-    manifest: Path | None = None
+    manifest: Path | str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -90,7 +100,10 @@ def repair(
     ``src`` a dataset folder: ``dst`` is a folder that gets repaired shards, ``.idx`` files,
     ``labels.txt`` and a fresh ``dataset.json`` (counts, sizes and sha256 recomputed, other
     keys kept, and a ``"repaired"`` entry saying what was dropped).
+    Either may be a URL (a bucket folder, or one object).
     """
+    if storage.is_url(src) or storage.is_url(dst):
+        return _repair_remote(os.fspath(src), os.fspath(dst), overwrite)
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise TFRecordToolsError(f"{src}: no such file or folder")
@@ -112,7 +125,9 @@ def _check_target(src: Path, dst: Path, overwrite: bool) -> None:
         raise TFRecordToolsError(f"{dst.parent}: no such folder")
 
 
-def _repair_shard(ref: ShardRef, dst: Path) -> ShardRepair:
+def _repair_shard(ref: ShardRef, dst: Path | str) -> ShardRepair:
+    if isinstance(dst, str) or ref.is_url:
+        return _repair_shard_remote(ref, dst)
     dropped: list[Damage] = []
     kept = 0
     try:
@@ -162,7 +177,7 @@ def _repair_folder(src: Path, dst: Path, overwrite: bool) -> RepairReport:
 
 
 def _repaired_manifest(
-    source: Manifest, located: Located, shards: list[ShardRepair], src: Path
+    source: Manifest, located: Located, shards: list[ShardRepair], src: Path | str
 ) -> dict[str, Any]:
     """The source manifest with each split's shards and counts recomputed."""
     manifest = copy.deepcopy(source.data)
@@ -173,12 +188,127 @@ def _repaired_manifest(
     for split, entries in by_split.items():
         manifest["splits"][split]["shards"] = [e.to_json() for e in entries]
         manifest["splits"][split]["num_examples"] = sum(e.num_examples for e in entries)
-    dropped = [{"file": Path(s.src).name, **asdict(d)} for s in shards for d in s.dropped]
+    dropped = [{"file": storage.basename(s.src), **asdict(d)} for s in shards for d in s.dropped]
     manifest["repaired"] = {
-        "source": str(src.resolve()),
+        "source": storage.redact(src) if isinstance(src, str) else str(src.resolve()),
         "records_dropped": sum(s.records_dropped for s in shards),
         "dropped": dropped,
-        "missing_shards": [Path(s.src).name for s in shards if s.info is None],
-        "not_copied": [p.name for p in located.extra],
+        "missing_shards": [storage.basename(s.src) for s in shards if s.info is None],
+        "not_copied": [storage.basename(p) for p in located.extra],
     }
     return manifest
+
+
+# --- URLs on either side ---------------------------------------------------------------------
+
+
+def _repair_remote(src: str, dst: str, overwrite: bool) -> RepairReport:
+    """:func:`repair` when ``src`` or ``dst`` is a URL."""
+    files, folders = storage.list_folder(src)
+    if files or folders:
+        return _repair_folder_remote(src.rstrip("/"), dst.rstrip("/"), overwrite)
+    if not storage.is_file(src):
+        raise TFRecordToolsError(f"{storage.redact(src)}: no such file or folder")
+    if dst.endswith("/") or storage.is_dir(dst):
+        dst = storage.join(dst, storage.basename(src))
+    if _same(src, dst):
+        raise TFRecordToolsError(
+            f"{storage.redact(dst)}: the repaired copy must not replace its source"
+        )
+    if storage.exists(dst) and not overwrite:
+        raise TFRecordToolsError(f"{storage.redact(dst)} exists; pass --overwrite to replace it")
+    if not storage.is_url(dst) and not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
+        raise TFRecordToolsError(f"{os.path.dirname(dst)}: no such folder")
+    ref = locate([src]).shards[0]
+    return RepairReport([_repair_shard(ref, _target(dst))])
+
+
+def _target(path: str) -> Path | str:
+    return path if storage.is_url(path) else Path(path)
+
+
+def _same(a: str, b: str) -> bool:
+    """Do two locations name the same file (URLs: the same text, up to a trailing ``/``)?"""
+    if storage.is_url(a) or storage.is_url(b):
+        return storage.redact(a).rstrip("/") == storage.redact(b).rstrip("/")
+    return os.path.exists(b) and os.path.exists(a) and os.path.samefile(a, b)
+
+
+@contextlib.contextmanager
+def _local_shard(dst: Path | str) -> Iterator[Path]:
+    """Where ShardWriter writes the copy of ``dst``: ``dst`` itself locally; for a URL a
+    temporary local file whose ``.idx`` and shard are uploaded (each whole) when the block
+    ends without an error."""
+    if not isinstance(dst, str):
+        yield dst
+        return
+    with tempfile.TemporaryDirectory(prefix="tfrecord-tools-repair-") as folder:
+        local = Path(folder) / storage.basename(dst)
+        yield local
+        storage.put_file(Path(f"{local}{INDEX_SUFFIX}"), dst + INDEX_SUFFIX)
+        storage.put_file(local, dst)
+
+
+def _repair_shard_remote(ref: ShardRef, dst: Path | str) -> ShardRepair:
+    """``_repair_shard`` with a URL on either side."""
+    dropped: list[Damage] = []
+    kept = 0
+    shown = storage.redact(dst)
+    try:
+        with (
+            _local_shard(dst) as local,
+            ShardWriter(local, ref.compression) as writer,
+            RecordScanner(ref.path, ref.compression, size=ref.size) as scanner,
+        ):
+            for item in scanner:
+                if isinstance(item, Damage):
+                    dropped.append(item)
+                else:
+                    writer.write(bytes(scanner.payload(item)))
+                    kept += 1
+            info = writer.commit()
+    except OSError as e:
+        raise TFRecordToolsError(f"{ref.shown} -> {shown}: {e.strerror or e}") from e
+    return ShardRepair(ref.shown, shown, kept, tuple(dropped), info)
+
+
+def _repair_folder_remote(src: str, dst: str, overwrite: bool) -> RepairReport:
+    located = locate([src])
+    if _same(src, dst):
+        raise TFRecordToolsError(
+            f"{storage.redact(dst)}: repair into a new folder, not into SRC itself"
+        )
+    if storage.exists(storage.join(dst, MANIFEST)) and not overwrite:
+        raise TFRecordToolsError(
+            f"{storage.redact(dst)} already holds a dataset; pass --overwrite to replace it"
+        )
+    if storage.is_file(dst):
+        raise TFRecordToolsError(f"{storage.redact(dst)}: not a folder")
+    storage.make_dirs(dst)
+    storage.delete(storage.join(dst, MANIFEST))  # until the new one is written: unfinished
+    shards, notes = [], []
+    for ref in located.shards:
+        target = storage.join(dst, ref.name)
+        if ref.exists():
+            shards.append(_repair_shard(ref, _target(target)))
+        else:
+            shards.append(ShardRepair(ref.shown, storage.redact(target), 0, (), None))
+            notes.append(f"{ref.shown}: listed in the manifest but missing: not in the copy")
+    notes += [f"{storage.redact(p)}: not listed in the manifest: not copied" for p in located.extra]
+    if located.manifest is None:
+        notes.append(
+            f"{storage.redact(src)} has no {MANIFEST}: shards and .idx files written, no manifest"
+        )
+        return RepairReport(shards, None, notes)
+    manifest = _repaired_manifest(located.manifest, located, shards, _target(src))
+    if located.manifest.classes is not None:
+        write_labels(dst, located.manifest.classes)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            storage.write_atomic(
+                storage.join(dst, LABELS), storage.read_bytes(storage.join(src, LABELS))
+            )
+    target = write_manifest(dst, manifest)  # last
+    return RepairReport(
+        shards, storage.redact(target) if storage.is_url(target) else Path(target), notes
+    )

@@ -11,6 +11,10 @@ byte once, right after it is read (for a sha256 while the chunk is in cache). Me
 bounded: a length field is checked against the bytes the file can hold, and the buffer
 grows (doubling) only as data arrives, never to what a length field claims.
 
+URLs (``gs://``, ``s3://``, ...): the shard is read through the storage seam's
+``open_stream``, large ranged reads with the next block fetched while this one is checked,
+into the same bounded window: memory does not grow with the object's size.
+
 Resynchronisation: a *plausible* header is 12 bytes whose length fits in what is left of the
 stream and whose masked CRC32C matches. After a header that is not plausible (or a record cut
 short), the scanner searches from the next byte for the first plausible header. After a data
@@ -31,6 +35,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple, overload
 
+from ..format import storage
 from ..format.compression import (
     MAX_INFLATE_RATIO,
     InflateSource,
@@ -79,6 +84,8 @@ class RecordScanner:
     ``check_data=False`` skips the data CRC (framing and length CRCs are still checked).
     ``on_raw`` is called with every on-disk byte in order, once (e.g. ``sha256.update``).
     :meth:`payload` gives the data of the span just yielded, without copying.
+    ``path`` may be a URL: ``size`` (its size, when a listing gave it already),
+    ``block_size`` and ``ahead`` then shape its ranged reads (``storage.open_stream``).
     """
 
     def __init__(
@@ -90,13 +97,23 @@ class RecordScanner:
         on_raw: RawHook | None = None,
         buffer_size: int = CHUNK,
         use_mmap: bool = True,
+        size: int | None = None,
+        block_size: int = storage.REMOTE_BLOCK,
+        ahead: int = 1,
     ):
         self.path = os.fspath(path)
         self.compression = normalize_compression(compression)
         self._check_data = check_data
         self._chunk = buffer_size
-        self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
-        self.raw_size = os.fstat(self._raw.fileno()).st_size
+        if storage.is_url(self.path):
+            self._raw = storage.open_stream(
+                self.path, size=size, block_size=block_size, ahead=ahead
+            )
+            self.raw_size = self._raw.size  # type: ignore[attr-defined]
+            use_mmap = False
+        else:
+            self._raw = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+            self.raw_size = os.fstat(self._raw.fileno()).st_size
         self._source: PlainSource | InflateSource = open_source(
             self._raw, self.compression, on_raw, buffer_size
         )

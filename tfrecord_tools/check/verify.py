@@ -8,6 +8,11 @@ with more cores than files, each file's sha256 runs in a thread of its own.
 Every problem names the file and, for records, the 0-based record index and the byte offset
 where that record starts in the uncompressed stream; scanning goes on after damage
 (see ``scan``), so one run reports every damaged record.
+
+In a bucket, each object is streamed once in large ranged reads (``storage.open_stream``:
+8 MiB a request, the next one in flight while this one is checked), CRCs and sha256 in the
+same pass over a bounded window: memory does not grow with the object's size. Sizes come
+from the folder's listing; problems name the object's URL.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from pathlib import Path
 
 from ..cores import usable_cores
 from ..errors import TFRecordToolsError
+from ..format import storage
 from ..format.errors import Damage
-from ..format.index import read_index
 from ..format.manifest import ShardEntry
 from ..format.naming import MANIFEST
 from .locate import Located, ShardRef, locate
@@ -120,7 +125,7 @@ def verify(
     start = time.perf_counter()
     located = locate(paths)
     refs = located.shards
-    order = sorted(range(len(refs)), key=lambda i: -_size(refs[i].path))  # big files first
+    order = sorted(range(len(refs)), key=lambda i: -_size(refs[i]))  # big files first
     cores = workers or usable_cores()
     n = min(cores, max(len(refs), 1))
     # More cores than files: hash each file in a thread of its own beside its CRC scan.
@@ -133,16 +138,20 @@ def verify(
     return VerifyReport(files, problems, time.perf_counter() - start, checked_sha256=sha256)
 
 
-def _size(path: Path) -> int:
+def _size(ref: ShardRef) -> int:
     try:
-        return path.stat().st_size
+        return ref.file_size()
     except OSError:
         return 0
 
 
 def _dataset_problems(located: Located) -> list[Problem]:
     problems = [
-        Problem(str(p), "not in manifest", detail=f"a shard file that {MANIFEST} does not list")
+        Problem(
+            storage.redact(p),
+            "not in manifest",
+            detail=f"a shard file that {MANIFEST} does not list",
+        )
         for p in located.extra
     ]
     if located.manifest is not None:
@@ -151,7 +160,7 @@ def _dataset_problems(located: Located) -> list[Problem]:
             if split.num_examples != listed:
                 problems.append(
                     Problem(
-                        str(located.manifest.path),
+                        located.manifest_file or "",
                         "manifest inconsistent",
                         detail=f"split {split.name!r} says num_examples {split.num_examples}, "
                         f"its shards add up to {listed}",
@@ -161,20 +170,26 @@ def _dataset_problems(located: Located) -> list[Problem]:
 
 
 def _check_file(ref: ShardRef, want_sha: bool, hashers: ThreadPoolExecutor | None) -> FileReport:
-    name = str(ref.path)
+    name = ref.shown
     expected = ref.expected
-    if not ref.path.exists():
+    if not ref.exists():
         what = "listed in the manifest, not found" if ref.expected else "not found"
         return _unchecked(ref, Problem(name, "missing shard", detail=what))
     want_sha = want_sha and expected is not None and bool(expected.sha256)
-    side = hashers.submit(_file_sha256, ref.path) if want_sha and hashers else None
+    # (a remote object is hashed in the pass: a side hasher would download it twice)
+    side = (
+        hashers.submit(_file_sha256, ref.path) if want_sha and hashers and not ref.is_url else None
+    )
     sha = hashlib.sha256() if want_sha and side is None else None  # hashed during the scan
     spans: list[Span] = []
     damages: list[Damage] = []
     problems: list[Problem] = []
     try:
         with RecordScanner(
-            ref.path, ref.compression, on_raw=sha.update if sha is not None else None
+            ref.path,
+            ref.compression,
+            on_raw=sha.update if sha is not None else None,
+            size=ref.size,
         ) as scanner:
             for item in scanner.batches():
                 if isinstance(item, Damage):
@@ -185,14 +200,16 @@ def _check_file(ref: ShardRef, want_sha: bool, hashers: ThreadPoolExecutor | Non
         digest = side.result() if side else sha.hexdigest() if sha else None
     except OSError as e:
         return _unchecked(ref, Problem(name, "unreadable", detail=e.strerror or str(e)))
+    except storage.StorageError as e:  # a bucket's error (server gone, access denied)
+        return _unchecked(ref, Problem(name, "unreadable", detail=str(e)))
     problems += [_damage_problem(name, d, stream_size) for d in damages]
     problems += _manifest_problems(name, expected, raw_size, len(spans), damages, digest)
-    if ref.index_file.exists():
-        problems += _index_problems(name, ref.index_file, spans, damages)
+    if ref.has_index():
+        problems += _index_problems(name, ref, spans, damages)
     elif expected is not None:  # every shard of a dataset has its index
         problems.append(
             Problem(
-                str(ref.index_file),
+                storage.redact(ref.index_file),
                 "missing index",
                 detail=f"run `tfrecord-tools index {name}` to write it again",
             )
@@ -216,7 +233,7 @@ def _file_sha256(path: Path) -> str:
 
 def _unchecked(ref: ShardRef, problem: Problem) -> FileReport:
     """A shard that could not be read at all."""
-    return FileReport(str(ref.path), ref.compression, 0, 0, 0, 0, None, (problem,))
+    return FileReport(ref.shown, ref.compression, 0, 0, 0, 0, None, (problem,))
 
 
 def _damage_problem(name: str, d: Damage, stream_size: int) -> Problem:
@@ -272,16 +289,19 @@ def _manifest_problems(
 
 
 def _index_problems(
-    name: str, index: Path, records: list[Span], damages: list[Damage]
+    name: str, ref: ShardRef, records: list[Span], damages: list[Damage]
 ) -> list[Problem]:
     """Compare the ``.idx`` lines with the records found; report the first difference."""
     spans = [(s.offset, s.size) for s in records]
+    index = storage.redact(ref.index_file)
     try:
-        entries = read_index(index)
+        entries = ref.read_index()
+    except storage.StorageError as e:
+        return [Problem(index, "bad index", detail=str(e).split(": ", 1)[-1])]
     except TFRecordToolsError as e:
-        return [Problem(str(index), "bad index", detail=str(e).split(": ", 1)[-1])]
+        return [Problem(index, "bad index", detail=str(e).split(": ", 1)[-1])]
     except OSError as e:
-        return [Problem(str(index), "bad index", detail=e.strerror or str(e))]
+        return [Problem(index, "bad index", detail=e.strerror or str(e))]
     if not damages:
         if entries == spans:
             return []
@@ -289,7 +309,7 @@ def _index_problems(
             if entry != span:
                 return [
                     Problem(
-                        str(index),
+                        index,
                         "index mismatch",
                         i,
                         span[0],
@@ -301,7 +321,7 @@ def _index_problems(
         offset = spans[i][0] if i < len(spans) else entries[i][0]
         return [
             Problem(
-                str(index),
+                index,
                 "index mismatch",
                 i,
                 offset,
@@ -317,7 +337,7 @@ def _index_problems(
             continue
         return [
             Problem(
-                str(index),
+                index,
                 "index mismatch",
                 i,
                 offset,

@@ -10,10 +10,12 @@ does not import TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ..format.errors import TFRecordToolsError  # already loaded with the package
@@ -98,7 +100,8 @@ def _run(argv: Sequence[str] | None) -> int:
     if args.pipeline_args and getattr(args, "engine", None) != "beam":
         parser.error("options after -- are Beam pipeline options: they need --engine beam")
     _log_to_stderr(quiet=getattr(args, "quiet", False))
-    return args.handler(args)
+    with _storage_logs_without_tracebacks():
+        return args.handler(args)
 
 
 def _handle_interrupts() -> dict:
@@ -146,6 +149,37 @@ def _log_to_stderr(*, quiet: bool) -> None:
 
 
 _HANDLER = "tfrecord-tools-cli"
+
+#: the loggers of fsspec's back ends, which log a traceback when they give up retrying
+_STORAGE_LOGGERS = ("gcsfs", "s3fs", "fsspec")
+
+
+class _StorageLogFilter(logging.Filter):
+    """A storage library's log record without its traceback (the error the command then
+    raises names the object and the reason, and the command prints that), and without
+    gcsfs's note, at every open against an emulator, that it could not tell the bucket's
+    type."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Could not determine bucket type"):
+            return False
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+@contextlib.contextmanager
+def _storage_logs_without_tracebacks() -> Iterator[None]:
+    """For the command's duration (and in the worker processes it forks)."""
+    only = _StorageLogFilter()
+    loggers = [logging.getLogger(name) for name in _STORAGE_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(only)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(only)
 
 
 class _Stderr:

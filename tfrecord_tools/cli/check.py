@@ -11,7 +11,10 @@ EXIT_PROBLEMS = 1
 
 def register(commands) -> None:
     """inspect, count, verify, repair, index: the tools for existing TFRecords."""
-    paths_help = "a dataset folder, or shard files / quoted globs"
+    paths_help = (
+        "a dataset folder, or shard files / quoted globs; local paths or URLs "
+        "(gs://bucket/ds, s3://bucket/ds, 's3://bucket/ds/*-train.tfrecord-*')"
+    )
     inspect = commands.add_parser(
         "inspect",
         help="show splits, counts, features, classes and image sizes",
@@ -80,8 +83,8 @@ def register(commands) -> None:
         "whose CRCs check out, including those after damage; writes .idx files "
         "and, for a folder, a fresh manifest.",
     )
-    repair.add_argument("src", metavar="SRC")
-    repair.add_argument("dst", metavar="DST")
+    repair.add_argument("src", metavar="SRC", help="a shard or dataset folder: path or URL")
+    repair.add_argument("dst", metavar="DST", help="where the copy goes: path or URL")
     repair.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     repair.set_defaults(handler=_repair)
 
@@ -91,7 +94,7 @@ def register(commands) -> None:
         description="Write SHARD.idx (one 'OFFSET LENGTH' line per record, DALI's format) "
         "for each shard, checking every record's CRCs.",
     )
-    index.add_argument("paths", nargs="+", metavar="SHARD")
+    index.add_argument("paths", nargs="+", metavar="SHARD", help="shard files, globs or URLs")
     index.set_defaults(handler=_index)
 
     tfds = commands.add_parser(

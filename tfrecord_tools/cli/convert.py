@@ -1,5 +1,6 @@
 """``tfrecord-tools convert images|mnist``: arguments -> ``convert_image_folder`` /
-``convert_mnist``."""
+``convert_mnist``. SRC and OUT go to the library as given: local paths or URLs
+(``gs://b/photos``, ``s3://b/x``, ``memory://x``), never turned into paths here."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def register(commands) -> None:
         description="Convert SRC (one subfolder per class; files at any depth below belong "
         "to their top-level class) into sharded TFRecords in OUT.",
     )
-    images.add_argument("src", metavar="SRC")
-    images.add_argument("out", metavar="OUT")
+    images.add_argument("src", metavar="SRC", help="a folder or a URL (gs://b/photos, s3://...)")
+    images.add_argument("out", metavar="OUT", help="a folder or a URL")
     images.add_argument(
         "--name", help="dataset name used in shard file names (default: SRC's folder name)"
     )
@@ -79,8 +80,8 @@ def register(commands) -> None:
         "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
         "t10k-labels-idx1-ubyte; each plain or .gz) into splits train and test.",
     )
-    mnist.add_argument("src", metavar="SRC")
-    mnist.add_argument("out", metavar="OUT")
+    mnist.add_argument("src", metavar="SRC", help="a folder or a URL")
+    mnist.add_argument("out", metavar="OUT", help="a folder or a URL")
     mnist.add_argument("--name", default="mnist", help="dataset name (default: mnist)")
     mnist.add_argument(
         "--encoding",
@@ -195,5 +196,5 @@ def _convert(args: argparse.Namespace, convert, **source_options) -> int:
     sharding = {f.name: getattr(args, f.name) for f in fields(ShardingOptions)}
     summary = convert(args.src, args.out, name=args.name, **source_options, **sharding)
     if not args.quiet:
-        print(summary.format_table())
+        print(summary.format_table())  # URLs shown redacted
     return 0

@@ -2,13 +2,17 @@
 
 Data flow: source listing -> plan -> engine (parallel shard writers) -> labels.txt ->
 TFDS metadata (``format.tfds``; not for compressed shards) -> ``dataset.json`` last.
+SRC and OUT are local paths or URLs (``gs://``, ``s3://``, any fsspec URL), mixed at will;
+every access goes through the storage seam (``format.storage``, ``outdir``).
 Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import time
 from array import array
 from collections.abc import Callable, Mapping, Sequence
@@ -18,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ..cores import usable_cores
-from ..errors import ConversionError, InvalidImageError
+from ..errors import ConversionError, IDXFormatError, InvalidImageError
+from ..format import storage
 from ..format.compression import normalize_compression
 from ..format.manifest import write_labels, write_manifest
-from ..format.tfds import remove_tfds_metadata, tfds_notes, write_tfds_metadata
+from ..format.tfds import TFDS_FILES, remove_tfds_metadata, tfds_notes, write_tfds_metadata
 from . import (
     AUTO_RAW_MAX_SIDE,
     DEFAULT_QUALITY,
@@ -30,12 +35,13 @@ from . import (
     VALIDATE_MODES,
     inherit,
     local,
+    outdir,
     plan,
     resume,
 )
 from .jobs import Job, ShardResult
-from .sources.image_folder import FolderListing, FolderShard, scan_image_folder
-from .sources.probe import ImageInfo, probe_image, read_image
+from .sources.image_folder import FolderListing, FolderShard, read_listed, scan_image_folder
+from .sources.probe import ImageInfo, probe_image
 from .sources.transcode import StorageOptions, stored_shape
 from .summary import ConversionSummary, summarise, summary_of_finished
 
@@ -95,7 +101,7 @@ class ShardingOptions:
 
 def _run(
     *,
-    out: Path,
+    out: Path | str,
     name: str,
     classes: list[str],
     labels: list[int],
@@ -110,12 +116,14 @@ def _run(
     desc: str,
     check: Callable[[], None] | None = None,
     max_size: dict[str, int] | None = None,
+    in_process: bool = False,
 ) -> ConversionSummary:
     """The steps every source shares: plan, resume, run, labels, manifest.
 
     ``check`` (``--strict``) runs before OUT is touched: a failed check writes nothing. A
     finished conversion of the same plan in OUT is reported, not redone; one conversion at
-    a time writes to OUT (its lock).
+    a time writes to OUT (its lock). ``in_process``: the jobs run in this process (SRC or
+    OUT is ``memory://``, which other processes do not see).
     """
     start = time.monotonic()
     plans = plan.plan_shards(
@@ -161,7 +169,7 @@ def _run(
             files = [p.filename for p in plans]
             done = resume.prepare_out_dir(out, name, digest, files, overwrite=opts.overwrite)
             todo = [p for p in plans if p.filename not in done]
-            results = _run_jobs(out, todo, make_source, opts, desc)
+            results = _run_jobs(out, todo, make_source, opts, desc, in_process)
             summary = summarise(
                 out_dir=out,
                 name=name,
@@ -176,28 +184,37 @@ def _run(
                 extra={
                     "seed": opts.seed,
                     **extra,
-                    "engine": _engine_json(opts),
+                    "engine": _engine_json(opts, in_process),
                     "conversion": {"digest": digest},
                 },
                 max_size=max_size,
             )
-            write_labels(out, classes)
+            manifest = summary.manifest
+            outdir.publish(out, lambda folder: [write_labels(folder, classes)])
             if opts.compression == "none":  # TFDS loads it: tfds.builder_from_directory(out)
-                write_tfds_metadata(out, summary.manifest)
-            else:  # TFDS cannot read compressed shards; none left from an earlier run
+                outdir.publish(out, lambda folder: write_tfds_metadata(folder, manifest))
+            elif storage.is_url(out):  # TFDS cannot read compressed shards; none left from
+                outdir.remove(out, TFDS_FILES)  # an earlier run
+            else:
                 remove_tfds_metadata(out)
-            write_manifest(out, summary.manifest)
+            outdir.publish(out, lambda folder: [write_manifest(folder, manifest)])  # last
             resume.finish_out_dir(out)
     except OSError as e:  # OUT unwritable, a full disk while writing the manifest...
-        where = e.filename or out
+        where = e.filename or outdir.shown(out)
         raise ConversionError(f"{where}: {e.strerror or e}") from e
     return replace(summary, notes=notes + tuple(tfds_notes(summary.manifest)))
 
 
 def _run_jobs(
-    out: Path, todo: list[plan.ShardPlan], make_source, opts: ShardingOptions, desc: str
+    out: Path | str,
+    todo: list[plan.ShardPlan],
+    make_source,
+    opts: ShardingOptions,
+    desc: str,
+    in_process: bool = False,
 ) -> list[ShardResult]:
-    """Write the shards of ``todo`` with the chosen engine."""
+    """Write the shards of ``todo`` with the chosen engine (``in_process``: one after
+    another in this process; Beam's runner then runs in memory)."""
     jobs = [Job(p.filename, p.split, str(out), opts.compression, make_source(p)) for p in todo]
     if opts.engine == "beam":
         from . import beam
@@ -207,12 +224,12 @@ def _run_jobs(
             out_dir=out,
             runner=opts.runner,
             pipeline_args=opts.pipeline_args,
-            workers=opts.num_workers,
+            workers=1 if in_process else opts.num_workers,
             quiet=opts.quiet,
         )
     return local.run_jobs(
         jobs,
-        workers=opts.num_workers,
+        workers=1 if in_process else opts.num_workers,
         quiet=opts.quiet,
         total_images=sum(len(p.samples) for p in todo),
         desc=desc,
@@ -230,12 +247,12 @@ def _shard_notes(plans: Sequence[plan.ShardPlan], asked: int | None) -> tuple[st
     )
 
 
-def _engine_json(opts: ShardingOptions) -> dict:
+def _engine_json(opts: ShardingOptions, in_process: bool = False) -> dict:
     if opts.engine == "beam":
         from .beam import DEFAULT_RUNNER
 
         return {"name": "beam", "runner": opts.runner or DEFAULT_RUNNER}
-    return {"name": "local", "workers": opts.num_workers}
+    return {"name": "local", "workers": 1 if in_process else opts.num_workers}
 
 
 def convert_image_folder(
@@ -269,16 +286,22 @@ def convert_image_folder(
     pixels when every image is small and of one shape. Rerunning an interrupted conversion
     with the same arguments finishes it. ``engine="beam"`` runs the shard jobs on Apache
     Beam (``runner``, ``pipeline_args``: its runner and options).
+
+    ``src`` and ``out`` may be URLs (``gs://b/photos``, ``s3://...``, ``memory://...``):
+    a bucket source is listed once (recursively) and each image read whole; shards are
+    written locally and uploaded whole, the manifest last. With ``memory://`` (fsspec's
+    per-process file system) the shard jobs run in this process.
     """
     opts = ShardingOptions.among(locals())
     if validate not in VALIDATE_MODES:
         raise ConversionError(f"validate must be one of {VALIDATE_MODES}, got {validate!r}")
-    storage = StorageOptions(max_size=max_size, quality=quality, encoding=encoding)
+    stored = StorageOptions(max_size=max_size, quality=quality, encoding=encoding)
     fractions = plan.parse_splits(split)
+    out = outdir.location(out)
     listing = scan_image_folder(src, exclude=out)
     if encoding == "auto":
-        storage = replace(storage, encoding=_auto_encoding(listing, storage, opts.num_workers))
-    root = str(listing.root.resolve())
+        stored = replace(stored, encoding=_auto_encoding(listing, stored, opts.num_workers))
+    root = listing.location()  # what workers open: an absolute path or the URL
     name = name or _default_name(listing.root)
 
     key = f"image-folder-{id(listing)}"
@@ -289,7 +312,7 @@ def convert_image_folder(
         samples = p.samples
         if inherited:
             return FolderShard(
-                root, classes, samples, validate, strict, listing_key=key, storage=storage
+                root, classes, samples, validate, strict, listing_key=key, storage=stored
             )
         return FolderShard(
             root,
@@ -299,25 +322,25 @@ def convert_image_folder(
             strict,
             packed=listing.paths.pack(samples),
             labels=array(listing.labels.typecode, (listing.labels[i] for i in samples)),
-            storage=storage,
+            storage=stored,
         )
 
     stored_as: dict[str, Any] = {}  # manifest keys; none for the defaults (golden bytes)
     if encoding != "keep":
-        stored_as["encoding"] = storage.encoding
+        stored_as["encoding"] = stored.encoding
         if encoding == "auto":
             stored_as["encoding_asked"] = "auto"
     identity = {
-        "root": root,
+        "root": storage.redact(root),
         "validate": validate,
         "strict": strict,
         "files": listing.fingerprint,
-        **storage.identity(),
+        **stored.identity(),
         **stored_as,
     }
     try:
         return _run(
-            out=Path(out),
+            out=out,
             name=name,
             classes=listing.classes,
             labels=listing.labels,
@@ -326,12 +349,13 @@ def convert_image_folder(
             make_source=make_source,
             opts=opts,
             identity=identity,
-            source_json={"kind": "image_folder", "path": root},
+            source_json={"kind": "image_folder", "path": storage.redact(root)},
             pre_skipped=listing.skipped,
             extra={"validate": validate, **stored_as},
             desc=name,
             check=(lambda: _check_strict(listing, validate, opts.num_workers)) if strict else None,
             max_size=None if max_size is None else {"size": max_size, "quality": quality},
+            in_process=outdir.per_process(src, out),
         )
     finally:
         inherit.unshare(key)
@@ -345,8 +369,7 @@ def _check_strict(listing: FolderListing, validate: str, workers: int) -> None:
     def problem(index: int) -> str | None:
         rel = listing.paths[index]
         try:
-            with open(listing.root / rel, "rb", buffering=0) as f:
-                probe_image(read_image(f), path=rel, validate=validate)
+            probe_image(read_listed(listing.location(rel)), path=rel, validate=validate)
         except InvalidImageError as e:
             return str(e if e.path else e.with_path(rel))
         except OSError as e:
@@ -359,11 +382,12 @@ def _check_strict(listing: FolderListing, validate: str, workers: int) -> None:
     if problems:
         raise ConversionError(
             f"--strict: {len(problems)} bad file{'s' if len(problems) > 1 else ''} in "
-            f"{listing.root}, nothing was written:\n  " + "\n  ".join(sorted(problems))
+            f"{outdir.shown(listing.root)}, nothing was written:\n  "
+            + "\n  ".join(sorted(problems))
         )
 
 
-def _auto_encoding(listing: FolderListing, storage: StorageOptions, workers: int) -> str:
+def _auto_encoding(listing: FolderListing, stored: StorageOptions, workers: int) -> str:
     """``--encoding auto``: "raw" when every image, as it would be stored (upright, within
     ``max_size``), is at most AUTO_RAW_MAX_SIDE on its longest side and all share one
     (height, width, channels); "keep" otherwise. Headers decide (the probe, no pixels); the
@@ -371,11 +395,10 @@ def _auto_encoding(listing: FolderListing, storage: StorageOptions, workers: int
 
     def shape(index: int) -> tuple[int, int, int] | None:
         try:
-            with open(listing.root / listing.paths[index], "rb", buffering=0) as f:
-                info: ImageInfo = probe_image(read_image(f))[1]
+            info: ImageInfo = probe_image(read_listed(listing.location(listing.paths[index])))[1]
         except (InvalidImageError, OSError):
             return None
-        return stored_shape(info, storage)
+        return stored_shape(info, stored)
 
     seen: set[tuple[int, int, int]] = set()
     chunk = 1024
@@ -388,8 +411,10 @@ def _auto_encoding(listing: FolderListing, storage: StorageOptions, workers: int
     return "raw" if seen else "keep"
 
 
-def _default_name(root: Path) -> str:
-    name = "".join(c if c.isalnum() or c in "_." else "_" for c in root.resolve().name)
+def _default_name(root: Path | str) -> str:
+    """The dataset name a source's folder name gives (the last part of a URL's path)."""
+    base = storage.basename(root) if storage.is_url(root) else Path(root).resolve().name
+    name = "".join(c if c.isalnum() or c in "_." else "_" for c in base)
     return name.strip("_.") or "dataset"
 
 
@@ -417,22 +442,80 @@ def convert_mnist(
     Counts come from the IDX headers, so subsets and MNIST-format datasets (Fashion-MNIST)
     work too. ``download`` fetches the files into ``src`` first and checks their checksums.
     ``png_level`` is the PNGs' deflate level (0..9; 1 is fast, 6 ~7 % smaller).
+
+    ``src`` and ``out`` may be URLs: the IDX files of a bucket are fetched whole to a local
+    temporary folder first (they are read whole anyway); ``download`` needs a local ``src``.
     """
-    import numpy as np
-
-    from .sources.mnist import CLASSES, MnistShard
-    from .sources.mnist_download import download_mnist
-    from .sources.mnist_idx import find_mnist_files, load_mnist_split
-
     opts = ShardingOptions.among(locals())
     if encoding not in MNIST_ENCODINGS:
         raise ConversionError(f"encoding must be one of {MNIST_ENCODINGS}, got {encoding!r}")
     if not 0 <= png_level <= 9:
         raise ConversionError(f"png_level must be 0..9, got {png_level}")
+    if download and storage.is_url(src):
+        raise ConversionError(
+            f"--download fetches the files into a local SRC, not {storage.redact(src)}: "
+            "download them to a folder first (or convert from that folder)"
+        )
+    with contextlib.ExitStack() as stack:  # holds a bucket's IDX files, fetched
+        return _convert_mnist(
+            src,
+            outdir.location(out),
+            opts,
+            stack,
+            name=name,
+            encoding=encoding,
+            png_level=png_level,
+            download=download,
+        )
+
+
+def _mnist_files(src: str | os.PathLike, stack: contextlib.ExitStack):
+    """The four IDX files as local paths, what identifies them for a rerun, and the
+    source's manifest path. A bucket's files are fetched into a temporary folder that
+    ``stack`` removes."""
+    from .sources.mnist_idx import fetch_mnist_files, find_mnist_files
+
+    if not storage.is_url(src):
+        files = find_mnist_files(src)
+        stats = [
+            (str(f), f.stat().st_size, f.stat().st_mtime_ns)
+            for pair in files.values()
+            for f in pair
+        ]
+        return files, stats, str(Path(src).resolve()), None
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="tfrecord-tools-mnist-"))
+    files, sizes = fetch_mnist_files(src, Path(folder))
+    shown = storage.redact(src)
+    stats = [(storage.join(shown, f.name), sizes[f.name]) for pair in files.values() for f in pair]
+    return files, stats, shown, folder
+
+
+def _convert_mnist(
+    src: str | os.PathLike,
+    out: Path | str,
+    opts: ShardingOptions,
+    stack: contextlib.ExitStack,
+    *,
+    name: str,
+    encoding: str,
+    png_level: int,
+    download: bool,
+) -> ConversionSummary:
+    import numpy as np
+
+    from .sources.mnist import CLASSES, MnistShard
+    from .sources.mnist_download import download_mnist
+    from .sources.mnist_idx import load_mnist_split
+
     if download:
         download_mnist(src)
-    files = find_mnist_files(src)
-    arrays = {split: load_mnist_split(*paths) for split, paths in files.items()}
+    files, stats, source_path, fetched = _mnist_files(src, stack)
+    try:
+        arrays = {split: load_mnist_split(*paths) for split, paths in files.items()}
+    except IDXFormatError as e:  # name the bucket's object, not its local copy
+        if fetched is None:
+            raise
+        raise IDXFormatError(str(e).replace(fetched, source_path)) from None
     offsets, start = {}, 0
     for split, (pixels, _) in arrays.items():
         offsets[split] = start
@@ -441,8 +524,9 @@ def convert_mnist(
     rows, cols = next(iter(arrays.values()))[0].shape[1:]
     for split, (pixels, _) in arrays.items():
         if pixels.shape[1:] != (rows, cols):
+            where = files[split][0] if fetched is None else f"{source_path}/{files[split][0].name}"
             raise ConversionError(
-                f"{files[split][0]}: images are {pixels.shape[1]}x"
+                f"{where}: images are {pixels.shape[1]}x"
                 f"{pixels.shape[2]}, the other split's are {rows}x{cols}"
             )
     per_image = rows * cols + 96 if encoding == "raw" else rows * cols // 2 + 96
@@ -460,12 +544,9 @@ def convert_mnist(
             )
         return MnistShard(p.split, ids, split_labels[ids], encoding, png_level, pixels=pixels[ids])
 
-    stats = [
-        (str(f), f.stat().st_size, f.stat().st_mtime_ns) for pair in files.values() for f in pair
-    ]
     try:
         return _run(
-            out=Path(out),
+            out=out,
             name=name,
             classes=CLASSES,
             labels=labels,
@@ -476,7 +557,7 @@ def convert_mnist(
             identity={"files": stats, "encoding": encoding, "png_level": png_level},
             source_json={
                 "kind": "mnist",
-                "path": str(Path(src).resolve()),
+                "path": source_path,
                 "files": {s: [p.name for p in pair] for s, pair in files.items()},
             },
             pre_skipped=[],
@@ -486,6 +567,7 @@ def convert_mnist(
                 "image_shape": [int(rows), int(cols), 1],
             },
             desc=name,
+            in_process=outdir.per_process(src, out),
         )
     finally:
         for key in keys.values():

@@ -7,9 +7,12 @@ its index and leaves its result in the output's work folder; once the pipeline i
 launcher collects those results and writes ``dataset.json`` last. So the output is the same,
 byte for byte, as the local engine's, and an interrupted Beam run resumes like a local one.
 
-Workers open the source images and write the shards by path: on a distributed runner
-(Dataflow, Flink, Spark) SRC and OUT must be on a filesystem every worker and the launcher
-mount at the same path (NFS, a GCS or S3 FUSE mount).
+Workers open the source images and write the shards by path or URL: SRC and OUT may be
+bucket URLs (``gs://``, ``s3://``), which every worker opens itself through the storage seam
+(no mount; each worker writes its shard locally and uploads it whole). Local paths on a
+distributed runner (Dataflow, Flink, Spark) must be on a filesystem every worker and the
+launcher mount at the same path (NFS, a FUSE mount). ``memory://`` is one process's own:
+the caller then runs Beam with one worker, in memory (``workers=1``).
 
 Apache Beam is an optional extra: ``pip install "tfrecord-tools[beam]"``. Locally the
 default runner is Beam's ``FnApiRunner`` (``DirectRunner`` first tries to download the
@@ -24,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConversionError
+from ..format import storage
 from ..format.naming import WORK_DIR
 from .jobs import Job, ShardResult, run_job
 
@@ -49,7 +53,7 @@ def _write_shard(job: Job) -> str:
 def run_jobs(
     jobs: Sequence[Job],
     *,
-    out_dir: Path,
+    out_dir: Path | str,
     runner: str | None = None,
     pipeline_args: Sequence[str] = (),
     workers: int = 1,
@@ -96,13 +100,15 @@ def run_jobs(
         raise ConversionError(f"Beam pipeline failed on {runner}: {_first_line(e)}") from e
     results = []
     for job in jobs:
-        state = out_dir / WORK_DIR / f"{job.filename}.json"
-        if not state.is_file():
+        state = storage.join(out_dir, WORK_DIR, f"{job.filename}.json")
+        try:
+            text = storage.read_text(state)
+        except (FileNotFoundError, IsADirectoryError):
             raise ConversionError(
-                f"{out_dir / job.filename}: the Beam pipeline finished without writing this "
-                "shard; do the workers see OUT at the same path?"
-            )
-        results.append(ShardResult.from_json(json.loads(state.read_text(encoding="utf-8"))))
+                f"{storage.redact(storage.join(out_dir, job.filename))}: the Beam pipeline "
+                "finished without writing this shard; do the workers see OUT at the same path?"
+            ) from None
+        results.append(ShardResult.from_json(json.loads(text)))
     return results
 
 

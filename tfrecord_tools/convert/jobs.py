@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConversionError
-from ..format.atomic import write_atomic
+from ..format import storage
 from ..format.manifest import ShardEntry
 from ..format.naming import WORK_DIR
 from ..format.writer import ShardWriter
+from .outdir import publish_shard, shown, staging
 from .sources import ShardSource
 
 _PROGRESS_EVERY = 0.2  # seconds between progress messages from a worker
@@ -32,7 +33,7 @@ _PROGRESS_EVERY = 0.2  # seconds between progress messages from a worker
 class Job:
     filename: str
     split: str
-    out_dir: str
+    out_dir: str  # a local path or a URL (the worker uploads its shard there)
     compression: str
     source: ShardSource  # picklable
 
@@ -81,10 +82,22 @@ def init_worker(progress_queue) -> None:
 
 
 def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> ShardResult:
-    """Write one shard. ``report(images, bytes)`` is called now and then with increments."""
+    """Write one shard. ``report(images, bytes)`` is called now and then with increments.
+
+    The shard is written in a staging folder (OUT itself when local, a temporary folder
+    for a URL OUT) and published under its final name complete, index first; its result
+    goes to OUT's work folder last, so a shard with a result is a finished shard."""
     if report is None:
         report = _queue_report
-    out_dir = Path(job.out_dir)
+    with staging(job.out_dir) as folder:
+        result = _write_shard(job, folder, report)
+        publish_shard(folder, job.out_dir, job.filename)
+    state = storage.join(job.out_dir, WORK_DIR, f"{job.filename}.json")
+    storage.write_atomic(state, json.dumps(result.to_json()))
+    return result
+
+
+def _write_shard(job: Job, folder: Path, report: Callable[[int, int], None]) -> ShardResult:
     formats: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     converted: Counter[str] = Counter()
@@ -94,9 +107,10 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
     source_bytes = pending_n = pending_bytes = 0
     shapes: list[list[int]] = []
     last = time.monotonic()
+    target = storage.join(job.out_dir, job.filename)
     with (
-        _naming_write_errors(out_dir / job.filename),
-        ShardWriter(out_dir / job.filename, job.compression) as writer,
+        _naming_write_errors(target, folder),
+        ShardWriter(folder / job.filename, job.compression) as writer,
     ):
         for item in job.source.items():
             count = item.count
@@ -128,7 +142,7 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
                 last = time.monotonic()
         info = writer.commit()
     report(pending_n, pending_bytes)
-    result = ShardResult(
+    return ShardResult(
         info,
         job.split,
         skipped,
@@ -140,20 +154,20 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
         dict(sorted(orientations.items())),
         dict(resized),
     )
-    write_atomic(out_dir / WORK_DIR / f"{job.filename}.json", json.dumps(result.to_json()))
-    return result
 
 
 @contextlib.contextmanager
-def _naming_write_errors(shard: Path) -> Iterator[None]:
-    """A failed write (a full disk, a lost mount) becomes an error naming the shard; the
-    writer has removed its temporary files by then."""
+def _naming_write_errors(shard: str, folder: Path) -> Iterator[None]:
+    """A failed write (a full disk, a lost mount) becomes an error naming the shard (and
+    the local staging folder of a URL's shard); the writer has removed its temporary files
+    by then."""
     try:
         yield
     except OSError as e:
+        where = f" (staged in {folder})" if storage.is_url(shard) else ""
         raise ConversionError(
-            f"{shard}: cannot write: {e.strerror or e}; rerun the same command to finish "
-            "once that is fixed"
+            f"{shown(shard)}{where}: cannot write: {e.strerror or e}; rerun the same command "
+            "to finish once that is fixed"
         ) from e
 
 

@@ -3,7 +3,9 @@ bar.
 
 Data flow: jobs -> **pool of worker processes** (forked where safe, largest shard first) ->
 shard results, with progress messages through a queue to the bar. One worker, or one job,
-runs in this process.
+runs in this process; so do the jobs of a conversion from or to ``memory://`` (the caller
+asks for one worker: that file system is the process's own, a worker's writes would be
+lost). Workers write their shards to OUT themselves, a URL's by upload (``outdir``).
 
 Workers never outlive the conversion: they end with its process (even when it is killed
 with SIGKILL), and Ctrl-C or SIGTERM, or a failed job, stops their shards between samples

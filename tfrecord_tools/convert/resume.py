@@ -6,6 +6,10 @@ the plan's file names); every finished shard leaves ``SHARD.json`` (its
 writes only the rest; the work directory goes once the manifest is written, and the
 manifest keeps the digest, so a rerun of a finished conversion is known as one.
 
+OUT may be a local folder or a URL: every look at it goes through the storage seam
+(``format.storage``: one listing of OUT, reads, whole writes, deletes), so an interrupted
+conversion into a bucket resumes from what the bucket holds.
+
 One conversion at a time writes to a folder: :func:`locked` holds an exclusive lock on
 ``OUT/.tfrecord-tools.lock`` (``flock``: the kernel drops it when the process dies, so a
 killed run leaves no stale lock).
@@ -17,17 +21,20 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConversionError
-from ..format.atomic import remove_temp_files, write_atomic
+from ..format import storage
+from ..format.atomic import remove_temp_files
 from ..format.errors import FormatError
 from ..format.manifest import Manifest, read_manifest
 from ..format.naming import INDEX_SUFFIX, LABELS, MANIFEST, WORK_DIR, ShardName
 from .jobs import ShardResult
+from .outdir import shown
 
 try:
     import fcntl
@@ -39,6 +46,9 @@ __all__ = ["fingerprint", "finish_out_dir", "finished_conversion", "locked", "pr
 #: The lock file a running conversion holds (and removes when done); it holds its pid.
 LOCK_FILE = ".tfrecord-tools.lock"
 _PLAN = "plan.json"
+_READERS = 16  # state files of a bucket read at once
+
+Out = Path | str  # a local folder, or a URL
 
 
 def fingerprint(parts: Any) -> str:
@@ -47,14 +57,25 @@ def fingerprint(parts: Any) -> str:
 
 
 @contextlib.contextmanager
-def locked(out_dir: Path) -> Iterator[None]:
+def locked(out_dir: Out) -> Iterator[None]:
     """Hold ``out_dir``'s conversion lock for the block (creating the folder); another
-    process holding it is an error at once, naming its pid."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    process holding it is an error at once, naming its pid.
+
+    A bucket cannot hold a ``flock``: for a URL the lock is a local file named after the
+    URL (in the temporary folder), so it keeps out only conversions into the same URL
+    on this machine. Two machines converting into one bucket at once are not detected:
+    do not do that (each would replace the other's shards; the last manifest wins).
+    """
+    if storage.is_url(out_dir):
+        key = hashlib.sha256(storage.redact(out_dir).rstrip("/").encode()).hexdigest()[:24]
+        path = Path(tempfile.gettempdir()) / f"tfrecord-tools-{key}.lock"
+    else:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / LOCK_FILE
     if fcntl is None:
         yield
         return
-    path = out_dir / LOCK_FILE
     fd = _lock(path, out_dir)
     try:
         yield
@@ -64,7 +85,7 @@ def locked(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _lock(path: Path, out_dir: Path) -> int:
+def _lock(path: Path, out_dir: Out) -> int:
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -74,7 +95,7 @@ def _lock(path: Path, out_dir: Path) -> int:
             os.close(fd)
             who = f"process {holder}" if holder.isdigit() else "another process"
             raise ConversionError(
-                f"{out_dir}: another conversion into this folder is running ({who}); "
+                f"{shown(out_dir)}: another conversion into this folder is running ({who}); "
                 "wait for it to finish, or stop it and rerun"
             ) from None
         except BaseException:
@@ -91,32 +112,38 @@ def _lock(path: Path, out_dir: Path) -> int:
         os.close(fd)
 
 
-def finished_conversion(out_dir: Path, plan_digest: str) -> Manifest | None:
+def finished_conversion(out_dir: Out, plan_digest: str) -> Manifest | None:
     """The manifest of the finished conversion in ``out_dir`` if this same plan made it
     (and every shard it lists is still there, at its size); None otherwise."""
-    try:
-        manifest = read_manifest(out_dir / MANIFEST)
-    except FormatError:  # none, or not one of ours: the caller decides
+    manifest = _read_manifest(out_dir)
+    if manifest is None:  # none, or not one of ours: the caller decides
         return None
     if (manifest.data.get("conversion") or {}).get("digest") != plan_digest:
         return None
+    present = storage.list_files(out_dir)  # one listing, not a look-up per shard
     for _split, shard in manifest.shards:
         for file, size in ((shard.file, shard.num_bytes), (shard.file + INDEX_SUFFIX, None)):
-            try:
-                intact = size is None or (out_dir / file).stat().st_size == size
-            except FileNotFoundError:
-                intact = False
+            intact = file in present and (size is None or present[file] == size)
             if not intact:
                 raise ConversionError(
-                    f"{out_dir} holds this conversion, finished, but {file} is missing or "
-                    "changed since; pass --overwrite to convert again (`tfrecord-tools "
+                    f"{shown(out_dir)} holds this conversion, finished, but {file} is missing "
+                    "or changed since; pass --overwrite to convert again (`tfrecord-tools "
                     "verify` shows what is wrong)"
                 )
     return manifest
 
 
+def _read_manifest(out_dir: Out) -> Manifest | None:
+    """``dataset.json`` of ``out_dir``, checked; None when there is none or it is not one
+    of ours. A bucket that cannot be read is an error (StorageError), never "none"."""
+    try:
+        return read_manifest(storage.join(out_dir, MANIFEST))
+    except FormatError:
+        return None
+
+
 def prepare_out_dir(
-    out_dir: Path, name: str, plan_digest: str, files: Sequence[str], *, overwrite: bool
+    out_dir: Out, name: str, plan_digest: str, files: Sequence[str], *, overwrite: bool
 ) -> dict[str, ShardResult]:
     """Make ``out_dir`` ready for the plan writing ``files``; return the shards a previous
     run of the same plan finished. Call it holding :func:`locked`.
@@ -128,70 +155,82 @@ def prepare_out_dir(
     ``overwrite`` a file only looks like ours: one in the way of the plan is an error,
     never deleted.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = out_dir / MANIFEST
-    work = out_dir / WORK_DIR
-    plan_file = work / _PLAN
+    url = storage.is_url(out_dir)
+    if not url:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    present = storage.list_files(out_dir)
+    work = storage.join(out_dir, WORK_DIR)
+    plan_file = storage.join(work, _PLAN)
     stale: set[str] = set()
-    if manifest.exists():
+    finished = MANIFEST in present if url else os.path.exists(storage.join(out_dir, MANIFEST))
+    if finished:
         if not overwrite:
             raise ConversionError(
-                f"{out_dir} already holds a finished conversion ({MANIFEST}) made from "
+                f"{shown(out_dir)} already holds a finished conversion ({MANIFEST}) made from "
                 "another source or with other options; pass --overwrite to replace it"
             )
-        stale |= _manifest_files(manifest)
-        manifest.unlink()
-        shutil.rmtree(work, ignore_errors=True)
-    remove_temp_files(out_dir)
+        stale |= _manifest_files(storage.join(out_dir, MANIFEST))
+        storage.delete(storage.join(out_dir, MANIFEST))
+        storage.delete_tree(work)
+    if not url:  # a bucket holds no temporary objects: uploads appear whole or not at all
+        remove_temp_files(out_dir)
     previous = _read_json(plan_file)
     if previous is not None and previous.get("digest") == plan_digest:
-        return _finished_shards(out_dir, work)
+        return _finished_shards(work, present)
     if previous is not None:  # an unfinished conversion of another plan: its files go
         listed = previous.get("files")
         if isinstance(listed, list):
             stale |= {f for f in listed if isinstance(f, str)}
         else:  # a work folder from before plans listed their files: this name's shards
             stale |= {
-                f for f in _shard_named(out_dir) if (p := ShardName.parse(f)) and p.name == name
+                f for f in _shard_named(present) if (p := ShardName.parse(f)) and p.name == name
             }
     if overwrite:
-        stale |= set(_shard_named(out_dir)) | {LABELS}
+        stale |= set(_shard_named(present)) | {LABELS}
     stale |= {f + INDEX_SUFFIX for f in stale if ShardName.parse(f) is not None}
-    shutil.rmtree(work, ignore_errors=True)
+    storage.delete_tree(work)
     for file in sorted(stale):
-        if "/" not in file and file not in ("", ".", ".."):
-            with contextlib.suppress(FileNotFoundError):
-                (out_dir / file).unlink()
-    in_the_way = [
-        name
-        for shard in files
-        for name in (shard, shard + INDEX_SUFFIX)
-        if os.path.lexists(out_dir / name)
-    ]
+        if "/" in file or file in ("", ".", "..") or (url and file not in present):
+            continue  # for a bucket, no request for an object that is not there
+        storage.delete(storage.join(out_dir, file))
+    if url:
+        present = storage.list_files(out_dir)
+        there = present.__contains__
+    else:
+        there = lambda name: os.path.lexists(storage.join(out_dir, name))  # noqa: E731
+    in_the_way = [name for shard in files for name in (shard, shard + INDEX_SUFFIX) if there(name)]
     if in_the_way:
-        shown = ", ".join(in_the_way[:3]) + (" ..." if len(in_the_way) > 3 else "")
+        listed = ", ".join(in_the_way[:3]) + (" ..." if len(in_the_way) > 3 else "")
         raise ConversionError(
-            f"{out_dir} holds files this conversion would write ({shown}) that no "
+            f"{shown(out_dir)} holds files this conversion would write ({listed}) that no "
             "conversion here made; pass --overwrite to replace them, or choose another OUT"
         )
-    work.mkdir()
-    write_atomic(plan_file, json.dumps({"digest": plan_digest, "files": list(files)}))
+    storage.write_atomic(plan_file, json.dumps({"digest": plan_digest, "files": list(files)}))
     return {}
 
 
-def _finished_shards(out_dir: Path, work: Path) -> dict[str, ShardResult]:
+def _finished_shards(work: str, present: dict[str, int]) -> dict[str, ShardResult]:
+    """The results in the work folder whose shard is in OUT (``present``: its listing) at
+    the size the result says."""
+    states = [
+        storage.join(work, name)
+        for name in storage.list_files(work)
+        if name.endswith(".json") and name != _PLAN
+    ]
+    if storage.is_url(work) and len(states) > 1:  # a request each: several at once
+        with ThreadPoolExecutor(min(_READERS, len(states))) as pool:
+            texts = list(pool.map(storage.read_text, states))
+    else:
+        texts = [storage.read_text(state) for state in states]
     done: dict[str, ShardResult] = {}
-    for state in work.glob("*.json"):
-        if state.name == _PLAN:
-            continue
-        result = ShardResult.from_json(json.loads(state.read_text(encoding="utf-8")))
-        shard = out_dir / result.info.file
-        if shard.exists() and shard.stat().st_size == result.info.num_bytes:
+    for text in texts:
+        result = ShardResult.from_json(json.loads(text))
+        if present.get(result.info.file) == result.info.num_bytes:
             done[result.info.file] = result
     return done
 
 
-def _manifest_files(manifest: Path) -> set[str]:
+def _manifest_files(manifest: str) -> set[str]:
     """The shard files a (possibly damaged) manifest lists."""
     data = _read_json(manifest) or {}
     splits = data.get("splits")
@@ -204,22 +243,20 @@ def _manifest_files(manifest: Path) -> set[str]:
     return files
 
 
-def _shard_named(out_dir: Path) -> list[str]:
+def _shard_named(present: dict[str, int]) -> list[str]:
     """Files named like our shards (TFDS naming), whatever the dataset name."""
-    return [
-        entry.name
-        for entry in os.scandir(out_dir)
-        if ShardName.parse(entry.name) is not None and not entry.is_dir(follow_symlinks=False)
-    ]
+    return [name for name in present if ShardName.parse(name) is not None]
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(path: str) -> dict | None:
+    """The JSON object in ``path``; None when it is missing or not JSON (a bucket that
+    cannot be read is an error)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(storage.read_text(path))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def finish_out_dir(out_dir: Path) -> None:
-    shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
+def finish_out_dir(out_dir: Out) -> None:
+    storage.delete_tree(storage.join(out_dir, WORK_DIR))

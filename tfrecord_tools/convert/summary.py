@@ -14,6 +14,7 @@ from typing import Any
 
 from ..format.example import OPTIONAL_FEATURES, ORIENTATION
 from ..format.manifest import build_manifest
+from ..format.storage import redact
 from .jobs import ShardResult
 
 
@@ -28,7 +29,7 @@ class SplitSummary:
 class ConversionSummary:
     """The outcome of ``convert_image_folder`` / ``convert_mnist``."""
 
-    out_dir: Path
+    out_dir: Path | str  # a URL stays a string
     name: str
     classes: list[str]
     splits: dict[str, SplitSummary]
@@ -87,7 +88,7 @@ class ConversionSummary:
             )
         )
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = [f"{self.name}: {len(self.classes)} classes -> {self.out_dir}"]
+        lines = [f"{self.name}: {len(self.classes)} classes -> {redact(self.out_dir)}"]
         if self.already_complete:
             lines.append("  already complete: nothing was rewritten (--overwrite converts again)")
         for i, row in enumerate(rows):
@@ -156,7 +157,7 @@ def _merge(counters: Iterable[dict[str, int]]) -> dict[str, int]:
 
 def summarise(
     *,
-    out_dir: Path,
+    out_dir: Path | str,
     name: str,
     classes: list[str],
     results: list[ShardResult],
@@ -234,7 +235,7 @@ def summarise(
 
 
 def summary_of_finished(
-    out_dir: Path, manifest: dict[str, Any], *, elapsed: float, notes: tuple[str, ...] = ()
+    out_dir: Path | str, manifest: dict[str, Any], *, elapsed: float, notes: tuple[str, ...] = ()
 ) -> ConversionSummary:
     """The summary of a conversion found finished in ``out_dir``, from its manifest."""
     splits = {

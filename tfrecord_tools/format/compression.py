@@ -16,7 +16,7 @@ import io
 import os
 import zlib
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import TFRecordToolsError
 from .framing import HEADER_SIZE, header_ok
@@ -236,36 +236,46 @@ def open_source(
 
 
 class _Reader(io.RawIOBase):
-    """A readable file of a shard's uncompressed stream; damage in a compressed stream
-    raises ``EOFError(kind, detail)`` where it is found."""
+    """A readable file of a shard's uncompressed stream (a :func:`open_source` source, or
+    any object with ``readinto``); damage in a compressed stream raises
+    ``EOFError(kind, detail)`` where it is found. Closing it closes ``raw`` when given."""
 
-    def __init__(self, raw: BinaryIO, compression: str):
+    def __init__(self, source: Any, raw: BinaryIO | None = None):
+        self._source = source
         self._raw = raw
-        self.plain = compression == "none"
-        self._source = open_source(raw, compression)
 
     def readable(self) -> bool:
         return True
 
     def fileno(self) -> int:
+        if self._raw is None:
+            raise io.UnsupportedOperation("fileno")
         return self._raw.fileno()
 
     def readinto(self, b) -> int:  # type: ignore[override]
         n = self._source.readinto(memoryview(b).cast("B"))
-        if n == 0 and self._source.problem is not None:
+        if n == 0 and getattr(self._source, "problem", None) is not None:
             raise EOFError(*self._source.problem)
         return n
 
     def close(self) -> None:
-        self._raw.close()
+        if self._raw is not None:
+            self._raw.close()
         super().close()
+
+
+def reader_of(source: Any, raw: BinaryIO | None = None) -> io.BufferedReader:
+    """A buffered file over the uncompressed stream ``source`` (a :func:`open_source`
+    source, or any object with ``readinto``), for readers that want damage as an
+    ``EOFError(kind, detail)`` (``framing.read_frames``). Closing it closes ``raw``."""
+    return io.BufferedReader(_Reader(source, raw), _CHUNK)
 
 
 def open_reader(path: str | os.PathLike, compression: str = "none") -> io.BufferedReader:
     """Open a shard for reading its uncompressed record stream (``.plain`` tells whether
     file offsets and stream offsets agree)."""
     name = normalize_compression(compression)
-    reader = _Reader(open(path, "rb", buffering=0), name)  # noqa: SIM115 - returned
-    buffered = io.BufferedReader(reader, _CHUNK)
-    buffered.plain = reader.plain  # type: ignore[attr-defined]
+    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - returned
+    buffered = reader_of(open_source(raw, name), raw)
+    buffered.plain = name == "none"  # type: ignore[attr-defined]
     return buffered

@@ -18,6 +18,7 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import starmap
 from typing import BinaryIO
 
 from .errors import Damage, RecordError
@@ -115,37 +116,58 @@ def iter_records(
 
     with open_reader(path, compression) as stream:
         total = os.fstat(stream.fileno()).st_size if stream.plain else None
-        index = offset = 0
+        yield from starmap(Record, read_frames(stream, path, size=total, check_crc=check_crc))
 
-        def damage(kind: str, detail: str = "") -> RecordError:
-            return Damage(index, offset, offset, kind, detail).error(path)
 
-        while True:
-            try:
-                head = _read_exact(stream, HEADER_SIZE)
-                if not head:
-                    return
-                if len(head) < HEADER_SIZE:
-                    raise damage("truncated header", f"{len(head)} of {HEADER_SIZE} bytes")
-                length, length_crc = HEADER.unpack(head)
-                if masked_crc32c(head[:8]) != length_crc:
-                    raise damage("length CRC mismatch")
-                left = None if total is None else total - offset - HEADER_SIZE
-                if left is not None and length + FOOTER_SIZE > left:
-                    raise damage(
-                        "truncated record", f"length field says {length} bytes, {max(left, 0)} left"
-                    )
-                data = _read_exact(stream, length)
-                footer = _read_exact(stream, FOOTER_SIZE)
-            except EOFError as e:  # a compressed stream that ends early or is corrupt
-                raise damage(*e.args) from None
-            if len(data) < length or len(footer) < FOOTER_SIZE:
-                raise damage("truncated record", f"length field says {length} bytes")
-            if check_crc and masked_crc32c(data) != FOOTER.unpack(footer)[0]:
-                raise damage("data CRC mismatch")
-            yield Record(index, offset, data)
-            index += 1
-            offset += length + OVERHEAD
+def read_frames(
+    stream: BinaryIO,
+    where: str | os.PathLike,
+    *,
+    index: int = 0,
+    offset: int = 0,
+    size: int | None = None,
+    check_crc: bool = True,
+) -> Iterator[tuple[int, int, bytes]]:
+    """(index, offset, data) of each record of an open uncompressed record stream
+    (``compression.reader_of`` / ``open_reader``: damage in a compressed stream comes as
+    ``EOFError(kind, detail)``), every length CRC and (by default) data CRC checked;
+    :class:`RecordError` naming ``where``, the record index and byte offset at the first
+    damage. The one record parser: :func:`iter_records` for local shards, the Python
+    reader of remote ones (``read/stream.py``). ``index``/``offset``: of the first record
+    (a run read from the middle of a shard); ``size``: the stream's byte count, when known,
+    which a length field is checked against before anything is allocated."""
+    used = 0  # bytes of the stream read so far
+
+    def damage(kind: str, detail: str = "") -> RecordError:
+        return Damage(index, offset, offset, kind, detail).error(where)
+
+    while True:
+        try:
+            head = _read_exact(stream, HEADER_SIZE)
+            if not head:
+                return
+            if len(head) < HEADER_SIZE:
+                raise damage("truncated header", f"{len(head)} of {HEADER_SIZE} bytes")
+            length, length_crc = HEADER.unpack(head)
+            if masked_crc32c(head[:8]) != length_crc:
+                raise damage("length CRC mismatch")
+            left = None if size is None else size - used - HEADER_SIZE
+            if left is not None and length + FOOTER_SIZE > left:
+                raise damage(
+                    "truncated record", f"length field says {length} bytes, {max(left, 0)} left"
+                )
+            data = _read_exact(stream, length)
+            footer = _read_exact(stream, FOOTER_SIZE)
+        except EOFError as e:  # a compressed stream that ends early or is corrupt
+            raise damage(*e.args) from None
+        if len(data) < length or len(footer) < FOOTER_SIZE:
+            raise damage("truncated record", f"length field says {length} bytes")
+        if check_crc and masked_crc32c(data) != FOOTER.unpack(footer)[0]:
+            raise damage("data CRC mismatch")
+        yield index, offset, data
+        index += 1
+        offset += length + OVERHEAD
+        used += length + OVERHEAD
 
 
 def iter_headers(path: str | os.PathLike, compression: str = "none") -> Iterator[Record]:

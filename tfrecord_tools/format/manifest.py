@@ -6,19 +6,21 @@ Data flow: shard infos -> **build_manifest** -> ``dataset.json`` (written last, 
 checks every key it types and says which key of which file is wrong, so a hand-edited
 ``"num_examples": "500"`` is a clear error, not a traceback far away. Keys it does not
 model are kept in ``Manifest.data`` (repair copies them). A folder without
-``dataset.json`` is an unfinished conversion (FORMAT.md).
+``dataset.json`` is an unfinished conversion (FORMAT.md). A folder may be a URL: reads and
+listings go through the storage seam (``storage.py``), messages show URLs redacted.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import storage
 from .atomic import write_atomic
 from .errors import FormatError
 from .example import FEATURES
@@ -73,9 +75,10 @@ class SplitEntry:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A validated ``dataset.json``. ``data`` is the whole JSON object as read."""
+    """A validated ``dataset.json``. ``data`` is the whole JSON object as read. ``path`` is
+    a ``Path``, or for a manifest in a bucket its URL (a ``str``)."""
 
-    path: Path
+    path: Path | str
     name: str
     classes: list[str] | None
     compression: str
@@ -85,8 +88,8 @@ class Manifest:
     data: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
-    def root(self) -> Path:
-        return self.path.parent
+    def root(self) -> Path | str:
+        return storage.dirname(self.path) if isinstance(self.path, str) else self.path.parent
 
     @property
     def shards(self) -> list[tuple[str, ShardEntry]]:
@@ -106,63 +109,104 @@ class Manifest:
         return next(iter(self.image_formats)) if len(self.image_formats) == 1 else None
 
 
-def read_json(path: Path, *, missing: str = "no such file") -> Any:
-    """The JSON in ``path``; a missing, unreadable or malformed file is a FormatError that
-    names it (``missing`` says what its absence means)."""
+def read_json(path: str | os.PathLike, *, missing: str = "no such file") -> Any:
+    """The JSON in ``path`` (a local file or a URL: one read); a missing, unreadable or
+    malformed file is a FormatError that names it (``missing`` says what its absence
+    means). A storage failure (server gone, access denied) stays a StorageError."""
+    shown = shown_path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(storage.read_text(path))
     except FileNotFoundError:
-        raise FormatError(f"{path}: {missing}") from None
+        raise FormatError(f"{shown}: {missing}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON ({e})") from None
+        raise FormatError(f"{shown}: not valid JSON ({e})") from None
     except OSError as e:
-        raise FormatError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise FormatError(f"{shown}: cannot read: {e.strerror or e}") from None
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as messages show it: a URL without credentials, a local path as ``Path``
+    prints it."""
+    return storage.redact(path) if storage.is_url(path) else str(Path(path))
+
+
+def file_in(folder_or_file: str | os.PathLike, name: str) -> Path | str:
+    """``name`` in a folder, or the file itself when given: a local path is looked at, a URL
+    is taken by its last part (no request)."""
+    if storage.is_url(folder_or_file):
+        url = os.fspath(folder_or_file)
+        return url if storage.basename(url) == name else storage.join(url, name)
+    path = Path(folder_or_file)
+    return path / name if path.is_dir() else path
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
-    """Load and check ``dataset.json`` from a dataset folder (or the file itself)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MANIFEST
+    """Load and check ``dataset.json`` from a dataset folder (or the file itself), local or
+    at a URL (one read)."""
+    path = file_in(path, MANIFEST)
     missing = "no manifest (an unfinished conversion, or not a tfrecord-tools dataset)"
     data = read_json(path, missing=missing)
     return parse_manifest(data, path)
 
 
-def check_finished(folder: str | os.PathLike) -> None:
+Listing = tuple[Collection[str], Collection[str]]
+
+
+def check_finished(folder: str | os.PathLike, listing: Listing | None = None) -> None:
     """Raise when ``folder`` holds a conversion of ours that never finished: no
     ``dataset.json``, but the work folder a conversion keeps until its manifest is written,
     or our shards with their ``.idx`` files and ``labels.txt`` (a finished conversion whose
-    manifest is gone). TFRecords from elsewhere, without these, pass."""
-    folder = Path(folder)
-    if (folder / MANIFEST).exists():
-        return
-    why = None
-    if (folder / WORK_DIR).is_dir():
-        why = f"its work folder {WORK_DIR} is there, {MANIFEST} is not"
-    elif (folder / LABELS).is_file():
+    manifest is gone). TFRecords from elsewhere, without these, pass.
+
+    ``listing``: (file names, folder names) of ``folder`` when listed already, as
+    ``storage.list_folder`` gives them: then nothing more is asked. Without it a URL is
+    listed once; a local folder is listed only when a work folder or labels are there."""
+    if listing is None:
+        if not storage.is_url(folder):
+            path = Path(folder)
+            if (path / MANIFEST).exists():
+                return
+            if not ((path / WORK_DIR).is_dir() or (path / LABELS).is_file()):
+                return
         try:
-            names = os.listdir(folder)
+            listing = storage.list_folder(folder)
         except OSError:
             return
-        ours = [n for n in names if ShardName.parse(n) and f"{n}{INDEX_SUFFIX}" in names]
-        if ours:
-            why = f"{len(ours)} shard(s) with indexes and {LABELS}, but no {MANIFEST}"
+    files, folders = listing
+    why = _unfinished(files, folders)
     if why is not None:
         raise FormatError(
-            f"{folder}: unfinished conversion ({why}): run the same convert command again"
+            f"{shown_path(folder)}: unfinished conversion ({why}): run the same convert command "
+            "again"
         )
 
 
-def parse_manifest(data: Any, path: Path) -> Manifest:
-    """Check the JSON object ``data`` read from ``path`` and type it."""
-    check = _Checker(path)
+def _unfinished(files: Collection[str], folders: Collection[str]) -> str | None:
+    """Why a folder whose listing is ``files`` and ``folders`` is an unfinished conversion
+    of ours (see :func:`check_finished`); None when it is not one."""
+    if MANIFEST in files:
+        return None
+    if WORK_DIR in folders:
+        return f"its work folder {WORK_DIR} is there, {MANIFEST} is not"
+    if LABELS in files:
+        ours = [n for n in files if ShardName.parse(n) and f"{n}{INDEX_SUFFIX}" in files]
+        if ours:
+            return f"{len(ours)} shard(s) with indexes and {LABELS}, but no {MANIFEST}"
+    return None
+
+
+def parse_manifest(data: Any, path: str | os.PathLike) -> Manifest:
+    """Check the JSON object ``data`` read from ``path`` (a local path or a URL) and type
+    it; messages name ``path`` (a URL redacted)."""
+    if not storage.is_url(path):
+        path = Path(path)
+    check = _Checker(shown_path(path))
     if not isinstance(data, dict):
         check.fail("the manifest", "a JSON object", data)
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise FormatError(
-            f"{path}: format_version {version!r}; this tool reads version {FORMAT_VERSION}"
+            f"{check.shown}: format_version {version!r}; this tool reads version {FORMAT_VERSION}"
         )
     compression = check.string(data, "compression", default="none").lower()
     if compression not in COMPRESSIONS:
@@ -213,7 +257,7 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         check.fail('"statistics"."image_formats"', "an object of counts", formats)
     return Manifest(
         path=path,
-        name=check.string(data, "name", default=path.parent.name),
+        name=check.string(data, "name", default=storage.basename(storage.dirname(path))),
         classes=classes,
         compression=compression,
         splits=splits,
@@ -230,11 +274,11 @@ def _is_count(value: Any) -> bool:
 class _Checker:
     """Typed look-ups that name the file and the key when a value is not what it must be."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, shown: str):
+        self.shown = shown
 
     def fail(self, key: str, expected: str, found: Any) -> None:
-        raise FormatError(f"{self.path}: {key} must be {expected}, found {json.dumps(found)[:60]}")
+        raise FormatError(f"{self.shown}: {key} must be {expected}, found {json.dumps(found)[:60]}")
 
     def string(self, obj: dict, key: str, *, at: str = "", default: Any = ...) -> Any:
         value = obj.get(key, default)
@@ -295,10 +339,18 @@ def build_manifest(
     }
 
 
-def write_labels(out_dir: str | os.PathLike, classes: Sequence[str]) -> Path:
-    return write_atomic(Path(out_dir) / LABELS, "".join(f"{c}\n" for c in classes))
+def write_labels(out_dir: str | os.PathLike, classes: Sequence[str]) -> Path | str:
+    """Write ``labels.txt`` whole (locally through a temporary sibling and a rename; to a
+    bucket in one upload); returns where."""
+    return _write(out_dir, LABELS, "".join(f"{c}\n" for c in classes))
 
 
-def write_manifest(out_dir: str | os.PathLike, manifest: Mapping[str, Any]) -> Path:
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    return write_atomic(Path(out_dir) / MANIFEST, text)
+def write_manifest(out_dir: str | os.PathLike, manifest: Mapping[str, Any]) -> Path | str:
+    """Write ``dataset.json`` whole (see :func:`write_labels`); returns where."""
+    return _write(out_dir, MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def _write(out_dir: str | os.PathLike, name: str, text: str) -> Path | str:
+    if storage.is_url(out_dir):
+        return storage.write_atomic(storage.join(out_dir, name), text)
+    return write_atomic(Path(out_dir) / name, text)

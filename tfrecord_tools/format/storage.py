@@ -17,7 +17,10 @@ URLs through :func:`redact`, never a secret written into one.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -46,7 +49,9 @@ __all__ = [
     "is_url",
     "join",
     "list_files",
+    "list_folder",
     "open_read",
+    "open_stream",
     "put_file",
     "read_bytes",
     "read_text",
@@ -311,7 +316,14 @@ def read_bytes(path: str | os.PathLike, start: int | None = None, end: int | Non
     url = os.fspath(path)
     fs, inner = filesystem(url)
     with _naming(url, "read"):
-        return fs.cat_file(inner, start=start, end=end)
+        if start is not None or end is not None:
+            return fs.cat_file(inner, start=start, end=end)
+        try:  # a whole object in one request ("bytes=0-"; s3fs asks its size first without)
+            return fs.cat_file(inner, start=0, end=None)
+        except OSError as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            return fs.cat_file(inner)  # an empty object has no byte 0
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -342,7 +354,7 @@ def put_file(source: str | os.PathLike, path: str | os.PathLike) -> str:
         return os.fspath(path)
     url = os.fspath(path)
     fs, inner = filesystem(url)
-    with _naming(url, "upload to"):
+    with _naming(url, "upload"):
         fs.put_file(os.fspath(source), inner)
     return url
 
@@ -369,22 +381,16 @@ def _parent(path: str | os.PathLike) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(local(path))), exist_ok=True)
 
 
-def delete(path: str | os.PathLike) -> bool:
-    """Delete a file or object; False when it was not there."""
+def delete(path: str | os.PathLike) -> None:
+    """Delete a file or object; nothing when it is not there."""
     if not is_url(path):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(local(path))
-        except FileNotFoundError:
-            return False
-        return True
+        return
     url = os.fspath(path)
     fs, inner = filesystem(url)
-    with _naming(url, "delete"):
-        try:
-            fs.rm_file(inner)
-        except FileNotFoundError:
-            return False
-    return True
+    with _naming(url, "delete"), contextlib.suppress(FileNotFoundError):
+        fs.rm_file(inner)
 
 
 def delete_tree(path: str | os.PathLike) -> None:
@@ -405,3 +411,237 @@ def make_dirs(path: str | os.PathLike) -> None:
     """Create a local folder; buckets have no folders (a prefix exists through its objects)."""
     if not is_url(path):
         Path(local(path)).mkdir(parents=True, exist_ok=True)
+
+
+def get_file(path: str | os.PathLike, target: str | os.PathLike) -> str:
+    """Copy the file or object ``path`` whole to the local file ``target`` (one download
+    for an object; a local source is copied). Returns ``target``."""
+    target = os.fspath(target)
+    if not is_url(path):
+        shutil.copyfile(local(path), target)
+        return target
+    url = os.fspath(path)
+    fs, inner = filesystem(url)
+    with _naming(url, "download"):
+        fs.get_file(inner, target)
+    return target
+
+
+def read_many(paths: list[str]) -> list[bytes]:
+    """The bytes of several files or objects, in order. A bucket's objects are fetched
+    concurrently (fsspec's ``cat``: a batch of requests in flight at once, not one after
+    the other); each failure names its own URL."""
+    out: list[bytes | None] = [None] * len(paths)
+    groups: dict[int, tuple[Any, list[tuple[int, str, str]]]] = {}
+    for i, path in enumerate(paths):
+        if not is_url(path):
+            out[i] = read_bytes(path)
+            continue
+        fs, inner = filesystem(path)
+        groups.setdefault(id(fs), (fs, []))[1].append((i, path, inner))
+    for fs, members in groups.values():
+        with _naming(members[0][1], "read"):
+            got = fs.cat([inner for _, _, inner in members], start=0, on_error="return")
+        for i, url, inner in members:
+            value = got.get(inner) if isinstance(got, dict) else got
+            if isinstance(value, BaseException) or value is None:
+                value = read_bytes(url)  # again alone: its own error (or an empty object)
+            out[i] = value
+    return out  # type: ignore[return-value]
+
+
+def list_folder(folder: str | os.PathLike) -> tuple[dict[str, int], set[str]]:
+    """The files directly in ``folder`` (name -> size) and the names of its subfolders, from
+    one listing (a request per 1,000 objects in a bucket). Both empty when ``folder`` is not
+    a folder: missing, or a file (``list_files`` of an object's URL lists the object)."""
+    files: dict[str, int] = {}
+    folders: set[str] = set()
+    if not is_url(folder):
+        with (
+            contextlib.suppress(FileNotFoundError, NotADirectoryError),
+            os.scandir(local(folder)) as entries,
+        ):
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_file():
+                        files[entry.name] = entry.stat().st_size
+                    elif entry.is_dir():
+                        folders.add(entry.name)
+        return files, folders
+    url = os.fspath(folder)
+    fs, inner = filesystem(url)
+    inner = inner.rstrip("/")
+    with _naming(url, "list"):
+        fs.invalidate_cache(inner)
+        try:
+            entries = fs.ls(inner, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return files, folders
+    prefix = inner + "/"
+    for entry in entries:
+        name = entry["name"].rstrip("/")
+        rel = name[len(prefix) :] if name.startswith(prefix) else ""
+        if not rel or "/" in rel:  # the object itself, when ``folder`` names one
+            continue
+        if entry.get("type") == "file":
+            files[rel] = int(entry.get("size") or 0)
+        else:
+            folders.add(rel)
+    return files, folders
+
+
+def open_stream(
+    path: str | os.PathLike,
+    *,
+    size: int | None = None,
+    block_size: int = REMOTE_BLOCK,
+    ahead: int = 1,
+) -> IO[bytes]:
+    """A file read once from start to end (scans, checksums): ``readinto``/``read`` and
+    ``size``. Locally a raw unbuffered file. A URL is read in ranged requests of
+    ``block_size`` bytes, the next ``ahead`` blocks fetched in a background thread while the
+    caller works on the current one: memory stays near ``(ahead + 2) * block_size`` whatever
+    the object's size, and the network overlaps the caller's work. ``s3://`` objects are
+    read through one streamed GET from the first byte instead (reopened where it broke off
+    when the connection drops): one request per object rather than one per block, which a
+    server that reads the whole object for each ranged request (moto) needs to be fast.
+    ``size``: the size when known already (from a listing), which saves a request."""
+    if not is_url(path):
+        f = open(local(path), "rb", buffering=0)  # noqa: SIM115 - returned
+        f.size = os.fstat(f.fileno()).st_size  # type: ignore[attr-defined]
+        return f
+    url = os.fspath(path)
+    total = _size_of(url) if size is None else size
+    if scheme(url) in ("s3", "s3a") and ahead:
+        return _S3Stream(url, total, block_size, ahead)
+    return _RangedReader(url, total, block_size, ahead)
+
+
+def _size_of(url: str) -> int:
+    return size(url)
+
+
+class _RangedReader(io.RawIOBase):
+    """:func:`open_stream` of a URL: consecutive ranged reads, ``ahead`` of them in flight."""
+
+    def __init__(self, url: str, total: int, block_size: int, ahead: int):
+        super().__init__()
+        if block_size < 1 or ahead < 0:
+            raise ValueError(f"block_size must be >= 1 and ahead >= 0, got {block_size}, {ahead}")
+        self.name = redact(url)
+        self.size = total
+        self._url, self._block, self._ahead = url, block_size, ahead
+        self._requested = 0  # stream offset up to which blocks are asked for
+        self._pending: collections.deque = collections.deque()  # (future | None, start, end)
+        self._data = memoryview(b"")
+        self._pool = (
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfrecord-tools-read")
+            if ahead
+            else None
+        )
+        for _ in range(ahead):
+            self._request()
+
+    def _request(self) -> None:
+        if self._requested >= self.size:
+            return
+        start, end = self._requested, min(self._requested + self._block, self.size)
+        self._requested = end
+        future = self._pool.submit(self._fetch, start, end) if self._pool else None
+        self._pending.append((future, start, end))
+
+    def _fetch(self, start: int, end: int) -> bytes | bytearray:
+        return read_bytes(self._url, start, end)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        if not len(self._data):
+            if not self._pending:
+                self._request()
+                if not self._pending:
+                    return 0
+            future, start, end = self._pending.popleft()
+            data = future.result() if future is not None else self._fetch(start, end)
+            self._request()
+            if len(data) != end - start:
+                raise StorageError(
+                    f"{self.name}: bytes {start}-{end} came back as {len(data)} bytes: "
+                    "the object changed while it was read"
+                )
+            self._data = memoryview(data)
+        n = min(len(view), len(self._data))
+        view[:n] = self._data[:n]
+        self._data = self._data[n:]
+        return n
+
+    def close(self) -> None:
+        if self._pool is not None:
+            for future, _start, _end in self._pending:
+                future.cancel()
+            self._pool.shutdown(wait=True)
+        self._pending.clear()
+        self._data = memoryview(b"")
+        super().close()
+
+
+class _S3Stream(_RangedReader):
+    """:func:`open_stream` of an ``s3://`` object: one GET streamed from the first byte,
+    read a block at a time by the background thread (s3fs's event loop does the I/O)."""
+
+    _ATTEMPTS = 3
+
+    def __init__(self, url: str, total: int, block_size: int, ahead: int):
+        self._fs, inner = filesystem(url)
+        self._bucket, self._key, version = self._fs.split_path(inner)
+        self._version = {"VersionId": version} if version else {}
+        self._body: Any = None
+        self._at = 0  # stream offset of the body's next byte
+        super().__init__(url, total, block_size, ahead)
+
+    def _fetch(self, start: int, end: int) -> bytes | bytearray:
+        from fsspec.asyn import sync
+
+        with _naming(self._url, "read"):
+            for attempt in range(self._ATTEMPTS):
+                try:
+                    return sync(self._fs.loop, self._read, start, end)
+                except Exception:
+                    self._drop()  # reopen at ``start`` on the next attempt
+                    if attempt == self._ATTEMPTS - 1:
+                        raise
+        raise AssertionError("unreachable")
+
+    async def _read(self, start: int, end: int) -> bytearray:
+        if self._body is None or self._at != start:
+            self._drop()
+            response = await self._fs._call_s3(
+                "get_object",
+                Bucket=self._bucket,
+                Key=self._key,
+                Range=f"bytes={start}-",
+                **self._version,
+            )
+            self._body, self._at = response["Body"], start
+        out = bytearray(end - start)
+        view, got = memoryview(out), 0
+        while got < len(out):
+            chunk = await self._body.read(len(out) - got)
+            if not chunk:
+                break
+            view[got : got + len(chunk)] = chunk
+            got += len(chunk)
+        self._at += got
+        return out if got == len(out) else out[:got]
+
+    def _drop(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            with contextlib.suppress(Exception):
+                body.close()
+
+    def close(self) -> None:
+        super().close()
+        self._drop()

@@ -34,10 +34,20 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import storage
 from .atomic import write_atomic
 from .errors import FormatError
 from .example import CHANNELS, ENCODED, FILENAME, FORMAT, HEIGHT, LABEL, TEXT, WIDTH
-from .manifest import LABELS, MANIFEST, Manifest, parse_manifest, read_json, read_manifest
+from .manifest import (
+    LABELS,
+    MANIFEST,
+    Manifest,
+    file_in,
+    parse_manifest,
+    read_json,
+    read_manifest,
+    shown_path,
+)
 
 __all__ = [
     "TFDS_FEATURES",
@@ -255,7 +265,10 @@ def remove_tfds_metadata(out_dir: str | os.PathLike) -> None:
 def is_tfds_folder(folder: str | os.PathLike) -> bool:
     """A folder TFDS prepared: ``dataset_info.json``, and neither ``dataset.json`` nor our
     ``labels.txt``. Ours without its manifest (deleted, or a conversion interrupted after
-    its TFDS files) stays what it was, never a dataset (FORMAT.md)."""
+    its TFDS files) stays what it was, never a dataset (FORMAT.md). A URL: one listing."""
+    if storage.is_url(folder):
+        names = storage.list_files(folder)
+        return TFDS_INFO in names and MANIFEST not in names and LABELS not in names
     folder = Path(folder)
     return (
         (folder / TFDS_INFO).is_file()
@@ -281,16 +294,17 @@ class TfdsSplit:
 
 @dataclass(frozen=True)
 class TfdsInfo:
-    """The parts of a TFDS folder's ``dataset_info.json`` that locate and count shards."""
+    """The parts of a TFDS folder's ``dataset_info.json`` that locate and count shards
+    (``path``: a ``Path``, or for a folder in a bucket the file's URL)."""
 
-    path: Path
+    path: Path | str
     name: str
     file_format: str
     splits: dict[str, TfdsSplit]
 
     @property
-    def root(self) -> Path:
-        return self.path.parent
+    def root(self) -> Path | str:
+        return storage.dirname(self.path) if isinstance(self.path, str) else self.path.parent
 
     @property
     def shards(self) -> list[tuple[str, str, int]]:
@@ -305,28 +319,27 @@ class TfdsInfo:
 def read_tfds_info(folder: str | os.PathLike) -> TfdsInfo:
     """Read ``dataset_info.json`` of a folder TFDS prepared (or of ours): split names, shard
     files from each split's file template, and shard lengths; raises FormatError naming the
-    file and the key that is not what TFDS writes."""
-    path = Path(folder)
-    if path.is_dir():
-        path = path / TFDS_INFO
+    file and the key that is not what TFDS writes. ``folder`` may be a URL (one read)."""
+    path = file_in(folder, TFDS_INFO)
     data = read_json(path)
+    shown = shown_path(path)
     if not isinstance(data, dict):
-        raise FormatError(f"{path}: must be a JSON object")
+        raise FormatError(f"{shown}: must be a JSON object")
     name = data.get("name")
     if not isinstance(name, str) or not name:
-        raise FormatError(f'{path}: "name" must be a dataset name, found {name!r}')
+        raise FormatError(f'{shown}: "name" must be a dataset name, found {name!r}')
     file_format = data.get("fileFormat") or FILE_FORMAT
     if file_format != FILE_FORMAT:
         raise FormatError(
-            f'{path}: "fileFormat" is {file_format!r}; only TFRecord datasets can be read '
+            f'{shown}: "fileFormat" is {file_format!r}; only TFRecord datasets can be read '
             "(prepare it with file_format='tfrecord')"
         )
     splits_data = data.get("splits")
     if not isinstance(splits_data, list) or not splits_data:
-        raise FormatError(f'{path}: "splits" must be a list of splits, found {splits_data!r}')
+        raise FormatError(f'{shown}: "splits" must be a list of splits, found {splits_data!r}')
     splits = {}
     for i, entry in enumerate(splits_data):
-        split = _split(entry, name, file_format, f'{path}: "splits"[{i}]')
+        split = _split(entry, name, file_format, f'{shown}: "splits"[{i}]')
         splits[split.name] = split
     return TfdsInfo(path, name, file_format, splits)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import TFRecordToolsError
-from ..format import example
+from ..format import example, storage
 from ..format.framing import iter_records
 
 #: ``image_key`` / ``label_key`` default: find the key from the first record.
@@ -175,12 +175,23 @@ def _describe(features: dict[str, tuple[str, list[Any]]]) -> str:
 def _first_record(files: list[str], compression: str):
     """``(where, features)`` of the first record of the first non-empty file, or None."""
     for path in files:
-        with contextlib.closing(iter_records(path, compression)) as records:
-            record = next(records, None)
+        record = _first(path, compression)
         if record is None:
             continue
         try:
-            return f"{path}: record 0", example.decode_example(record.data)
+            return f"{path}: record 0", example.decode_example(record)
         except example.ExampleParseError as e:
             raise TFRecordToolsError(f"{path}: record 0 is not a tf.train.Example ({e})") from None
     return None
+
+
+def _first(path: str, compression: str) -> bytes | None:
+    """The first record of a shard, local or at a URL (one 8 MiB read), or None."""
+    if not storage.is_url(path):
+        with contextlib.closing(iter_records(path, compression)) as records:
+            record = next(records, None)
+        return None if record is None else record.data
+    from .stream import shard_records
+
+    with contextlib.closing(shard_records(path, compression)) as records:
+        return next(records, None)

@@ -36,12 +36,15 @@ from typing import Any
 import tensorflow as tf
 
 from ..errors import TFRecordToolsError
+from ..format import storage
 from ..format.compression import tf_compression_type
 from . import decode, records
 from .keys import AUTO, resolve_keys
 from .options import AUTOTUNE, ReadOptions, options_from
 from .orient import exif_orientation
 from .shards import host_files, plan_runs, resolve_shards
+from .stream import tf_opens
+from .urls import list_image_folder
 
 
 def make_dataset(
@@ -84,11 +87,12 @@ def make_dataset(
 
     ``path``: a dataset folder (the manifest gives files, counts and compression, so the
     dataset knows its cardinality), a folder TFDS prepared (``dataset_info.json``) or a
-    glob / list of TFRecord files with the same feature keys. ``image_key`` / ``label_key``
-    name the image bytes and the int64 label; ``"auto"`` (the default) finds them: our keys
-    for a dataset folder, a TFDS folder's Image and ClassLabel, else the first record's
-    layout (ours / slim, TFDS's ``image``/``label``, the Keras tutorial's ``image_raw``/
-    ``label``; ``keys.py``). ``label_key=None``: no labels (all -1).
+    glob / list of TFRecord files with the same feature keys; local or at a URL (``gs://``,
+    ``s3://``, any fsspec URL: ``records.py`` says how each scheme is read). ``image_key`` /
+    ``label_key`` name the image bytes and the int64 label; ``"auto"`` (the default) finds
+    them: our keys for a dataset folder, a TFDS folder's Image and ClassLabel, else the
+    first record's layout (ours / slim, TFDS's ``image``/``label``, the Keras tutorial's
+    ``image_raw``/``label``; ``keys.py``). ``label_key=None``: no labels (all -1).
     Options (see :class:`ReadOptions`): ``batch_size``, ``image_size`` (int or
     (height, width)), ``channels`` (1, 3, 4), ``shuffle``, ``shuffle_buffer``, ``seed``,
     ``repeat`` (False: one pass, True: forever, N: N passes), ``num_parallel_calls``,
@@ -145,7 +149,8 @@ def make_dataset(
         files, counts = host_files(shards.files, shards.counts, opts)
         if opts.service is not None:
             counts = None  # each service worker reads a part: no cardinality to assert
-        ds = records.read_records(files, counts, tf_compression_type(shards.compression), opts)
+        compression_type = tf_compression_type(shards.compression)
+        ds = records.read_records(files, counts, compression_type, opts, shards.sizes)
     if counts is not None:
         ds = ds.apply(tf.data.experimental.assert_cardinality(sum(counts)))
     if opts.shuffle:
@@ -229,10 +234,11 @@ def make_dataset(
 def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Dataset:
     """The twin of :func:`make_dataset` over the raw image folder (one subfolder per
     class): the same decoding, the same output, for a fair comparison. Labels follow the
-    sorted class folders, as in the converter. Takes :func:`make_dataset`'s options; with
-    ``orientation`` (the default) each JPEG's or PNG's EXIF orientation is parsed from its
-    bytes in the graph (``orient.exif_orientation``) and applied, as the converter's
-    records carry it."""
+    sorted class folders, as in the converter. ``image_dir`` may be a URL (one listing of
+    the bucket; files TensorFlow cannot open are fetched through fsspec). Takes
+    :func:`make_dataset`'s options; with ``orientation`` (the default) each JPEG's or PNG's
+    EXIF orientation is parsed from its bytes in the graph (``orient.exif_orientation``)
+    and applied, as the converter's records carry it."""
     from ..convert.sources.image_folder import scan_image_folder
 
     opts = options_from(options)
@@ -240,10 +246,18 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
         raise TFRecordToolsError(
             "image_key and label_key name TFRecord features: make_raw_dataset reads image files"
         )
-    listing = scan_image_folder(image_dir)
-    paths = [str(listing.root / p) for p in listing.paths]
+    if isinstance(image_dir, str) and storage.is_url(image_dir):  # one recursive listing
+        found = list_image_folder(image_dir)
+        paths, labels = found.urls, found.labels
+    else:
+        listing = scan_image_folder(image_dir)
+        paths = [str(listing.root / p) for p in listing.paths]
+        labels = listing.labels
+    # TensorFlow reads local and gs:// files; other URLs through fsspec (records.py)
+    native = all(map(tf_opens, paths))
+    read_file = tf.io.read_file if native else records.read_files
     paths, _ = host_files(paths, None, opts)
-    labels = list(listing.labels[opts.worker_index :: opts.num_workers])
+    labels = list(labels[opts.worker_index :: opts.num_workers])
     ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64)))
     if opts.shuffle:
         ds = ds.shuffle(
@@ -257,7 +271,8 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
 
         def read_and_decode(*element):
             batch_paths, labels = element[-1] if plan.random else element
-            encoded = tf.map_fn(tf.io.read_file, batch_paths)
+            # one concurrent fetch per batch through fsspec
+            encoded = tf.map_fn(tf.io.read_file, batch_paths) if native else read_file(batch_paths)
             zeros = tf.zeros_like(labels)  # no stored size: JPEG headers give it
             images = decode.decode_batch(
                 encoded,
@@ -285,7 +300,7 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
         path, label = element[-1] if plan.random else element
         zero = tf.zeros_like(label)  # not a constant: no branch is specialised for 0x0x0
         features = {
-            "encoded": tf.io.read_file(path),
+            "encoded": read_file(path),
             "format": empty,
             "height": zero,
             "width": zero,

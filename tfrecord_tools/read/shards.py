@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TFRecordToolsError
-from ..format.compression import detect_compression, normalize_compression
+from ..format import storage
+from ..format.compression import detect_compression, normalize_compression, sniff_compression
+from ..format.framing import HEADER_SIZE
 from ..format.index import read_index
-from ..format.manifest import check_finished, read_manifest
+from ..format.manifest import check_finished, read_manifest, shown_path
 from ..format.naming import INDEX_SUFFIX, MANIFEST, SHARD_GLOB, index_path, is_shard_name
 from ..format.tfds import TFDS_FEATURES, is_tfds_folder, read_tfds_info
 from .options import ReadOptions
@@ -37,6 +39,8 @@ class ShardList:
     ours: bool = False  # a dataset folder of ours: our feature keys, no record read
     # a TFDS folder's (Image feature, ClassLabel feature or None) from its features.json
     tfds_keys: tuple[str, str | None] | None = None
+    # object sizes by URL, when a bucket listing gave them (the reader then asks no sizes)
+    sizes: dict[str, int] | None = None
 
 
 def resolve_shards(
@@ -45,36 +49,27 @@ def resolve_shards(
     """Shard files of ``split`` from a dataset folder (its manifest), a folder TFDS prepared
     (its ``dataset_info.json``: files from the split's file template, counts from its shard
     lengths, no scan), or files matching a glob / list of paths (third-party TFRecords
-    without a manifest)."""
+    without a manifest). A URL (``gs://``, ``s3://``, any fsspec URL) is resolved through
+    the storage seam (``urls.py``)."""
+    if isinstance(path, str) and storage.is_url(path):
+        from .urls import resolve_url
+
+        return resolve_url(path, split, compression)
     if isinstance(path, (str, os.PathLike)) and (Path(path) / MANIFEST).is_file():
-        manifest = read_manifest(path)
-        if split not in manifest.splits:
-            raise TFRecordToolsError(
-                f"{path}: no split {split!r}; it has {', '.join(manifest.splits) or 'none'}"
-            )
-        shards = manifest.splits[split].shards
-        if compression is not None and normalize_compression(compression) != manifest.compression:
-            raise TFRecordToolsError(
-                f"{path}: compression {compression!r} given, "
-                f"but the manifest says {manifest.compression!r}"
-            )
-        return ShardList(
-            [str(Path(path) / s.file) for s in shards],
-            [s.num_examples for s in shards],
-            manifest.compression,
-            manifest.image_shape,
-            manifest.image_format,
-            manifest.orientations,
-            ours=True,
-        )
+        return manifest_shards(path, split, compression)
     if isinstance(path, (str, os.PathLike)) and is_tfds_folder(path):
         check_finished(path)  # ours, interrupted after its TFDS files: not a dataset yet
-        return _tfds_shards(Path(path), split, compression)
+        return tfds_shards(path, split, compression)
     patterns = [str(path)] if isinstance(path, (str, os.PathLike)) else [str(p) for p in path]
     if not patterns:
         raise TFRecordToolsError("no TFRecord files given")
     files: list[str] = []
     for pattern in patterns:
+        if storage.is_url(pattern):
+            from .urls import url_matches
+
+            files.extend(url_matches(pattern))
+            continue
         folder = Path(pattern).is_dir()
         if folder:
             pattern = os.path.join(pattern, SHARD_GLOB)
@@ -90,32 +85,73 @@ def resolve_shards(
         for parent in {os.path.dirname(m) or "." for m in matches}:
             check_finished(parent)
         files.extend(matches)
-    found = (
-        normalize_compression(compression)
-        if compression is not None
-        else detect_compression(files[0])
-    )
+    if compression is not None:
+        found = normalize_compression(compression)
+    elif storage.is_url(files[0]):
+        found = sniff_compression(storage.read_bytes(files[0], 0, HEADER_SIZE))
+    else:
+        found = detect_compression(files[0])
     return ShardList(files, None, found)
 
 
-def _tfds_shards(folder: Path, split: str, compression: str | None) -> ShardList:
-    """The shards of ``split`` in a folder TFDS prepared (TFDS writes them uncompressed)."""
+def manifest_shards(folder: str | os.PathLike, split: str, compression: str | None) -> ShardList:
+    """The shards of ``split`` in a dataset folder of ours (local or a URL), from its
+    manifest (one read)."""
+    manifest = read_manifest(folder)
+    if split not in manifest.splits:
+        raise TFRecordToolsError(
+            f"{storage.redact(folder)}: no split {split!r}; it has "
+            f"{', '.join(manifest.splits) or 'none'}"
+        )
+    shards = manifest.splits[split].shards
+    if compression is not None and normalize_compression(compression) != manifest.compression:
+        raise TFRecordToolsError(
+            f"{storage.redact(folder)}: compression {compression!r} given, "
+            f"but the manifest says {manifest.compression!r}"
+        )
+    return ShardList(
+        [_file_in(folder, s.file) for s in shards],
+        [s.num_examples for s in shards],
+        manifest.compression,
+        manifest.image_shape,
+        manifest.image_format,
+        manifest.orientations,
+        ours=True,
+    )
+
+
+def tfds_shards(
+    folder: str | os.PathLike,
+    split: str,
+    compression: str | None,
+    *,
+    features: bool = True,
+) -> ShardList:
+    """The shards of ``split`` in a folder TFDS prepared (local or a URL; TFDS writes them
+    uncompressed). ``features``: whether to read its ``features.json`` (False: a listing
+    showed there is none)."""
     info = read_tfds_info(folder)
     if split not in info.splits:
         raise TFRecordToolsError(
-            f"{info.path}: no split {split!r}; it has {', '.join(info.splits) or 'none'}"
+            f"{shown_path(info.path)}: no split {split!r}; it has "
+            f"{', '.join(info.splits) or 'none'}"
         )
     if compression is not None and normalize_compression(compression) != "none":
         raise TFRecordToolsError(
-            f"{folder}: compression {compression!r} given, but TFDS writes uncompressed shards"
+            f"{shown_path(folder)}: compression {compression!r} given, but TFDS writes "
+            "uncompressed shards"
         )
     entry = info.splits[split]
     return ShardList(
-        [str(folder / f) for f in entry.files],
+        [_file_in(folder, f) for f in entry.files],
         list(entry.shard_lengths),
         "none",
-        tfds_keys=tfds_feature_keys(folder),
+        tfds_keys=tfds_feature_keys(folder) if features else None,
     )
+
+
+def _file_in(folder: str | os.PathLike, file: str) -> str:
+    return storage.join(folder, file) if storage.is_url(folder) else str(Path(folder) / file)
 
 
 _IMAGE_CLASS = ".image_feature.Image"
@@ -125,9 +161,9 @@ _LABEL_CLASS = ".class_label_feature.ClassLabel"
 def tfds_feature_keys(folder: str | os.PathLike) -> tuple[str, str | None] | None:
     """(the top-level Image feature's name, the ClassLabel's or None) from a TFDS folder's
     ``features.json``; None when it has no such file or not exactly one Image (the reader
-    then finds the keys from the first record)."""
+    then finds the keys from the first record). ``folder`` may be a URL (one read)."""
     try:
-        data = json.loads((Path(folder) / TFDS_FEATURES).read_text(encoding="utf-8"))
+        data = json.loads(storage.read_text(storage.join(folder, TFDS_FEATURES)))
         features = data["featuresDict"]["features"]
         kinds = {name: str(f.get("pythonClassName", "")) for name, f in features.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -162,12 +198,13 @@ RUN_MAX_BYTES = 4 << 20
 @dataclass(frozen=True)
 class Runs:
     """Runs of consecutive records (``shuffle="global"``): file, byte offset of the first
-    record, records, and bytes, one entry per run."""
+    record, records, bytes, and the first record's index in its file, one entry per run."""
 
     files: list[str]
     offsets: list[int]
     counts: list[int]
     sizes: list[int]
+    firsts: list[int]
 
 
 def plan_runs(
@@ -186,28 +223,29 @@ def plan_runs(
         )
     indexes = []
     for number, file in enumerate(files):
-        idx = index_path(file)
-        if not os.path.isfile(idx):
+        idx, entries = _index_of(file)
+        if entries is None:
             raise TFRecordToolsError(
-                f"{file}: no index file {os.path.basename(idx)}; shuffle='global' reads runs "
-                f"of records from the offsets it lists: run `tfrecord-tools index {file}`, "
-                "or use shuffle=True"
+                f"{storage.redact(file)}: no index file {storage.basename(idx)}; "
+                "shuffle='global' reads runs of records from the offsets it lists: run "
+                f"`tfrecord-tools index {storage.redact(file)}`, or use shuffle=True"
             )
-        entries = read_index(idx)
         if counts is not None and len(entries) != counts[number]:
             raise TFRecordToolsError(
-                f"{idx}: lists {len(entries)} records, the manifest {counts[number]}; run "
+                f"{storage.redact(idx)}: lists {len(entries)} records, the manifest "
+                f"{counts[number]}; run "
                 f"`tfrecord-tools verify {file}`, then `tfrecord-tools index {file}`"
             )
         indexes.append(entries)
     records = sum(len(e) for e in indexes)
     mean = sum(length for e in indexes for _, length in e) / max(records, 1)
     per_run = max(1, min(opts.shuffle_buffer // RUN_SHARE, int(RUN_MAX_BYTES // max(mean, 1))))
-    runs = Runs([], [], [], [])
+    runs = Runs([], [], [], [], [])
     for file, entries in zip(files, indexes, strict=True):
         for start in range(0, len(entries), per_run):
             run = entries[start : start + per_run]
             runs.files.append(file)
+            runs.firsts.append(start)
             runs.offsets.append(run[0][0])
             runs.counts.append(len(run))
             runs.sizes.append(run[-1][0] + run[-1][1] - run[0][0])
@@ -217,4 +255,44 @@ def plan_runs(
             "workers: use fewer workers"
         )
     part = slice(opts.worker_index, None, opts.num_workers)
-    return Runs(runs.files[part], runs.offsets[part], runs.counts[part], runs.sizes[part])
+    return Runs(
+        runs.files[part],
+        runs.offsets[part],
+        runs.counts[part],
+        runs.sizes[part],
+        runs.firsts[part],
+    )
+
+
+def _index_of(file: str) -> tuple[str, list[tuple[int, int]] | None]:
+    """(the index file of ``file``, its entries or None when it has none)."""
+    idx = f"{file}{INDEX_SUFFIX}" if storage.is_url(file) else str(index_path(file))
+    try:
+        return idx, read_index(idx)
+    except FileNotFoundError:
+        return idx, None
+
+
+def plan_pieces(
+    files: list[str], indexes: list[list[tuple[int, int]]], max_bytes: int
+) -> tuple[Runs, list[int]]:
+    """``files`` cut into pieces of consecutive records of at most ``max_bytes`` (a record
+    larger than that is a piece alone), in file order, from their index entries; and where
+    each file's pieces start in the list (``len(files) + 1`` row splits)."""
+    pieces = Runs([], [], [], [], [])
+    splits = [0]
+    for file, entries in zip(files, indexes, strict=True):
+        start = 0
+        while start < len(entries):
+            end = start + 1
+            first = entries[start][0]
+            while end < len(entries) and entries[end][0] + entries[end][1] - first <= max_bytes:
+                end += 1
+            pieces.files.append(file)
+            pieces.offsets.append(first)
+            pieces.counts.append(end - start)
+            pieces.sizes.append(entries[end - 1][0] + entries[end - 1][1] - first)
+            pieces.firsts.append(start)
+            start = end
+        splits.append(len(pieces.files))
+    return pieces, splits

@@ -14,6 +14,13 @@ The expected input::
 
 Formats are not judged here (the shard workers read the bytes); this only walks the tree.
 
+SRC may be a URL (``gs://b/photos``, ``s3://...``): the bucket is listed with ONE recursive
+listing (a request per 1,000 objects, never one per file), the same tree rules apply to the
+object names (a bucket has no empty folders: a class needs at least one object), sizes come
+from the listing, and the workers read each image whole (``storage.read_bytes``), a few
+requests in flight at once (:data:`READ_AHEAD`): one at a time, a worker would wait out a
+round trip per image.
+
 Memory: a listing holds ~10 bytes per file in packed arrays (paths wait in a temporary
 file), no Python object per file, so converting 100,000 images needs barely more memory
 than 10,000.
@@ -26,11 +33,14 @@ import os
 import stat
 import tempfile
 from array import array
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ConversionError, InvalidImageError
+from ...format import storage
 from ...format.example import encode_example_parts
 from ..inherit import shared
 from . import Item
@@ -125,13 +135,23 @@ def unpack(packed: bytes) -> Iterator[str]:
 class FolderListing:
     """Every candidate file of an image folder, in a stable order."""
 
-    root: Path
+    root: Path | str  # a local folder, or a URL
     classes: list[str]
     paths: PathTable  # relative to root, '/'-separated
     labels: array  # of int
     sizes: array  # of int, bytes
-    fingerprint: str  # sha256 of every path, size and mtime, in order: what a rerun compares
+    # sha256 of every path, size and mtime (a bucket's listing: path and size), in order:
+    # what a rerun compares
+    fingerprint: str
     skipped: list[tuple[str, str]]  # (relative path, reason)
+
+    def location(self, rel: str = "") -> str:
+        """Where the listed file ``rel`` is (the root without it): an absolute local path,
+        or a URL."""
+        if isinstance(self.root, str):
+            return storage.join(self.root, rel) if rel else self.root
+        root = str(self.root.resolve())
+        return os.path.join(root, rel) if rel else root
 
     def pop_sizes(self) -> array:
         """The file sizes, which only planning needs; the listing lets go of them, so forked
@@ -156,7 +176,9 @@ def scan_image_folder(
     listed; one with a line break in its name is an error (``labels.txt`` holds one class
     per line).
     """
-    root = Path(src)
+    if storage.is_url(src):
+        return _scan_url(os.fspath(src), exclude)
+    root = Path(storage.local(src))
     if not root.is_dir():
         raise ConversionError(f"{root}: not a folder (expected one subfolder per class)")
     walk = _Walk(skipped=[], seen=set(), exclude=_identity(exclude))
@@ -195,9 +217,65 @@ def scan_image_folder(
     return FolderListing(root, classes, paths, labels, sizes, digest.hexdigest(), walk.skipped)
 
 
+def _scan_url(src: str, exclude: str | os.PathLike | None) -> FolderListing:
+    """:func:`scan_image_folder` for a URL, from one recursive listing: classes are the
+    top-level "folders", in the order a local walk gives (by UTF-8 bytes, depth first)."""
+    src = src.rstrip("/")
+    shown = storage.redact(src)
+    skip = None  # OUT inside SRC: not data
+    if exclude is not None and storage.is_url(exclude):
+        inner = os.fspath(exclude).rstrip("/")
+        if inner.startswith(src + "/"):
+            skip = inner[len(src) + 1 :] + "/"
+    try:
+        found = list(storage.walk_files(src))
+    except FileNotFoundError:
+        found = []
+    skipped: list[tuple[str, str]] = []
+    members: dict[str, list[tuple[tuple[bytes, ...], str, int]]] = {}
+    for rel, size in found:
+        parts = rel.split("/")
+        if (skip and rel.startswith(skip)) or not all(map(_visible, parts)) or "" in parts:
+            continue  # hidden files and folders are not data
+        if len(parts) == 1:
+            skipped.append((rel, "not in a class folder"))
+            continue
+        if "\n" in parts[0] or "\r" in parts[0]:
+            raise ConversionError(
+                f"{shown}/{parts[0]}: a class folder name with a line break cannot be a "
+                "class (labels.txt holds one per line): rename the folder"
+            )
+        key = tuple(p.encode("utf-8", "surrogateescape") for p in parts[1:])
+        members.setdefault(parts[0], []).append((key, rel, size))
+    classes = sorted(members, key=lambda c: c.encode("utf-8", "surrogateescape"))
+    if not classes:
+        raise ConversionError(f"{shown}: no class folders found (expected SRC/CLASS/IMAGE objects)")
+    skipped.sort(key=lambda s: s[0].encode("utf-8", "surrogateescape"))
+    paths, labels = PathTable(), array("H" if len(classes) < 2**16 else "L")
+    sizes = array("I")
+    digest = hashlib.sha256()
+    for label, name in enumerate(classes):
+        for _key, rel, size in sorted(members[name]):
+            paths.append(rel)
+            labels.append(label)
+            sizes.append(min(size, 2**32 - 1))
+            digest.update(f"{rel}\0{size}\n".encode("utf-8", "surrogateescape"))
+    paths.flush()
+    return FolderListing(src, classes, paths, labels, sizes, digest.hexdigest(), skipped)
+
+
+def read_listed(location: str) -> bytes:
+    """The bytes of a listed image: a local file through :func:`read_image` (a bounded
+    prefix first), an object whole in one request (the probe then judges it)."""
+    if storage.is_url(location):
+        return storage.read_bytes(location)
+    with open(location, "rb", buffering=0) as f:
+        return read_image(f)
+
+
 def _identity(path: str | os.PathLike | None) -> tuple[int, int] | None:
     """(device, inode) of a folder, following links; None when there is none."""
-    if path is None:
+    if path is None or storage.is_url(path):
         return None
     try:
         st = os.stat(path)
@@ -256,6 +334,33 @@ class _Walk:
                 self.skipped.append((rel, "not a regular file"))
 
 
+#: Objects a worker reads from a bucket at once, in order (each is held until written).
+READ_AHEAD = 16
+
+
+def _local(pairs: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int, None]]:
+    for rel, label in pairs:
+        yield rel, label, None
+
+
+def _read_ahead(
+    root: str, pairs: Iterable[tuple[str, int]]
+) -> Iterator[tuple[str, int, Future[bytes]]]:
+    """(path, label, its bytes to come) with up to :data:`READ_AHEAD` reads in flight; when
+    the consumer stops, reads not yet started are dropped."""
+    pool = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="tfrecord-tools-read")
+    pending: deque[tuple[str, int, Future[bytes]]] = deque()
+    try:
+        for rel, label in pairs:
+            pending.append((rel, label, pool.submit(storage.read_bytes, storage.join(root, rel))))
+            if len(pending) >= READ_AHEAD:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 @dataclass(frozen=True)
 class FolderShard:
     """The samples of one shard of an image folder; runs in a worker process.
@@ -292,22 +397,31 @@ class FolderShard:
         return zip(unpack(self.packed), self.labels or (), strict=True)
 
     def items(self) -> Iterator[Item]:
-        for rel, label in self._paths_and_labels():
-            full = os.path.join(self.root, rel)
+        """The shard's samples; a file gone or unreadable is skipped and listed, a bucket
+        that cannot be read (StorageError) ends the job."""
+        remote = storage.is_url(self.root)
+        pairs = self._paths_and_labels()
+        for rel, label, fetched in _read_ahead(self.root, pairs) if remote else _local(pairs):
+            full = storage.join(self.root, rel) if remote else os.path.join(self.root, rel)
             read = 0
             try:
-                with open(full, "rb", buffering=0) as f:
-                    try:  # a bounded prefix first: a file is read whole once it is an image
-                        data = read_image(f)
-                    finally:
-                        read = f.tell()
+                if fetched is not None:
+                    data = fetched.result()
+                    read = len(data)
+                else:
+                    with open(full, "rb", buffering=0) as f:
+                        try:  # a bounded prefix first: read whole once it is an image
+                            data = read_image(f)
+                        finally:
+                            read = f.tell()
                 stored, info = probe_image(data, path=rel, validate=self.validate)
                 stored, info, resized = transcode(stored, info, self.storage, path=rel)
             except InvalidImageError as e:
                 yield self._skip(rel, e.reason, str(e), read)
                 continue
             except OSError as e:
-                yield self._skip(rel, "unreadable file", f"{full}: {e.strerror or e}", read)
+                where = storage.redact(full)
+                yield self._skip(rel, "unreadable file", f"{where}: {e.strerror or e}", read)
                 continue
             example = encode_example_parts(
                 encoded=stored,
@@ -333,5 +447,6 @@ class FolderShard:
 
     def _skip(self, rel: str, reason: str, message: str, size: int) -> Item:
         if self.strict:
-            raise ConversionError(f"{os.path.join(self.root, rel)}: {reason} (--strict): {message}")
+            where = storage.redact(storage.join(self.root, rel))
+            raise ConversionError(f"{where}: {reason} (--strict): {message}")
         return Item(skipped=(rel, reason), source_bytes=size)

@@ -29,10 +29,12 @@ import numpy as np
 from zlib_ng import gzip_ng, zlib_ng
 
 from ...errors import IDXFormatError
+from ...format import storage
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
     "IDXImages",
+    "fetch_mnist_files",
     "find_mnist_files",
     "load_mnist_split",
     "read_idx_images",
@@ -362,8 +364,40 @@ def find_mnist_files(src_dir: str | os.PathLike[str]) -> dict[str, tuple[Path, P
     return found
 
 
-def _missing_message(folder: Path, missing: Sequence[str]) -> str:
-    present = sorted(p.name for p in folder.iterdir())
+def fetch_mnist_files(
+    src_url: str, into: Path
+) -> tuple[dict[str, tuple[Path, Path]], dict[str, int]]:
+    """:func:`find_mnist_files` for a URL (``gs://b/mnist``): one listing finds the four
+    files (same names, same preference), each is downloaded whole into the local folder
+    ``into``. Returns their local paths as :func:`find_mnist_files` does, and the sizes
+    the listing gave, by name (what identifies them for a rerun)."""
+    present = storage.list_files(src_url)
+    names: dict[str, list[str]] = {}
+    missing: list[str] = []
+    for split, prefix in _SPLIT_PREFIXES.items():
+        for what, idx in (("images", "idx3"), ("labels", "idx1")):
+            name = next((n for n in _candidates(prefix, what, idx) if n in present), None)
+            if name is None:
+                missing.append(f"{prefix}-{what}-{idx}-ubyte")
+            else:
+                names.setdefault(split, []).append(name)
+    if missing:
+        raise IDXFormatError(_missing_message(storage.redact(src_url), missing, sorted(present)))
+    found = {
+        split: (
+            Path(storage.get_file(storage.join(src_url, images), into / images)),
+            Path(storage.get_file(storage.join(src_url, labels), into / labels)),
+        )
+        for split, (images, labels) in names.items()
+    }
+    return found, {name: present[name] for pair in names.values() for name in pair}
+
+
+def _missing_message(
+    folder: Path | str, missing: Sequence[str], present: Sequence[str] | None = None
+) -> str:
+    if present is None:
+        present = sorted(p.name for p in Path(folder).iterdir())
     shown = ", ".join(present[:20]) + (f", … ({len(present)} entries)" if len(present) > 20 else "")
     return (
         f"{folder}: missing MNIST file(s) {', '.join(missing)} (plain or .gz); "
