@@ -46,6 +46,7 @@ from ..format.compression import (
 )
 from ..format.errors import Damage
 from ..format.framing import FOOTER, HEADER, HEADER_SIZE, OVERHEAD, masked_crc32c
+from ..format.streams import open_stream
 
 __all__ = ["CHUNK", "Damage", "RecordScanner", "Span"]
 
@@ -85,7 +86,7 @@ class RecordScanner:
     ``on_raw`` is called with every on-disk byte in order, once (e.g. ``sha256.update``).
     :meth:`payload` gives the data of the span just yielded, without copying.
     ``path`` may be a URL: ``size`` (its size, when a listing gave it already),
-    ``block_size`` and ``ahead`` then shape its ranged reads (``storage.open_stream``).
+    ``block_size`` and ``ahead`` then shape its ranged reads (``format.streams.open_stream``).
     """
 
     def __init__(
@@ -106,9 +107,7 @@ class RecordScanner:
         self._check_data = check_data
         self._chunk = buffer_size
         if storage.is_url(self.path):
-            self._raw = storage.open_stream(
-                self.path, size=size, block_size=block_size, ahead=ahead
-            )
+            self._raw = open_stream(self.path, size=size, block_size=block_size, ahead=ahead)
             self.raw_size = self._raw.size  # type: ignore[attr-defined]
             use_mmap = False
         else:

@@ -9,7 +9,7 @@ Every problem names the file and, for records, the 0-based record index and the 
 where that record starts in the uncompressed stream; scanning goes on after damage
 (see ``scan``), so one run reports every damaged record.
 
-In a bucket, each object is streamed once in large ranged reads (``storage.open_stream``:
+In a bucket, each object is streamed once in large ranged reads (``format.streams.open_stream``:
 8 MiB a request, the next one in flight while this one is checked), CRCs and sha256 in the
 same pass over a bounded window: memory does not grow with the object's size. Sizes come
 from the folder's listing; problems name the object's URL.

@@ -17,10 +17,7 @@ URLs through :func:`redact`, never a secret written into one.
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import contextlib
-import io
 import os
 import re
 import shutil
@@ -51,7 +48,6 @@ __all__ = [
     "list_files",
     "list_folder",
     "open_read",
-    "open_stream",
     "put_file",
     "read_bytes",
     "read_text",
@@ -488,160 +484,3 @@ def list_folder(folder: str | os.PathLike) -> tuple[dict[str, int], set[str]]:
         else:
             folders.add(rel)
     return files, folders
-
-
-def open_stream(
-    path: str | os.PathLike,
-    *,
-    size: int | None = None,
-    block_size: int = REMOTE_BLOCK,
-    ahead: int = 1,
-) -> IO[bytes]:
-    """A file read once from start to end (scans, checksums): ``readinto``/``read`` and
-    ``size``. Locally a raw unbuffered file. A URL is read in ranged requests of
-    ``block_size`` bytes, the next ``ahead`` blocks fetched in a background thread while the
-    caller works on the current one: memory stays near ``(ahead + 2) * block_size`` whatever
-    the object's size, and the network overlaps the caller's work. ``s3://`` objects are
-    read through one streamed GET from the first byte instead (reopened where it broke off
-    when the connection drops): one request per object rather than one per block, which a
-    server that reads the whole object for each ranged request (moto) needs to be fast.
-    ``size``: the size when known already (from a listing), which saves a request."""
-    if not is_url(path):
-        f = open(local(path), "rb", buffering=0)  # noqa: SIM115 - returned
-        f.size = os.fstat(f.fileno()).st_size  # type: ignore[attr-defined]
-        return f
-    url = os.fspath(path)
-    total = _size_of(url) if size is None else size
-    if scheme(url) in ("s3", "s3a") and ahead:
-        return _S3Stream(url, total, block_size, ahead)
-    return _RangedReader(url, total, block_size, ahead)
-
-
-def _size_of(url: str) -> int:
-    return size(url)
-
-
-class _RangedReader(io.RawIOBase):
-    """:func:`open_stream` of a URL: consecutive ranged reads, ``ahead`` of them in flight."""
-
-    def __init__(self, url: str, total: int, block_size: int, ahead: int):
-        super().__init__()
-        if block_size < 1 or ahead < 0:
-            raise ValueError(f"block_size must be >= 1 and ahead >= 0, got {block_size}, {ahead}")
-        self.name = redact(url)
-        self.size = total
-        self._url, self._block, self._ahead = url, block_size, ahead
-        self._requested = 0  # stream offset up to which blocks are asked for
-        self._pending: collections.deque = collections.deque()  # (future | None, start, end)
-        self._data = memoryview(b"")
-        self._pool = (
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tfrecord-tools-read")
-            if ahead
-            else None
-        )
-        for _ in range(ahead):
-            self._request()
-
-    def _request(self) -> None:
-        if self._requested >= self.size:
-            return
-        start, end = self._requested, min(self._requested + self._block, self.size)
-        self._requested = end
-        future = self._pool.submit(self._fetch, start, end) if self._pool else None
-        self._pending.append((future, start, end))
-
-    def _fetch(self, start: int, end: int) -> bytes | bytearray:
-        return read_bytes(self._url, start, end)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        view = memoryview(b).cast("B")
-        if not len(self._data):
-            if not self._pending:
-                self._request()
-                if not self._pending:
-                    return 0
-            future, start, end = self._pending.popleft()
-            data = future.result() if future is not None else self._fetch(start, end)
-            self._request()
-            if len(data) != end - start:
-                raise StorageError(
-                    f"{self.name}: bytes {start}-{end} came back as {len(data)} bytes: "
-                    "the object changed while it was read"
-                )
-            self._data = memoryview(data)
-        n = min(len(view), len(self._data))
-        view[:n] = self._data[:n]
-        self._data = self._data[n:]
-        return n
-
-    def close(self) -> None:
-        if self._pool is not None:
-            for future, _start, _end in self._pending:
-                future.cancel()
-            self._pool.shutdown(wait=True)
-        self._pending.clear()
-        self._data = memoryview(b"")
-        super().close()
-
-
-class _S3Stream(_RangedReader):
-    """:func:`open_stream` of an ``s3://`` object: one GET streamed from the first byte,
-    read a block at a time by the background thread (s3fs's event loop does the I/O)."""
-
-    _ATTEMPTS = 3
-
-    def __init__(self, url: str, total: int, block_size: int, ahead: int):
-        self._fs, inner = filesystem(url)
-        self._bucket, self._key, version = self._fs.split_path(inner)
-        self._version = {"VersionId": version} if version else {}
-        self._body: Any = None
-        self._at = 0  # stream offset of the body's next byte
-        super().__init__(url, total, block_size, ahead)
-
-    def _fetch(self, start: int, end: int) -> bytes | bytearray:
-        from fsspec.asyn import sync
-
-        with _naming(self._url, "read"):
-            for attempt in range(self._ATTEMPTS):
-                try:
-                    return sync(self._fs.loop, self._read, start, end)
-                except Exception:
-                    self._drop()  # reopen at ``start`` on the next attempt
-                    if attempt == self._ATTEMPTS - 1:
-                        raise
-        raise AssertionError("unreachable")
-
-    async def _read(self, start: int, end: int) -> bytearray:
-        if self._body is None or self._at != start:
-            self._drop()
-            response = await self._fs._call_s3(
-                "get_object",
-                Bucket=self._bucket,
-                Key=self._key,
-                Range=f"bytes={start}-",
-                **self._version,
-            )
-            self._body, self._at = response["Body"], start
-        out = bytearray(end - start)
-        view, got = memoryview(out), 0
-        while got < len(out):
-            chunk = await self._body.read(len(out) - got)
-            if not chunk:
-                break
-            view[got : got + len(chunk)] = chunk
-            got += len(chunk)
-        self._at += got
-        return out if got == len(out) else out[:got]
-
-    def _drop(self) -> None:
-        body, self._body = self._body, None
-        if body is not None:
-            with contextlib.suppress(Exception):
-                body.close()
-
-    def close(self) -> None:
-        super().close()
-        self._drop()
