@@ -19,6 +19,10 @@ ratio measured in the same run, every figure the median of ``--repeats`` runs.
 Every timed operation runs in a fresh process (``--child``), so no file system object, page
 cache of fsspec or TensorFlow start-up is shared between the cells; the time is that of the
 operation alone. The S3 server and the proxy are processes of their own, on localhost.
+Beside the conversion and verify figures, the **server floor**: the time to fetch the same
+objects and do nothing with them (``storage.read_many``, concurrent GETs), which no client
+can beat on that server. (s3rver, from npm, was tried as a faster server: its listing with
+an empty delimiter, which s3fs's recursive ``find`` sends, fails with an internal error.)
 """
 
 from __future__ import annotations
