@@ -14,8 +14,8 @@ Pinned to one core (``os.sched_setaffinity``), page cache warm, median of ``--re
 3. Photos (``sample.make_photos``: 500x375, 90 % JPEG) at 224x224: ``src[i]`` in random
    order against ``make_dataset(image_size=224, batch_size=32)``, images/s per core.
 
-Figures 2 and 3 depend on the ``fast`` extra (pyspng, simplejpeg): the first line says
-which decoders were found.
+Figures 2 and 3 depend on the ``fast`` extra (pyspng, simplejpeg, OpenCV's resize): the
+first line says which were found.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def main() -> None:
     print(f"one core (cpu {core}), medians of {args.repeats} runs, page cache warm")
     from tfrecord_tools.access import decode
 
-    fast = [m.__name__ for m in (decode.pyspng, decode.simplejpeg) if m is not None]
+    fast = [m.__name__ for m in (decode.pyspng, decode.simplejpeg, decode.cv2) if m is not None]
     print(f"decoders of the fast extra: {', '.join(fast) or 'none (Pillow only)'}")
 
     src = tt.TFRecordDataSource(mnist, channels=1)

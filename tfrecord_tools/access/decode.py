@@ -23,8 +23,11 @@ requested size: Pillow's ``Image.draft`` rule, followed by simplejpeg too). Deco
 without resizing, pixels equal TensorFlow's for PNG and raw; JPEGs differ by a few
 steps (mean ~1): ``tf.io.decode_jpeg`` defaults to libjpeg's fast integer IDCT, these
 decoders to the accurate one (against TF's ``dct_method="INTEGER_ACCURATE"`` they differ by
-<= 1). Resizing is Pillow's bilinear, which antialiases when shrinking; ``tf.image.resize``
-does not, so resized images differ from make_dataset's by interpolation, not by content.
+<= 1). Resizing, with the ``fast`` extra, is OpenCV's bilinear, which is
+``tf.image.resize``'s (half-pixel centres, no antialiasing; fixed-point weights: within one
+step of TensorFlow's, mean 0.13): a 500x375 photo to 224x224 in ~0.17 ms against ~0.9 ms
+for Pillow's bilinear, which is the fallback and antialiases when shrinking (mean 7.9 steps
+from make_dataset's pixels then).
 """
 
 from __future__ import annotations
@@ -45,8 +48,12 @@ try:
     import simplejpeg
 except ImportError:  # pragma: no cover - depends on the environment
     simplejpeg = None
+try:
+    import cv2
+except ImportError:  # pragma: no cover - depends on the environment
+    cv2 = None
 
-__all__ = ["decode_fields", "image_kind", "orient"]
+__all__ = ["decode_fields", "image_kind", "orient", "resize"]
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 JPEG, PNG, RAW, OTHER = "jpeg", "png", "raw", "other"
@@ -98,12 +105,23 @@ def decode_fields(
         array = _pillow_array(_to_mode(image, channels))
     array = orient(array, turn)
     if image_size is not None and array.shape[:2] != image_size:
-        image = Image.fromarray(array[..., 0] if channels == 1 else array)
-        image = image.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-        array = _pillow_array(image)
+        array = resize(array, image_size)
     if not array.flags.writeable or not array.flags.c_contiguous:
         array = np.ascontiguousarray(array) if array.flags.writeable else array.copy()
     return array
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 ``[H, W, C]`` resized to ``size`` = (height, width): with OpenCV (the ``fast``
+    extra) as ``tf.image.resize`` does it (bilinear, half-pixel centres, no antialiasing;
+    within one step of TensorFlow's after rounding), else Pillow's bilinear, which
+    antialiases when shrinking."""
+    height, width = size
+    if cv2 is not None:
+        out = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        return out[..., None] if out.ndim == 2 else out
+    pil = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
+    return _pillow_array(pil.resize((width, height), Image.Resampling.BILINEAR))
 
 
 def orient(image: np.ndarray, orientation: int) -> np.ndarray:
