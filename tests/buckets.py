@@ -74,6 +74,24 @@ def _reset_fsspec() -> None:
             fsspec.get_filesystem_class(protocol).clear_instance_cache()
 
 
+@contextlib.contextmanager
+def _environment(env: dict[str, str]):
+    """The libraries pointed at a server through ``env`` for the block (fsspec's cached
+    file systems, which keep the endpoint they were made with, forgotten on both ends)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    _reset_fsspec()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        _reset_fsspec()
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     _needs("s3fs")
@@ -88,8 +106,6 @@ def s3_server():
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_MAX_ATTEMPTS": "2",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     state = {}
 
     def start():
@@ -100,19 +116,13 @@ def s3_server():
     def stop():
         state["server"].stop()
 
-    start()
-    _reset_fsspec()
-    try:
-        yield Server("s3", port, stop, start)
-    finally:
-        with contextlib.suppress(Exception):
-            stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        _reset_fsspec()
+    with _environment(env):
+        start()
+        try:
+            yield Server("s3", port, stop, start)
+        finally:
+            with contextlib.suppress(Exception):
+                stop()
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +137,6 @@ def gcs_server(tmp_path_factory):
         "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
         "GOOGLE_CLOUD_PROJECT": "test",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     log = tmp_path_factory.mktemp("gcs") / "emulator.log"
     state = {}
 
@@ -150,19 +158,13 @@ def gcs_server(tmp_path_factory):
             proc.kill()
             proc.wait()
 
-    start()
-    _reset_fsspec()
-    try:
-        yield Server("gs", port, stop, start)
-    finally:
-        with contextlib.suppress(Exception):
-            stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        _reset_fsspec()
+    with _environment(env):
+        start()
+        try:
+            yield Server("gs", port, stop, start)
+        finally:
+            with contextlib.suppress(Exception):
+                stop()
 
 
 @pytest.fixture(params=["s3", "gs"])

@@ -378,7 +378,7 @@ def test_repair_failure_leaves_no_manifest(memory_bucket, dataset, monkeypatch):
     def broken(*args, **kwargs):
         raise TFRecordToolsError("disk on fire")
 
-    monkeypatch.setattr(repair_mod, "_repair_shard_remote", broken)
+    monkeypatch.setattr(repair_mod, "_repair_shard", broken)
     target = storage.join(memory_bucket, "copy")
     with pytest.raises(TFRecordToolsError, match="disk on fire"):
         repair(dataset, target)

@@ -125,28 +125,6 @@ def _check_target(src: Path, dst: Path, overwrite: bool) -> None:
         raise TFRecordToolsError(f"{dst.parent}: no such folder")
 
 
-def _repair_shard(ref: ShardRef, dst: Path | str) -> ShardRepair:
-    if isinstance(dst, str) or ref.is_url:
-        return _repair_shard_remote(ref, dst)
-    dropped: list[Damage] = []
-    kept = 0
-    try:
-        with (
-            ShardWriter(dst, ref.compression) as writer,
-            RecordScanner(ref.path, ref.compression) as scanner,
-        ):
-            for item in scanner:
-                if isinstance(item, Damage):
-                    dropped.append(item)
-                else:
-                    writer.write(bytes(scanner.payload(item)))
-                    kept += 1
-            info = writer.commit()
-    except OSError as e:
-        raise TFRecordToolsError(f"{ref.path} -> {dst}: {e.strerror or e}") from e
-    return ShardRepair(str(ref.path), str(dst), kept, tuple(dropped), info)
-
-
 def _repair_folder(src: Path, dst: Path, overwrite: bool) -> RepairReport:
     located = locate([src])
     if dst.exists() and os.path.samefile(src, dst):
@@ -249,8 +227,8 @@ def _local_shard(dst: Path | str) -> Iterator[Path]:
         storage.put_file(local, dst)
 
 
-def _repair_shard_remote(ref: ShardRef, dst: Path | str) -> ShardRepair:
-    """``_repair_shard`` with a URL on either side."""
+def _repair_shard(ref: ShardRef, dst: Path | str) -> ShardRepair:
+    """Copy every intact record of ``ref`` to ``dst`` (either may be a URL)."""
     dropped: list[Damage] = []
     kept = 0
     shown = storage.redact(dst)

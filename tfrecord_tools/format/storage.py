@@ -182,70 +182,38 @@ def dirname(path: str | os.PathLike) -> str:
     return os.path.dirname(text)
 
 
-def exists(path: str | os.PathLike) -> bool:
+def _look_up(path: str | os.PathLike, on_disk, method: str) -> Any:
+    """``on_disk(local path)`` for a local path, else the file system's ``method``."""
     if not is_url(path):
-        return os.path.exists(local(path))
-    fs, inner = filesystem(os.fspath(path))
-    with _naming(os.fspath(path), "look up"):
-        return bool(fs.exists(inner))
+        return on_disk(local(path))
+    url = os.fspath(path)
+    fs, inner = filesystem(url)
+    with _naming(url, "look up"):
+        return getattr(fs, method)(inner)
+
+
+def exists(path: str | os.PathLike) -> bool:
+    return bool(_look_up(path, os.path.exists, "exists"))
 
 
 def is_file(path: str | os.PathLike) -> bool:
-    if not is_url(path):
-        return os.path.isfile(local(path))
-    fs, inner = filesystem(os.fspath(path))
-    with _naming(os.fspath(path), "look up"):
-        return bool(fs.isfile(inner))
+    return bool(_look_up(path, os.path.isfile, "isfile"))
 
 
 def is_dir(path: str | os.PathLike) -> bool:
     """A folder; for a bucket, a prefix that holds objects (or the bucket itself)."""
-    if not is_url(path):
-        return os.path.isdir(local(path))
-    fs, inner = filesystem(os.fspath(path))
-    with _naming(os.fspath(path), "look up"):
-        return bool(fs.isdir(inner))
+    return bool(_look_up(path, os.path.isdir, "isdir"))
 
 
 def size(path: str | os.PathLike) -> int:
     """The size of a file or object in bytes (:class:`FileNotFoundError` when missing)."""
-    if not is_url(path):
-        return os.stat(local(path)).st_size
-    fs, inner = filesystem(os.fspath(path))
-    with _naming(os.fspath(path), "look up"):
-        return int(fs.size(inner))
+    return int(_look_up(path, lambda p: os.stat(p).st_size, "size"))
 
 
 def list_files(folder: str | os.PathLike) -> dict[str, int]:
     """The files directly in ``folder`` by name, with their sizes: one listing (a request
     per 1,000 objects in a bucket). Empty when the folder does not exist."""
-    if not is_url(folder):
-        found = {}
-        with (
-            contextlib.suppress(FileNotFoundError, NotADirectoryError),
-            os.scandir(local(folder)) as entries,
-        ):
-            for entry in entries:
-                with contextlib.suppress(OSError):
-                    if entry.is_file():
-                        found[entry.name] = entry.stat().st_size
-        return found
-    url = os.fspath(folder)
-    fs, inner = filesystem(url)
-    with _naming(url, "list"):
-        fs.invalidate_cache(inner)
-        try:
-            entries = fs.ls(inner, detail=True)
-        except FileNotFoundError:
-            return {}
-    prefix = inner.rstrip("/") + "/"
-    return {
-        e["name"][len(prefix) :] if e["name"].startswith(prefix) else basename(e["name"]): int(
-            e.get("size") or 0
-        )
-        for e in entries
-        if e.get("type") == "file"
-    }
+    return list_folder(folder)[0]
 
 
 def walk_files(folder: str | os.PathLike) -> Iterator[tuple[str, int]]:
