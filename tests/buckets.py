@@ -74,22 +74,22 @@ def _reset_fsspec() -> None:
             fsspec.get_filesystem_class(protocol).clear_instance_cache()
 
 
-@contextlib.contextmanager
-def _environment(env: dict[str, str]):
-    """The libraries pointed at a server through ``env`` for the block (fsspec's cached
-    file systems, which keep the endpoint they were made with, forgotten on both ends)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _reset_fsspec()
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        _reset_fsspec()
+#: Where the servers listen and what the libraries are told, chosen and set as this module
+#: is imported (by conftest, before any test runs): a conversion's worker processes come
+#: from a forkserver that may have started in an earlier test, and see the environment of
+#: that moment only.
+S3_PORT, GCS_PORT = free_port(), free_port()
+ENVIRONMENT = {
+    "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_MAX_ATTEMPTS": "2",
+    "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{GCS_PORT}",
+    "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+    "GOOGLE_CLOUD_PROJECT": "test",
+}
+os.environ.update(ENVIRONMENT)
 
 
 @pytest.fixture(scope="session")
@@ -98,14 +98,7 @@ def s3_server():
     _needs("moto")
     from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_MAX_ATTEMPTS": "2",
-    }
+    port = S3_PORT
     state = {}
 
     def start():
@@ -116,13 +109,13 @@ def s3_server():
     def stop():
         state["server"].stop()
 
-    with _environment(env):
-        start()
-        try:
-            yield Server("s3", port, stop, start)
-        finally:
-            with contextlib.suppress(Exception):
-                stop()
+    start()
+    _reset_fsspec()  # file systems made before the server listened
+    try:
+        yield Server("s3", port, stop, start)
+    finally:
+        with contextlib.suppress(Exception):
+            stop()
 
 
 @pytest.fixture(scope="session")
@@ -131,12 +124,7 @@ def gcs_server(tmp_path_factory):
     emulator = Path(sys.executable).with_name("gcp-storage-emulator")
     if not emulator.exists():
         pytest.skip("gcp-storage-emulator missing: pip install -e '.[cloud,test]'")
-    port = free_port()
-    env = {
-        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
-        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
-        "GOOGLE_CLOUD_PROJECT": "test",
-    }
+    port = GCS_PORT
     log = tmp_path_factory.mktemp("gcs") / "emulator.log"
     state = {}
 
@@ -158,13 +146,13 @@ def gcs_server(tmp_path_factory):
             proc.kill()
             proc.wait()
 
-    with _environment(env):
-        start()
-        try:
-            yield Server("gs", port, stop, start)
-        finally:
-            with contextlib.suppress(Exception):
-                stop()
+    start()
+    _reset_fsspec()
+    try:
+        yield Server("gs", port, stop, start)
+    finally:
+        with contextlib.suppress(Exception):
+            stop()
 
 
 @pytest.fixture(params=["s3", "gs"])

@@ -1,7 +1,8 @@
 """Public conversion entry points: image folder or MNIST -> a dataset folder (FORMAT.md).
 
-Data flow: source listing -> plan -> engine (parallel shard writers) -> labels.txt ->
-TFDS metadata (``format.tfds``; not for compressed shards) -> ``dataset.json`` last.
+Data flow: source listing (and ``--strict`` checks, ``--encoding auto``) -> the steps every
+source shares (``steps.run``: plan -> engine (parallel shard writers) -> labels.txt -> TFDS
+metadata (``format.tfds``; not for compressed shards) -> ``dataset.json`` last).
 SRC and OUT are local paths or URLs (``gs://``, ``s3://``, any fsspec URL), mixed at will;
 every access goes through the storage seam (``format.storage``, ``outdir``).
 Nothing here imports TensorFlow.
@@ -13,9 +14,8 @@ import contextlib
 import logging
 import os
 import tempfile
-import time
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -25,8 +25,6 @@ from ..cores import usable_cores
 from ..errors import ConversionError, IDXFormatError, InvalidImageError
 from ..format import storage
 from ..format.compression import normalize_compression
-from ..format.manifest import write_labels, write_manifest
-from ..format.tfds import TFDS_FILES, remove_tfds_metadata, tfds_notes, write_tfds_metadata
 from . import (
     AUTO_RAW_MAX_SIDE,
     DEFAULT_QUALITY,
@@ -34,16 +32,14 @@ from . import (
     MNIST_ENCODINGS,
     VALIDATE_MODES,
     inherit,
-    local,
     outdir,
     plan,
-    resume,
+    steps,
 )
-from .jobs import Job, ShardResult
 from .sources.image_folder import FolderListing, FolderShard, read_listed, scan_image_folder
 from .sources.probe import ImageInfo, probe_image
 from .sources.transcode import StorageOptions, stored_shape
-from .summary import ConversionSummary, summarise, summary_of_finished
+from .summary import ConversionSummary
 
 log = logging.getLogger(__name__)
 
@@ -97,162 +93,6 @@ class ShardingOptions:
     @property
     def num_workers(self) -> int:
         return self.workers or usable_cores()
-
-
-def _run(
-    *,
-    out: Path | str,
-    name: str,
-    classes: list[str],
-    labels: list[int],
-    sizes: list[int],
-    splits: Mapping[str, Any],
-    make_source,
-    opts: ShardingOptions,
-    identity: Any,
-    source_json: dict,
-    pre_skipped: list[tuple[str, str]],
-    extra: dict,
-    desc: str,
-    check: Callable[[], None] | None = None,
-    max_size: dict[str, int] | None = None,
-    in_process: bool = False,
-) -> ConversionSummary:
-    """The steps every source shares: plan, resume, run, labels, manifest.
-
-    ``check`` (``--strict``) runs before OUT is touched: a failed check writes nothing. A
-    finished conversion of the same plan in OUT is reported, not redone; one conversion at
-    a time writes to OUT (its lock). ``in_process``: the jobs run in this process (SRC or
-    OUT is ``memory://``, which other processes do not see).
-    """
-    start = time.monotonic()
-    plans = plan.plan_shards(
-        name,
-        labels,
-        sizes,
-        splits=splits,
-        seed=opts.seed,
-        shards=opts.shards,
-        shard_size=opts.shard_size,  # type: ignore[arg-type]
-        workers=opts.num_workers,
-    )
-    del sizes  # the plan has them: not kept (nor inherited by forked workers) while they run
-    digest = resume.fingerprint(
-        {
-            "identity": identity,
-            "name": name,
-            "seed": opts.seed,
-            "compression": opts.compression,
-            "plan": [(p.filename, len(p.samples)) for p in plans],
-        }
-    )
-    notes = _shard_notes(plans, opts.shards)
-    for note in notes:
-        log.warning("%s: %s", name, note)
-
-    def already_complete() -> ConversionSummary | None:
-        finished = None if opts.overwrite else resume.finished_conversion(out, digest)
-        if finished is None:
-            return None
-        elapsed = time.monotonic() - start
-        notes_then = notes + tuple(tfds_notes(finished))
-        return summary_of_finished(out, finished.data, elapsed=elapsed, notes=notes_then)
-
-    try:
-        if (summary := already_complete()) is not None:
-            return summary
-        if check is not None:
-            check()
-        with resume.locked(out):
-            if (summary := already_complete()) is not None:  # finished while we checked
-                return summary
-            files = [p.filename for p in plans]
-            done = resume.prepare_out_dir(out, name, digest, files, overwrite=opts.overwrite)
-            todo = [p for p in plans if p.filename not in done]
-            results = _run_jobs(out, todo, make_source, opts, desc, in_process)
-            summary = summarise(
-                out_dir=out,
-                name=name,
-                classes=classes,
-                results=list(done.values()) + results,
-                split_order=list(splits),
-                source=source_json,
-                pre_skipped=pre_skipped,
-                compression=opts.compression,
-                elapsed=time.monotonic() - start,
-                resumed=len(done),
-                extra={
-                    "seed": opts.seed,
-                    **extra,
-                    "engine": _engine_json(opts, in_process),
-                    "conversion": {"digest": digest},
-                },
-                max_size=max_size,
-            )
-            manifest = summary.manifest
-            outdir.publish(out, lambda folder: [write_labels(folder, classes)])
-            if opts.compression == "none":  # TFDS loads it: tfds.builder_from_directory(out)
-                outdir.publish(out, lambda folder: write_tfds_metadata(folder, manifest))
-            elif storage.is_url(out):  # TFDS cannot read compressed shards; none left from
-                outdir.remove(out, TFDS_FILES)  # an earlier run
-            else:
-                remove_tfds_metadata(out)
-            outdir.publish(out, lambda folder: [write_manifest(folder, manifest)])  # last
-            resume.finish_out_dir(out)
-    except OSError as e:  # OUT unwritable, a full disk while writing the manifest...
-        where = e.filename or outdir.shown(out)
-        raise ConversionError(f"{where}: {e.strerror or e}") from e
-    return replace(summary, notes=notes + tuple(tfds_notes(summary.manifest)))
-
-
-def _run_jobs(
-    out: Path | str,
-    todo: list[plan.ShardPlan],
-    make_source,
-    opts: ShardingOptions,
-    desc: str,
-    in_process: bool = False,
-) -> list[ShardResult]:
-    """Write the shards of ``todo`` with the chosen engine (``in_process``: one after
-    another in this process; Beam's runner then runs in memory)."""
-    jobs = [Job(p.filename, p.split, str(out), opts.compression, make_source(p)) for p in todo]
-    if opts.engine == "beam":
-        from . import beam
-
-        return beam.run_jobs(
-            jobs,
-            out_dir=out,
-            runner=opts.runner,
-            pipeline_args=opts.pipeline_args,
-            workers=1 if in_process else opts.num_workers,
-            quiet=opts.quiet,
-        )
-    return local.run_jobs(
-        jobs,
-        workers=1 if in_process else opts.num_workers,
-        quiet=opts.quiet,
-        total_images=sum(len(p.samples) for p in todo),
-        desc=desc,
-    )
-
-
-def _shard_notes(plans: Sequence[plan.ShardPlan], asked: int | None) -> tuple[str, ...]:
-    """Say so when the plan made fewer shards than ``--shards`` asked for."""
-    if asked is None or len(plans) >= asked:
-        return ()
-    examples = sum(len(p.samples) for p in plans)
-    return (
-        f"asked for {asked} shards, made {len(plans)}: {examples:,} examples "
-        f"(at least {plan.MIN_SHARD_RECORDS} a shard)",
-    )
-
-
-def _engine_json(opts: ShardingOptions, in_process: bool = False) -> dict:
-    if opts.engine == "beam":
-        from .beam import DEFAULT_RUNNER
-
-        return {"name": "beam", "runner": opts.runner or DEFAULT_RUNNER}
-    return {"name": "local", "workers": 1 if in_process else opts.num_workers}
 
 
 def convert_image_folder(
@@ -339,7 +179,7 @@ def convert_image_folder(
         **stored_as,
     }
     try:
-        return _run(
+        return steps.run(
             out=out,
             name=name,
             classes=listing.classes,
@@ -545,7 +385,7 @@ def _convert_mnist(
         return MnistShard(p.split, ids, split_labels[ids], encoding, png_level, pixels=pixels[ids])
 
     try:
-        return _run(
+        return steps.run(
             out=out,
             name=name,
             classes=CLASSES,

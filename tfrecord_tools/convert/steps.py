@@ -1,0 +1,187 @@
+"""The steps every conversion shares, whatever its source: plan -> resume -> shard jobs on
+an engine -> summary -> labels.txt, TFDS metadata, ``dataset.json`` last (FORMAT.md).
+
+Data flow: a source's labels, sizes and per-shard source maker (``api``) -> **run**: the
+shard plan and its fingerprint; a finished conversion of the same plan reported, not
+redone; OUT locked and prepared (what a rerun keeps); the remaining shards written by the
+local or Beam engine; the manifest and its companions published through ``outdir`` (a
+local folder, or whole objects in a bucket). Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConversionError
+from ..format import storage
+from ..format.manifest import write_labels, write_manifest
+from ..format.tfds import TFDS_FILES, remove_tfds_metadata, tfds_notes, write_tfds_metadata
+from . import local, outdir, plan, resume
+from .jobs import Job, ShardResult
+from .summary import ConversionSummary, summarise, summary_of_finished
+
+if TYPE_CHECKING:
+    from .api import ShardingOptions
+
+log = logging.getLogger(__name__)
+
+
+def run(
+    *,
+    out: Path | str,
+    name: str,
+    classes: list[str],
+    labels: list[int],
+    sizes: list[int],
+    splits: Mapping[str, Any],
+    make_source,
+    opts: ShardingOptions,
+    identity: Any,
+    source_json: dict,
+    pre_skipped: list[tuple[str, str]],
+    extra: dict,
+    desc: str,
+    check: Callable[[], None] | None = None,
+    max_size: dict[str, int] | None = None,
+    in_process: bool = False,
+) -> ConversionSummary:
+    """The steps every source shares: plan, resume, run, labels, manifest.
+
+    ``check`` (``--strict``) runs before OUT is touched: a failed check writes nothing. A
+    finished conversion of the same plan in OUT is reported, not redone; one conversion at
+    a time writes to OUT (its lock). ``in_process``: the jobs run in this process (SRC or
+    OUT is ``memory://``, which other processes do not see).
+    """
+    start = time.monotonic()
+    plans = plan.plan_shards(
+        name,
+        labels,
+        sizes,
+        splits=splits,
+        seed=opts.seed,
+        shards=opts.shards,
+        shard_size=opts.shard_size,  # type: ignore[arg-type]
+        workers=opts.num_workers,
+    )
+    del sizes  # the plan has them: not kept (nor inherited by forked workers) while they run
+    digest = resume.fingerprint(
+        {
+            "identity": identity,
+            "name": name,
+            "seed": opts.seed,
+            "compression": opts.compression,
+            "plan": [(p.filename, len(p.samples)) for p in plans],
+        }
+    )
+    notes = _shard_notes(plans, opts.shards)
+    for note in notes:
+        log.warning("%s: %s", name, note)
+
+    def already_complete() -> ConversionSummary | None:
+        finished = None if opts.overwrite else resume.finished_conversion(out, digest)
+        if finished is None:
+            return None
+        elapsed = time.monotonic() - start
+        notes_then = notes + tuple(tfds_notes(finished))
+        return summary_of_finished(out, finished.data, elapsed=elapsed, notes=notes_then)
+
+    try:
+        if (summary := already_complete()) is not None:
+            return summary
+        if check is not None:
+            check()
+        with resume.locked(out):
+            if (summary := already_complete()) is not None:  # finished while we checked
+                return summary
+            files = [p.filename for p in plans]
+            done = resume.prepare_out_dir(out, name, digest, files, overwrite=opts.overwrite)
+            todo = [p for p in plans if p.filename not in done]
+            results = run_jobs(out, todo, make_source, opts, desc, in_process)
+            summary = summarise(
+                out_dir=out,
+                name=name,
+                classes=classes,
+                results=list(done.values()) + results,
+                split_order=list(splits),
+                source=source_json,
+                pre_skipped=pre_skipped,
+                compression=opts.compression,
+                elapsed=time.monotonic() - start,
+                resumed=len(done),
+                extra={
+                    "seed": opts.seed,
+                    **extra,
+                    "engine": _engine_json(opts, in_process),
+                    "conversion": {"digest": digest},
+                },
+                max_size=max_size,
+            )
+            manifest = summary.manifest
+            outdir.publish(out, lambda folder: [write_labels(folder, classes)])
+            if opts.compression == "none":  # TFDS loads it: tfds.builder_from_directory(out)
+                outdir.publish(out, lambda folder: write_tfds_metadata(folder, manifest))
+            elif storage.is_url(out):  # TFDS cannot read compressed shards; none left from
+                outdir.remove(out, TFDS_FILES)  # an earlier run
+            else:
+                remove_tfds_metadata(out)
+            outdir.publish(out, lambda folder: [write_manifest(folder, manifest)])  # last
+            resume.finish_out_dir(out)
+    except OSError as e:  # OUT unwritable, a full disk while writing the manifest...
+        where = e.filename or outdir.shown(out)
+        raise ConversionError(f"{where}: {e.strerror or e}") from e
+    return replace(summary, notes=notes + tuple(tfds_notes(summary.manifest)))
+
+
+def run_jobs(
+    out: Path | str,
+    todo: list[plan.ShardPlan],
+    make_source,
+    opts: ShardingOptions,
+    desc: str,
+    in_process: bool = False,
+) -> list[ShardResult]:
+    """Write the shards of ``todo`` with the chosen engine (``in_process``: one after
+    another in this process; Beam's runner then runs in memory)."""
+    jobs = [Job(p.filename, p.split, str(out), opts.compression, make_source(p)) for p in todo]
+    if opts.engine == "beam":
+        from . import beam
+
+        return beam.run_jobs(
+            jobs,
+            out_dir=out,
+            runner=opts.runner,
+            pipeline_args=opts.pipeline_args,
+            workers=1 if in_process else opts.num_workers,
+            quiet=opts.quiet,
+        )
+    return local.run_jobs(
+        jobs,
+        workers=1 if in_process else opts.num_workers,
+        quiet=opts.quiet,
+        total_images=sum(len(p.samples) for p in todo),
+        desc=desc,
+    )
+
+
+def _shard_notes(plans: Sequence[plan.ShardPlan], asked: int | None) -> tuple[str, ...]:
+    """Say so when the plan made fewer shards than ``--shards`` asked for."""
+    if asked is None or len(plans) >= asked:
+        return ()
+    examples = sum(len(p.samples) for p in plans)
+    return (
+        f"asked for {asked} shards, made {len(plans)}: {examples:,} examples "
+        f"(at least {plan.MIN_SHARD_RECORDS} a shard)",
+    )
+
+
+def _engine_json(opts: ShardingOptions, in_process: bool = False) -> dict:
+    if opts.engine == "beam":
+        from .beam import DEFAULT_RUNNER
+
+        return {"name": "beam", "runner": opts.runner or DEFAULT_RUNNER}
+    return {"name": "local", "workers": 1 if in_process else opts.num_workers}
