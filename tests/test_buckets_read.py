@@ -14,6 +14,7 @@ from tfrecord_tools import convert_image_folder
 from tfrecord_tools.errors import TFRecordToolsError
 from tfrecord_tools.format import storage
 from tfrecord_tools.format.naming import MANIFEST
+from tfrecord_tools.format.streams import open_stream
 
 tf = pytest.importorskip("tensorflow")
 from tfrecord_tools.read import records, stream  # noqa: E402
@@ -203,8 +204,8 @@ def test_framing_reader_checks_every_crc(local_ds, memory_bucket):
     assert list(stream.shard_records(str(shard))) == want
     size = shard.stat().st_size
     for block in (7, 1000, size):  # ranged reads of any size, the next one asked ahead
-        source = stream.RangedSource(storage.join(url, shard.name), size, block)
-        assert [d for _, _, d in stream.frames(source, "x", size=size)] == want
+        with open_stream(storage.join(url, shard.name), size=size, block_size=block) as source:
+            assert [d for _, _, d in stream.frames(source, "x", size=size)] == want
     chunks = list(records.shard_chunks(storage.join(url, shard.name).encode(), b"none", -1))
     assert [r for c in chunks for r in c] == want
 

@@ -39,7 +39,7 @@ host, never the emulator. So:
   8 MiB of whole records, each one ranged read in a ``py_function``, four in flight, in
   order (:func:`_read_pieces`). Other shards (compressed, or without an index) are
   streamed by a generator each (``tf.data.Dataset.from_generator``; 8 MiB ranged reads, the
-  next one asked while this one is parsed: ``stream.RangedSource``), yielding chunks of
+  next one asked while this one is parsed: ``format.streams.open_stream``), yielding chunks of
   up to 256 records, interleaved and unbatched. Measured on 2 cores: a generator costs
   ~40 ms per epoch and ~6 ms per shard before its first record, a piece a fraction of a
   millisecond; 400 JPEG records (23 KiB) read 2.2k/s streamed, 3.9k/s in pieces, 8k/s
