@@ -6,12 +6,15 @@ Data (made once in --work): ~1024x768 noisy JPEGs q90 (200) and ~2000x1500 (50),
 converted to TFRecords; read at 224x224, batch 32. Pairs, each run interleaved (A, B, A,
 B, ...: the machine is shared, a drift shifts both alike) after a warm-up pass of each, in
 one fresh process pinned to 1 core, then to 2 (``os.sched_setaffinity`` before TensorFlow
-is imported); timed with ``tfrecord_tools.bench.timing.time_pass``, medians of --repeats:
+is imported); each timed pass reads the set ``EPOCHS`` times (800 and 300 images); timed
+with ``tfrecord_tools.bench.timing.time_pass``, medians of --repeats:
 
 - ``decode_scaling="auto"`` vs ``"off"`` (goal: >= 1.15x);
 - ``crop="random"`` (decoded as the crop) vs decoding the whole JPEG and taking the same
   crop (the same windows: same seed, same records);
-- ``dtype="float32"`` vs ``"uint8"``.
+- ``dtype="float32"`` vs ``"uint8"``;
+- the ceiling: a bare loop of ``decode_jpeg`` at the reader's ratio vs at 1/1, each + the
+  same resize (what scaling can save on these photos, with nothing else in the way).
 
 PSNR (dB, mean over 20 images of each set) against Pillow's LANCZOS resize of the same
 JPEGs: full or scaled decode, then TensorFlow's bilinear resize with and without
@@ -30,6 +33,11 @@ import sys
 from pathlib import Path
 
 SETS = {"1024x768": (768, 1024, 200), "2000x1500": (1500, 2000, 50)}
+#: Passes over each set per timed pass (one iterator): 800 and 300 images, so that the
+#: iterator's start (~70 ms here) and the last batches' tail on 2 cores weigh little (with
+#: one pass of 200 photos, 7 batches, both arms carried them and the ratios shrank)
+EPOCHS = {"1024x768": 4, "2000x1500": 6}
+SCALE = {"1024x768": 2, "2000x1500": 4}  # the DCT ratio the reader picks for 224
 SIZE = (224, 224)
 BATCH = 32
 
@@ -105,23 +113,32 @@ def child(spec: dict) -> dict:
     from tfrecord_tools.bench.timing import time_pass
     from tfrecord_tools.read.pipeline import make_dataset
 
-    def reader(path, **options):
-        return lambda: make_dataset(path, batch_size=BATCH, image_size=SIZE, **options)
-
     out = {"cpus": sorted(os.sched_getaffinity(0)), "pairs": {}}
     for name, paths in spec["data"].items():
         path = paths["tfrecords"]
+        epochs = EPOCHS[name]
+
+        def reader(path, epochs=epochs, **options):
+            return lambda: make_dataset(
+                path, batch_size=BATCH, image_size=SIZE, repeat=epochs, **options
+            )
+
         pairs = {
             "scaled vs off": (reader(path), reader(path, decode_scaling="off")),
             "random crop vs whole+crop": (
                 reader(path, crop="random", seed=0),
-                _whole_then_crop(tf, path, seed=0),
+                _whole_then_crop(tf, path, seed=0, epochs=epochs),
             ),
             "random crop (off) vs whole+crop": (
                 reader(path, crop="random", seed=0, decode_scaling="off"),
-                _whole_then_crop(tf, path, seed=0),
+                _whole_then_crop(tf, path, seed=0, epochs=epochs),
             ),
             "float32 vs uint8": (reader(path, dtype="float32"), reader(path)),
+            # the ceiling of scaling on these photos: a bare loop of decode_jpeg + resize
+            "bare loop, scaled vs full (the ceiling)": (
+                _bare_loop(tf, path, ratio=SCALE[name], epochs=epochs),
+                _bare_loop(tf, path, ratio=1, epochs=epochs),
+            ),
         }
         for label, (a, b) in pairs.items():
             time_pass(a())  # warm-up: tracing, page cache
@@ -145,7 +162,41 @@ def child(spec: dict) -> dict:
     return out
 
 
-def _whole_then_crop(tf, path: str, *, seed: int):
+def _bare_loop(tf, path: str, *, ratio: int, epochs: int):
+    """The least a reader can do: the JPEG bytes of each batch, ``decode_jpeg`` at a fixed
+    ``ratio``, bilinear resize, rounded to uint8 (no format switch, no per-record scale
+    choice, no damage guard)."""
+    from tfrecord_tools.format import example
+    from tfrecord_tools.read.shards import resolve_shards
+
+    files = resolve_shards(path).files
+    spec = {
+        example.ENCODED: tf.io.FixedLenFeature([], tf.string),
+        example.LABEL: tf.io.FixedLenFeature([], tf.int64),
+    }
+
+    def one(encoded):
+        image = tf.io.decode_jpeg(encoded, channels=3, ratio=ratio)
+        return tf.cast(tf.image.resize(image, SIZE) + 0.5, tf.uint8)
+
+    def batch(records):
+        f = tf.io.parse_example(records, spec)
+        images = tf.map_fn(
+            one,
+            f[example.ENCODED],
+            fn_output_signature=tf.TensorSpec([*SIZE, 3], tf.uint8),
+            parallel_iterations=1,
+        )
+        return images, f[example.LABEL]
+
+    def make():
+        ds = tf.data.TFRecordDataset(files).repeat(epochs).batch(BATCH)
+        return ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+    return make
+
+
+def _whole_then_crop(tf, path: str, *, seed: int, epochs: int):
     """The baseline of a random crop: the reader's own windows and keys, but every JPEG
     decoded whole before it is cropped (what a pipeline without decode_and_crop does)."""
     from tfrecord_tools.format import example
@@ -183,7 +234,7 @@ def _whole_then_crop(tf, path: str, *, seed: int):
         return images, f[example.LABEL]
 
     def make():
-        ds = tf.data.TFRecordDataset(files).enumerate().batch(BATCH)
+        ds = tf.data.TFRecordDataset(files).repeat(epochs).enumerate().batch(BATCH)
         return ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
     return make

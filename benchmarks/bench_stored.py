@@ -1,15 +1,18 @@
 """What storing fewer pixels buys the reader: ``--max-size`` for photos, ``--encoding raw``
 for small images, read back with ``make_dataset`` on 1 and 2 cores.
 
-    .venv/bin/python benchmarks/bench_stored.py [--photos 200] [--digits 10000] [--repeats 3]
+    .venv/bin/python benchmarks/bench_stored.py [--photos 200] [--digits 10000] [--runs 3]
 
 Photos: ~1024x768 noisy JPEGs (q90, made by ``bench_max_size.make_photos``) converted as they
 are and with ``max_size=320``, read at ``image_size=224``, batch 32. Digits: 28x28 PNGs
 (``tfrecord_tools.sample.make_digits``) converted as PNG and with ``encoding="raw"``, read at
-their size, batch 1024. Every cell runs in a fresh process pinned to its cores before
-TensorFlow starts, and is timed by the harness (``tfrecord_tools.bench.timing``: a warm-up
-pass, then the median of ``--repeats`` passes to the last element); the two variants of a
-pair run one after the other, so their ratio is of one run.
+their size, batch 1024, gray (``channels=1``, as stored) and as RGB (``channels=3``).
+Every cell runs in a fresh process pinned to its cores before TensorFlow starts, and is
+timed by the harness (``tfrecord_tools.bench.timing``: a warm-up pass, then the median of
+``--repeats`` passes to the last element, each pass reading the data several times: ~1,000
+photos, ~200,000 digits); the two variants of a pair alternate for
+``--runs`` fresh processes each (A, B, A, B, ...: this machine's speed drifts from process
+to process by up to a third), and each variant's figure is the median of its runs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,12 +37,13 @@ def child(spec: dict) -> dict:
     def make():
         return make_dataset(spec["path"], **spec["options"])
 
-    result = measure(make, repeats=spec["repeats"])
+    result = measure(make, repeats=spec["repeats"], epochs=spec["epochs"])
     return figures(result["repeats"])
 
 
-def run_cell(path: Path, cpus: list[int], options: dict, repeats: int) -> dict:
+def run_cell(path: Path, cpus: list[int], options: dict, repeats: int, epochs: int) -> dict:
     spec = {"path": str(path), "cpus": cpus, "options": options, "repeats": repeats}
+    spec["epochs"] = epochs
     done = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
         capture_output=True,
@@ -78,9 +83,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=200)
     parser.add_argument("--digits", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes in a process")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="fresh processes per cell, alternating (median)"
+    )
     parser.add_argument("--work", type=Path, help="data folder (default: a temporary one)")
-    parser.add_argument("--only", choices=("photos", "digits"), help="one pair only")
+    parser.add_argument("--only", choices=("photos", "digits"), help="only photos, or digits")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -89,25 +97,48 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-stored-"))
     paths = prepare(work, args.photos, args.digits)
     cpus = sorted(os.sched_getaffinity(0))
+    # digits are gray: read as they are stored (channels=1), and as RGB, where turning each
+    # batch's gray pixels into three channels costs ~2.3 us a digit, more than the rest of
+    # the raw read (every way of spreading the bytes measured alike: repeat, tile,
+    # broadcast_to, concat, numpy)
     pairs = [
-        ("photos", "photos-320", {"batch_size": 32, "image_size": 224}),
-        ("digits-png", "digits-raw", {"batch_size": 1024}),
+        ("photos", "photos", "photos-320", {"batch_size": 32, "image_size": 224}),
+        ("digits", "digits-png", "digits-raw", {"batch_size": 1024, "channels": 1}),
+        ("digits-rgb", "digits-png", "digits-raw", {"batch_size": 1024, "channels": 3}),
     ]
     pairs = [p for p in pairs if args.only is None or p[0].startswith(args.only)]
+    # each timed pass reads the data several times through one iterator (~1,000 photos,
+    # ~200,000 digits): a pass of 200 photos is 7 batches, and the iterator's start (~70 ms)
+    # and the last batch on 2 cores weighed as much as the reading (1 core 881 img/s for one
+    # pass of the 320 photos, 1,304 for five)
+    digit_epochs = max(1, -(-200_000 // args.digits))
+    epochs = {"photos": max(1, -(-1000 // args.photos)), "digits": digit_epochs}
+    epochs["digits-rgb"] = digit_epochs
     report = {}
     for cores in (1, 2)[: len(cpus)]:
-        for base, lean, options in pairs:
-            rates = {}
-            for name in (base, lean):
-                figures = run_cell(paths[name], cpus[:cores], options, args.repeats)
-                rates[name] = figures["images_per_s"]
+        for label, base, lean, options in pairs:
+            runs: dict[str, list[float]] = {base: [], lean: []}
+            for _ in range(args.runs):  # A, B, A, B...: process-to-process drift hits both
+                for name in (base, lean):
+                    figures = run_cell(
+                        paths[name], cpus[:cores], options, args.repeats, epochs[label]
+                    )
+                    runs[name].append(figures["images_per_s"])
+            rates = {name: statistics.median(values) for name, values in runs.items()}
+            for name, values in runs.items():
                 print(
-                    f"{name:12s} {cores} core(s): {figures['images_per_s']:>9,.0f} img/s "
-                    f"({figures['images_per_s_min']:,.0f}-{figures['images_per_s_max']:,.0f})"
+                    f"{label:10s} {name:12s} {cores} core(s): {rates[name]:>9,.0f} img/s "
+                    f"(runs: {', '.join(f'{v:,.0f}' for v in values)})"
                 )
             ratio = rates[lean] / rates[base]
-            print(f"  -> {lean} / {base}, {cores} core(s): {ratio:.2f}x")
-            report[f"{lean}/{base}/{cores}"] = {"rates": rates, "ratio": ratio}
+            print(f"  -> {label}: {lean} / {base}, {cores} core(s): {ratio:.2f}x")
+            report[f"{label}/{cores}"] = {
+                "options": options,
+                "epochs": epochs[label],
+                "rates": rates,
+                "runs": runs,
+                "ratio": ratio,
+            }
     (work / "bench_stored.json").write_text(json.dumps(report, indent=2))
     print(f"json: {work / 'bench_stored.json'}")
 

@@ -101,6 +101,45 @@ def test_scaled_jpeg_keeps_both_sides_at_or_above_the_target(height, width, targ
         assert finer[0] < target[0] or finer[1] < target[1]
 
 
+@pytest.mark.parametrize(
+    ("dims", "stored", "want"),
+    [
+        ("stored", (256, 256), 64),  # the record's size: 1/4 keeps 64
+        ("stored", (64, 64), 256),  # a stored size that lies is believed: no scaling
+        ("header", (64, 64), 64),  # the JPEG's own header, whatever is stored
+        ("header", (0, 0), 64),
+        ("either", (64, 64), 256),  # stored when given
+        ("either", (0, 0), 64),  # else the header
+    ],
+)
+def test_the_size_that_picks_the_scale_comes_from_where_the_plan_says(dims, stored, want):
+    encoded = io.BytesIO()
+    Image.fromarray(_smooth(256, 256, 2)).save(encoded, "JPEG", quality=90)
+    plan = decode.Plan(image_size=(64, 64), scaling=True, dims=dims)
+    height, width = (tf.constant(v, tf.int64) for v in stored)
+    run = decode._scaled_jpeg(
+        tf.constant(encoded.getvalue()), height, width, plan, tf.constant([64, 64]), None
+    )
+    assert run().shape[:2] == (want, want)
+
+
+def test_our_datasets_take_the_stored_size_and_image_files_the_header(dataset, folder):
+    from tfrecord_tools.read import pipeline
+
+    seen = []
+    real = pipeline.decode.decode_batch
+
+    def spy(*args, plan, **kwargs):
+        seen.append(plan.dims)
+        return real(*args, plan=plan, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline.decode, "decode_batch", spy)
+        make_dataset(dataset, image_size=16, batch_size=4)
+        make_raw_dataset(folder, image_size=16, batch_size=4)
+    assert seen == ["stored", "header"]
+
+
 @pytest.mark.parametrize("size", [(16, 16), (24, 40), (64, 64)])
 @pytest.mark.parametrize("batch_size", [None, 3])
 def test_scaled_decode_is_close_to_full_decode(dataset, size, batch_size):

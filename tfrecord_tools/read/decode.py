@@ -161,6 +161,11 @@ class Plan:
     central_fraction: float = 0.875
     flip: bool = False
     dtype: str = "uint8"
+    #: Where a JPEG's size comes from when it matters (``needs_dims``): ``"stored"`` (the
+    #: record's height and width: our datasets always have them), ``"header"`` (the JPEG
+    #: header: image files), ``"either"`` (stored when > 0, else the header). A ``tf.cond``
+    #: between the two in every record's graph: 214 against 222 1024x768 photos/s, one core.
+    dims: str = "either"
 
     @classmethod
     def of(cls, opts: ReadOptions) -> Plan:
@@ -315,12 +320,16 @@ def _scaled_jpeg(encoded, height, width, plan: Plan, target, rand) -> Callable[[
     channels = plan.channels
 
     def run() -> tf.Tensor:
-        known = (height > 0) & (width > 0)
-        dims = tf.cond(
-            known,
-            lambda: tf.cast(tf.stack([height, width]), tf.int32),
-            lambda: tf.io.extract_jpeg_shape(encoded)[:2],
-        )
+        if plan.dims == "stored":
+            dims = tf.cast(tf.stack([height, width]), tf.int32)
+        elif plan.dims == "header":
+            dims = tf.io.extract_jpeg_shape(encoded)[:2]
+        else:
+            dims = tf.cond(
+                (height > 0) & (width > 0),
+                lambda: tf.cast(tf.stack([height, width]), tf.int32),
+                lambda: tf.io.extract_jpeg_shape(encoded)[:2],
+            )
         h, w = dims[0], dims[1]
         window = None
         if plan.crop is not None:

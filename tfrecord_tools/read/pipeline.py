@@ -29,6 +29,7 @@ then means one call per usable core.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -157,6 +158,8 @@ def make_dataset(
         ds = ds.shuffle(opts.shuffle_buffer, seed=opts.seed, reshuffle_each_iteration=True)
     ds = _repeat(ds, opts)
     plan = decode.Plan.of(opts)
+    if shards.ours:  # our converter stores every record's height and width
+        plan = dataclasses.replace(plan, dims="stored")
     ds = _with_keys(ds, opts, plan)
     image_format = opts.image_format or shards.image_format
     shape = shards.image_shape if opts.image_size is None else None
@@ -264,7 +267,7 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
             min(len(paths), opts.shuffle_buffer), seed=opts.seed, reshuffle_each_iteration=True
         )
     ds = _repeat(ds, opts)
-    plan = decode.Plan.of(opts)
+    plan = dataclasses.replace(decode.Plan.of(opts), dims="header")  # files: no stored size
     ds = _with_keys(ds, opts, plan)
     empty = tf.constant("")
     if opts.batch_size and opts.image_size:  # as make_dataset: one map per batch
