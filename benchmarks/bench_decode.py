@@ -163,56 +163,24 @@ def child(spec: dict) -> dict:
 
 
 def _bare_loop(tf, path: str, *, ratio: int, epochs: int):
-    """The least a reader can do: the JPEG bytes of each batch, ``decode_jpeg`` at a fixed
-    ``ratio``, bilinear resize, rounded to uint8 (no format switch, no per-record scale
-    choice, no damage guard)."""
-    from tfrecord_tools.format import example
-    from tfrecord_tools.read.shards import resolve_shards
+    """The least a reader can do: ``decode_jpeg`` at a fixed ``ratio``, then the reader's
+    resize (no format switch, no per-record scale choice, no damage guard)."""
+    from tfrecord_tools.read import decode
 
-    files = resolve_shards(path).files
-    spec = {
-        example.ENCODED: tf.io.FixedLenFeature([], tf.string),
-        example.LABEL: tf.io.FixedLenFeature([], tf.int64),
-    }
+    def one(encoded, _key):
+        return decode.resize(tf.io.decode_jpeg(encoded, channels=3, ratio=ratio), SIZE)
 
-    def one(encoded):
-        image = tf.io.decode_jpeg(encoded, channels=3, ratio=ratio)
-        return tf.cast(tf.image.resize(image, SIZE) + 0.5, tf.uint8)
-
-    def batch(records):
-        f = tf.io.parse_example(records, spec)
-        images = tf.map_fn(
-            one,
-            f[example.ENCODED],
-            fn_output_signature=tf.TensorSpec([*SIZE, 3], tf.uint8),
-            parallel_iterations=1,
-        )
-        return images, f[example.LABEL]
-
-    def make():
-        ds = tf.data.TFRecordDataset(files).repeat(epochs).batch(BATCH)
-        return ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-
-    return make
+    return _graph_loop(tf, path, one, epochs=epochs)
 
 
 def _whole_then_crop(tf, path: str, *, seed: int, epochs: int):
     """The baseline of a random crop: the reader's own windows and keys, but every JPEG
     decoded whole before it is cropped (what a pipeline without decode_and_crop does)."""
-    from tfrecord_tools.format import example
     from tfrecord_tools.read import decode
     from tfrecord_tools.read.options import ReadOptions
-    from tfrecord_tools.read.pipeline import _record_keys
-    from tfrecord_tools.read.shards import resolve_shards
 
     opts = ReadOptions(batch_size=BATCH, image_size=SIZE, crop="random", seed=seed)
     plan = decode.Plan.of(opts)
-    files = resolve_shards(path).files
-    spec = {
-        k: v
-        for k, v in decode.parse_spec().items()
-        if k in (example.ENCODED, example.LABEL, example.HEIGHT, example.WIDTH)
-    }
 
     def one(encoded, key):
         image = tf.io.decode_jpeg(encoded, channels=3)
@@ -222,9 +190,27 @@ def _whole_then_crop(tf, path: str, *, seed: int, epochs: int):
         )
         return decode.resize(image[y : y + ch, x : x + cw], SIZE)
 
+    return _graph_loop(tf, path, one, epochs=epochs, keyed=opts)
+
+
+def _graph_loop(tf, path: str, one, *, epochs: int, keyed=None):
+    """A baseline reader: the shards read ``epochs`` times, each batch parsed (image bytes
+    and label), then ``one(encoded, key)`` per record in a graph loop, as the reader's
+    ``decode_batch`` does. ``keyed``: the ReadOptions whose per-record seeds ``key`` are
+    (the reader's own, ``_record_keys``); else ``key`` is 0."""
+    from tfrecord_tools.format import example
+    from tfrecord_tools.read.pipeline import _record_keys
+    from tfrecord_tools.read.shards import resolve_shards
+
+    files = resolve_shards(path).files
+    spec = {
+        example.ENCODED: tf.io.FixedLenFeature([], tf.string),
+        example.LABEL: tf.io.FixedLenFeature([], tf.int64),
+    }
+
     def batch(index, records):
         f = tf.io.parse_example(records, spec)
-        keys = _record_keys(index, opts)
+        keys = _record_keys(index, keyed) if keyed is not None else tf.zeros_like(index)
         images = tf.map_fn(
             lambda a: one(a[0], a[1]),
             (f[example.ENCODED], keys),

@@ -42,8 +42,8 @@ def child(spec: dict) -> dict:
 
 
 def run_cell(path: Path, cpus: list[int], options: dict, repeats: int, epochs: int) -> dict:
-    spec = {"path": str(path), "cpus": cpus, "options": options, "repeats": repeats}
-    spec["epochs"] = epochs
+    spec = {"path": str(path), "cpus": cpus, "options": options}
+    spec.update(repeats=repeats, epochs=epochs)
     done = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
         capture_output=True,
@@ -99,30 +99,28 @@ def main() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     # digits are gray: read as they are stored (channels=1), and as RGB, where turning each
     # batch's gray pixels into three channels costs ~2.3 us a digit, more than the rest of
-    # the raw read (every way of spreading the bytes measured alike: repeat, tile,
-    # broadcast_to, concat, numpy)
-    pairs = [
-        ("photos", "photos", "photos-320", {"batch_size": 32, "image_size": 224}),
-        ("digits", "digits-png", "digits-raw", {"batch_size": 1024, "channels": 1}),
-        ("digits-rgb", "digits-png", "digits-raw", {"batch_size": 1024, "channels": 3}),
-    ]
-    pairs = [p for p in pairs if args.only is None or p[0].startswith(args.only)]
+    # the raw read (repeat, tile, broadcast_to, a gather, numpy: alike; concat slower)
+    gray = {"batch_size": 1024, "channels": 1}
+    rgb = {**gray, "channels": 3}
     # each timed pass reads the data several times through one iterator (~1,000 photos,
     # ~200,000 digits): a pass of 200 photos is 7 batches, and the iterator's start (~70 ms)
     # and the last batch on 2 cores weighed as much as the reading (1 core 881 img/s for one
     # pass of the 320 photos, 1,304 for five)
-    digit_epochs = max(1, -(-200_000 // args.digits))
-    epochs = {"photos": max(1, -(-1000 // args.photos)), "digits": digit_epochs}
-    epochs["digits-rgb"] = digit_epochs
+    photo_epochs = -(-1000 // args.photos)
+    digit_epochs = -(-200_000 // args.digits)
+    pairs = [
+        ("photos", "photos", "photos-320", {"batch_size": 32, "image_size": 224}, photo_epochs),
+        ("digits", "digits-png", "digits-raw", gray, digit_epochs),
+        ("digits-rgb", "digits-png", "digits-raw", rgb, digit_epochs),
+    ]
+    pairs = [p for p in pairs if args.only is None or p[0].startswith(args.only)]
     report = {}
     for cores in (1, 2)[: len(cpus)]:
-        for label, base, lean, options in pairs:
+        for label, base, lean, options, epochs in pairs:
             runs: dict[str, list[float]] = {base: [], lean: []}
             for _ in range(args.runs):  # A, B, A, B...: process-to-process drift hits both
                 for name in (base, lean):
-                    figures = run_cell(
-                        paths[name], cpus[:cores], options, args.repeats, epochs[label]
-                    )
+                    figures = run_cell(paths[name], cpus[:cores], options, args.repeats, epochs)
                     runs[name].append(figures["images_per_s"])
             rates = {name: statistics.median(values) for name, values in runs.items()}
             for name, values in runs.items():
@@ -134,7 +132,7 @@ def main() -> None:
             print(f"  -> {label}: {lean} / {base}, {cores} core(s): {ratio:.2f}x")
             report[f"{label}/{cores}"] = {
                 "options": options,
-                "epochs": epochs[label],
+                "epochs": epochs,
                 "rates": rates,
                 "runs": runs,
                 "ratio": ratio,

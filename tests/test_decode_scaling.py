@@ -123,20 +123,17 @@ def test_the_size_that_picks_the_scale_comes_from_where_the_plan_says(dims, stor
     assert run().shape[:2] == (want, want)
 
 
-def test_our_datasets_take_the_stored_size_and_image_files_the_header(dataset, folder):
-    from tfrecord_tools.read import pipeline
-
+def test_our_datasets_take_the_stored_size_and_image_files_the_header(dataset, folder, monkeypatch):
     seen = []
-    real = pipeline.decode.decode_batch
+    real = decode.decode_batch
 
     def spy(*args, plan, **kwargs):
         seen.append(plan.dims)
         return real(*args, plan=plan, **kwargs)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline.decode, "decode_batch", spy)
-        make_dataset(dataset, image_size=16, batch_size=4)
-        make_raw_dataset(folder, image_size=16, batch_size=4)
+    monkeypatch.setattr(decode, "decode_batch", spy)  # the pipeline calls decode.decode_batch
+    make_dataset(dataset, image_size=16, batch_size=4)
+    make_raw_dataset(folder, image_size=16, batch_size=4)
     assert seen == ["stored", "header"]
 
 
