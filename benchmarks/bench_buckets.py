@@ -150,7 +150,7 @@ def child(kind: str, target: str, extra: str | None) -> dict:
             "peak_kb": _peak_kb(),
         }
     if kind == "fetch":  # the server's floor: every object under a prefix, nothing else
-        from tfrecord_tools.format import storage
+        from tfrecord_tools import storage
 
         start = time.perf_counter()
         names = [storage.join(target, name) for name, _ in storage.walk_files(target)]

@@ -136,8 +136,8 @@ def main() -> None:
     if args.sha256 or args.url or args.moto or args.memory:
         return
 
-    from tfrecord_tools.check.locate import locate
     from tfrecord_tools.check.verify import verify
+    from tfrecord_tools.dataset import resolve as locate
 
     args.work.mkdir(parents=True, exist_ok=True)
     out = prepare(args.work, args.count)
@@ -300,7 +300,7 @@ def synthetic(args: argparse.Namespace) -> None:
 
 
 def _upload(folder: Path, url: str) -> None:
-    from tfrecord_tools.format import storage
+    from tfrecord_tools import storage
 
     if storage.exists(storage.join(url, "dataset.json")):
         return
@@ -351,7 +351,7 @@ def _bucket(args: argparse.Namespace):
 
 _MEMORY_CHILD = r"""
 import os, sys
-from tfrecord_tools.format import storage
+from tfrecord_tools import storage
 from tfrecord_tools.format.framing import frame
 from tfrecord_tools.check.verify import verify
 

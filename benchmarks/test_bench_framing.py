@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tfrecord_tools.check.scan import Damage, RecordScanner
 from tfrecord_tools.format.framing import frame, iter_headers, masked_crc32c
+from tfrecord_tools.format.scan import Damage, RecordScanner
 from tfrecord_tools.format.writer import ShardWriter
 
 RECORD = random.Random(0).randbytes(100_000)  # a ~100 KB photo-sized payload

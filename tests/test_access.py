@@ -288,7 +288,7 @@ def test_pickles_by_path_and_reopens(digits):
     src = TFRecordDataSource(digits, channels=1)
     src[3]
     copy = pickle.loads(pickle.dumps(src))
-    assert all(fd is None for fd in copy._fds)
+    assert all(reader is None for reader in copy._readers)
     assert np.array_equal(copy[3][0], src[3][0]) and copy[3][1] == src[3][1]
 
 

@@ -11,10 +11,9 @@ import json
 
 import pytest
 
-from tfrecord_tools import convert_image_folder, convert_mnist
+from tfrecord_tools import convert_image_folder, convert_mnist, storage
 from tfrecord_tools.cli import main
 from tfrecord_tools.errors import ConversionError
-from tfrecord_tools.format import storage
 
 from .helpers import make_mnist
 

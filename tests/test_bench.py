@@ -6,6 +6,11 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -484,6 +489,68 @@ def test_bench_bad_option_exits_2(capsys):
     assert "encoding: 'jpeg' is not one of keep, png, raw, auto" in capsys.readouterr().err
 
 
+def _children(pid: int, marker: str) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid`` and whose command line holds
+    ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if int(ppid) == pid and marker in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has ended
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_killed_bench_takes_its_cell_with_it(tmp_path):
+    """``kill -9`` of the benchmark: its cell process (a long one here: thousands of
+    epochs) ends with it instead of running on with parent 1."""
+    digits = make_digits(tmp_path / "digits", count=24, seed=0, workers=1)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+    args = ["--sources", "raw", "--threads", "1", "--cores", "1", "--cache", "warm"]
+    args += ["--repeats", "1", "--epochs", "100000", "--batch-size", "8", "--channels", "1"]
+    args += ["--image-size", "28", "--no-plot", "--quiet", "--out", str(tmp_path / "out")]
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "tfrecord_tools", "bench", str(digits), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    cells: list[int] = []
+    try:
+        deadline = time.monotonic() + 300  # the conversion first, then the cell starts
+        while not cells and bench.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            cells = _children(bench.pid, "tfrecord_tools.bench.child")
+        assert cells, f"no cell process started within 300 s (bench exit {bench.poll()})"
+        bench.kill()
+        bench.wait()
+        deadline = time.monotonic() + 60
+        while _alive(cells[0]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(cells[0]), "the cell process outlived the killed benchmark by 60 s"
+    finally:
+        bench.kill()
+        bench.wait()
+        for pid in cells:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 # --- on object storage ----------------------------------------------------------------------
 
 
@@ -491,7 +558,7 @@ def test_bench_reads_both_sources_from_a_bucket(s3_server, tmp_path):
     """``tfrecord-tools bench s3://...``: the raw cell reads the bucket's images, the
     TFRecords are converted into the same bucket and read from there; cold cache and Keras
     do not apply (a note says why) and nothing local is read."""
-    from tfrecord_tools.format import storage
+    from tfrecord_tools import storage
 
     bucket = s3_server.new_bucket()
     digits = make_digits(tmp_path / "digits", count=24, seed=0, workers=1)

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from tfrecord_tools import storage
 from tfrecord_tools.check.count import count_records
 from tfrecord_tools.check.index import index_shards
 from tfrecord_tools.check.inspect import inspect_dataset
-from tfrecord_tools.check.locate import locate
 from tfrecord_tools.check.repair import repair
 from tfrecord_tools.check.verify import verify
 from tfrecord_tools.cli import main
+from tfrecord_tools.dataset import resolve as locate
 from tfrecord_tools.errors import TFRecordToolsError
-from tfrecord_tools.format import storage
 from tfrecord_tools.format.example import encode_example
 from tfrecord_tools.format.framing import HEADER_SIZE, OVERHEAD
 from tfrecord_tools.format.manifest import build_manifest, write_labels, write_manifest
@@ -148,8 +148,9 @@ class Calls:
             self.sizes.append(os.fspath(path))
             return size(path)
 
-        monkeypatch.setattr(storage, "read_bytes", counting_read)
-        monkeypatch.setattr(storage, "size", counting_size)
+        for module in (storage, storage.fs):  # the package's names and the seam's own calls
+            monkeypatch.setattr(module, "read_bytes", counting_read)
+            monkeypatch.setattr(module, "size", counting_size)
 
     def bytes_read(self, suffix: str = "") -> int:
         return sum(
@@ -416,7 +417,7 @@ def test_index_refuses_damaged_object(memory_bucket, dataset):
 _MEMORY_CHILD = textwrap.dedent(
     """
     import os, sys
-    from tfrecord_tools.format import storage
+    from tfrecord_tools import storage
     from tfrecord_tools.format.framing import frame
     from tfrecord_tools.check.verify import verify
 

@@ -17,13 +17,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from tfrecord_tools import convert_image_folder, convert_mnist
+from tfrecord_tools import convert_image_folder, convert_mnist, storage
 from tfrecord_tools.cli import main
 from tfrecord_tools.convert.api import _default_name
 from tfrecord_tools.convert.sources import image_folder as folder_source
-from tfrecord_tools.convert.sources.image_folder import FolderShard, scan_image_folder
+from tfrecord_tools.convert.sources.image_folder import FolderShard
+from tfrecord_tools.dataset.images import scan_image_folder
 from tfrecord_tools.errors import TFRecordToolsError
-from tfrecord_tools.format import storage
 
 from .helpers import make_mnist
 
@@ -109,7 +109,8 @@ def test_a_bucket_source_is_listed_once_never_a_request_per_file(
     real_walk = storage.walk_files
     monkeypatch.setattr(storage, "walk_files", lambda url: walks.append(url) or real_walk(url))
     for per_file in ("size", "exists", "is_file", "is_dir", "read_bytes", "open_read"):
-        monkeypatch.setattr(storage, per_file, lambda *a, **k: pytest.fail("a request per file"))
+        for module in (storage, storage.fs):  # the package's names and the seam's own calls
+            monkeypatch.setattr(module, per_file, lambda *a, **k: pytest.fail("a request per file"))
     remote = scan_image_folder(src)
     assert walks == [src]
     # the same classes, files (hidden ones left out), order, labels and skips as locally

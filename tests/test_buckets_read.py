@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfrecord_tools import convert_image_folder
+from tfrecord_tools import convert_image_folder, storage
 from tfrecord_tools.errors import TFRecordToolsError
-from tfrecord_tools.format import storage
 from tfrecord_tools.format.naming import MANIFEST
-from tfrecord_tools.format.streams import open_stream
+from tfrecord_tools.storage.streams import open_stream
 
 tf = pytest.importorskip("tensorflow")
 from tfrecord_tools.read import records, stream  # noqa: E402

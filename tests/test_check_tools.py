@@ -20,16 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tfrecord_tools.check import scan as scan_mod
 from tfrecord_tools.check.count import count_records
 from tfrecord_tools.check.index import index_shards
 from tfrecord_tools.check.inspect import inspect_dataset
 from tfrecord_tools.check.repair import repair
-from tfrecord_tools.check.scan import Damage, RecordScanner
 from tfrecord_tools.check.verify import verify
 from tfrecord_tools.cli import main
 from tfrecord_tools.convert.api import convert_image_folder
 from tfrecord_tools.errors import TFRecordToolsError
+from tfrecord_tools.format import scan as scan_mod
 from tfrecord_tools.format.compression import detect_compression
 from tfrecord_tools.format.example import FEATURES
 from tfrecord_tools.format.framing import (
@@ -40,6 +39,8 @@ from tfrecord_tools.format.framing import (
     iter_records,
     masked_crc32c,
 )
+from tfrecord_tools.format.scan import Damage, RecordScanner
+from tfrecord_tools.format.tfds import TFDS_FILES
 from tfrecord_tools.format.writer import ShardWriter
 
 from .conftest import GOOD_PER_CLASS
@@ -535,6 +536,8 @@ def test_count_never_reads_shards_with_a_manifest_or_index(plain_copy, monkeypat
     assert {s.source for s in count_records([plain_copy]).shards} == {"manifest"}
     (plain_copy / "dataset.json").unlink()
     (plain_copy / "labels.txt").unlink()  # shards with indexes from elsewhere, not ours
+    for name in TFDS_FILES:
+        (plain_copy / name).unlink(missing_ok=True)
     report = count_records(shard_files_from_idx(plain_copy))
     assert report.total == N_GOOD and {s.source for s in report.shards} == {"index"}
 

@@ -225,10 +225,10 @@ def test_finished_output_needs_overwrite(image_folder, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"shards": 0}, "--shards must be at least 1"),
+        ({"shards": 0}, r"shards \(--shards\) must be at least 1"),
         ({"shards": 2, "shard_size": "1MB"}, "not both"),
         ({"shard_size": "12 parsecs"}, "cannot read size"),
-        ({"workers": 0}, "--workers must be at least 1"),
+        ({"workers": 0}, r"workers \(--workers\) must be at least 1"),
         ({"compression": "lz4"}, "unknown compression 'lz4'"),
         ({"split": "train=0.9,test=0.2"}, "sum to 1.1"),
         ({"split": "train"}, "expected NAME=FRACTION"),

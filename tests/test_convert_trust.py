@@ -159,6 +159,7 @@ def test_a_full_disk_exits_2_naming_the_shard_and_leaves_no_temp_files(
     for link in planted:
         link.symlink_to("/dev/full")
     argv = ["convert", "images", str(clean_folder), str(out), "--name", "x", "--shards", "2"]
+    argv += ["--allow-nonempty-out"]  # the two links are not ours
     code = main([*argv, "--workers", "1", "--compression", compression, "-q"])
     err = capsys.readouterr().err
     assert code == 2
@@ -372,7 +373,8 @@ def test_a_users_lookalike_files_are_never_deleted_without_overwrite(clean_folde
     out.mkdir()
     theirs = out / "mine-train.tfrecord-00000-of-00001"
     theirs.write_bytes(b"the user's own")
-    convert_image_folder(clean_folder, out, name="x", shards=2, workers=1, quiet=True)
+    options = {"name": "x", "shards": 2, "workers": 1, "quiet": True, "allow_nonempty_out": True}
+    convert_image_folder(clean_folder, out, **options)
     assert theirs.read_bytes() == b"the user's own"
     # one in the way of the plan: an error, not a deletion
     other = tmp_path / "other"
@@ -380,11 +382,9 @@ def test_a_users_lookalike_files_are_never_deleted_without_overwrite(clean_folde
     in_the_way = other / "x-train.tfrecord-00001-of-00002"
     in_the_way.write_bytes(b"the user's own")
     with pytest.raises(ConversionError, match=r"x-train.tfrecord-00001-of-00002.*--overwrite"):
-        convert_image_folder(clean_folder, other, name="x", shards=2, workers=1, quiet=True)
+        convert_image_folder(clean_folder, other, **options)
     assert in_the_way.read_bytes() == b"the user's own"
-    convert_image_folder(
-        clean_folder, other, name="x", shards=2, workers=1, quiet=True, overwrite=True
-    )
+    convert_image_folder(clean_folder, other, overwrite=True, **options)
     assert verify(other).ok
 
 

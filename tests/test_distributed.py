@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -17,7 +18,7 @@ import pytest
 
 from tfrecord_tools import convert_mnist
 from tfrecord_tools.errors import TFRecordToolsError
-from tfrecord_tools.read.service import start_local_service
+from tfrecord_tools.read.service import ServerProcess, start_local_service
 
 from .helpers import write_mnist
 
@@ -25,7 +26,6 @@ tf = pytest.importorskip("tensorflow")
 from tfrecord_tools.read.pipeline import make_dataset  # noqa: E402
 
 N = 600  # records in train; ids 0..599
-START_TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,9 @@ def service(tmp_path_factory):
     """A dispatcher (fault tolerant: it journals to a work dir) and two workers, separate
     processes on localhost ports; stopped after."""
     journal = tmp_path_factory.mktemp("dispatcher-journal")
-    address, servers = start_local_service(2, work_dir=str(journal), timeout=START_TIMEOUT)
+    # ready when the servers say so (their lines), within the module's generous bound: a
+    # busy machine takes minutes to import TensorFlow in three processes
+    address, servers = start_local_service(2, work_dir=str(journal))
     assert servers[0].seen[0].endswith("(fault tolerant)")
     assert address.startswith("grpc://localhost:")
     try:
@@ -146,6 +148,32 @@ def test_serve_refuses_a_busy_port(capsys):
     )
 
 
+def test_a_server_that_ends_early_is_reported_at_once_with_its_stderr():
+    """No wait for the bound: the wait ends when the server does, naming what it waited for
+    and quoting what the server said."""
+    server = ServerProcess("worker", "--dispatcher", "no-port-here")
+    try:
+        with pytest.raises(TFRecordToolsError) as info:
+            server.wait_for("worker listening on ", what="its 'listening on' line")
+    finally:
+        code = server.stop()
+    assert code == 2
+    message = str(info.value)
+    assert (
+        "serve worker --dispatcher no-port-here: it exited (code 2) while waiting for its "
+        "'listening on' line" in message
+    )
+    assert "service must look like grpc://HOST:PORT or HOST:PORT" in message  # its stderr
+
+
+def test_a_service_not_ready_in_time_says_what_it_waited_for():
+    with pytest.raises(TFRecordToolsError) as info:
+        start_local_service(1, timeout=1)  # the dispatcher is still importing TensorFlow
+    message = str(info.value)
+    assert "the local tf.data service was not ready within 1 s" in message
+    assert re.search(r"serve dispatcher --port 0: waited \d+ s for its address line", message)
+
+
 _READ_PART = """
 import json, sys
 from tfrecord_tools.read.pipeline import make_dataset
@@ -174,7 +202,12 @@ def test_two_hosts_read_disjoint_parts_that_make_the_whole(numbered):
     ]
     parts = []
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        try:  # a generous bound: each process imports TensorFlow, on a machine maybe busy
+            out, err = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
         assert proc.returncode == 0, err[-2000:]
         parts.append(json.loads(out))
     assert parts[0] and parts[1]

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
 
 from tfrecord_tools import TFRecordToolsError, inspect_dataset, make_dataset  # noqa: E402
-from tfrecord_tools.read import keys as feature_keys  # noqa: E402
+from tfrecord_tools.dataset import keys as feature_keys  # noqa: E402
 from tfrecord_tools.read.pipeline import make_raw_dataset  # noqa: E402
 
 

@@ -127,7 +127,8 @@ def test_a_run_cut_short_by_damage_names_the_shard(tmp_path: Path) -> None:
     shard = sorted(folder.glob("*-00001-of-*"))[0]
     data = shard.read_bytes()
     shard.write_bytes(data[: len(data) // 2])  # the index still lists every record
-    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"{shard.name}: damaged shard"):
+    # found from the index before a run is read: the error names the index and the shard
+    with pytest.raises(TFRecordToolsError, match=rf"{shard.name}.idx: .* lost its end"):
         _read(folder)
 
 

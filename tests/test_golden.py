@@ -13,6 +13,7 @@ import base64
 import hashlib
 import importlib.util
 import json
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -21,6 +22,8 @@ import numpy as np
 import pytest
 
 from tfrecord_tools import convert_image_folder, convert_mnist
+from tfrecord_tools.format import CONTRACT_VERSION
+from tfrecord_tools.format.manifest import FORMAT_VERSION
 
 from .conftest import write_idx
 
@@ -176,6 +179,7 @@ def test_image_folder_golden(tmp_path, engine):
         engine=engine,
     )
     assert fingerprint(tmp_path / "out") == GOLDEN_FOLDER
+    assert _format_version(tmp_path / "out") == 1
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -193,6 +197,25 @@ def test_mnist_golden(tmp_path, engine, encoding):
         engine=engine,
     )
     assert fingerprint(tmp_path / "out") == GOLDEN_MNIST[encoding]
+    assert _format_version(tmp_path / "out") == 1
+
+
+def _format_version(out: Path) -> object:
+    return json.loads((out / "dataset.json").read_text(encoding="utf-8"))["format_version"]
+
+
+FORMAT_MD = Path(__file__).resolve().parent.parent / "FORMAT.md"
+
+
+def test_format_md_states_the_code_s_contract_version():
+    """FORMAT.md's "Contract version" line, and the last row of its version table, are the
+    code's CONTRACT_VERSION; every extension is compatible, so the manifest's
+    format_version (pinned by the hashes above) is still 1."""
+    text = FORMAT_MD.read_text(encoding="utf-8")
+    assert re.findall(r"^Contract version: (\S+)$", text, re.MULTILINE) == [CONTRACT_VERSION]
+    table = re.findall(r"^\| (\d+\.\d+) \|", text, re.MULTILINE)
+    assert table and table[-1] == CONTRACT_VERSION, table
+    assert CONTRACT_VERSION.split(".")[0] == str(FORMAT_VERSION) == "1"
 
 
 #: A shard's resume state as written by the version before the reorganisation.

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from tfrecord_tools import convert_image_folder
-from tfrecord_tools.convert.sources.probe import PREFIX_BYTES, read_image
 from tfrecord_tools.errors import InvalidImageError
+from tfrecord_tools.images.probe import PREFIX_BYTES, read_image
 
 BIG = 3 << 30  # 3 GiB, sparse
 

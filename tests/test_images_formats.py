@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, features
 
 from tfrecord_tools import convert_image_folder
-from tfrecord_tools.convert.sources.probe import ImageInfo, probe_image
+from tfrecord_tools.images.probe import ImageInfo, probe_image
 
 RNG = np.random.default_rng(11)
 RGB = Image.fromarray(RNG.integers(0, 256, (6, 10, 3), dtype=np.uint8))

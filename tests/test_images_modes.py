@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from tfrecord_tools.convert.sources.probe import probe_image
+from tfrecord_tools.images.probe import probe_image
 
 tf = pytest.importorskip("tensorflow")
 

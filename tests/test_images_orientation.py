@@ -15,11 +15,11 @@ from PIL import Image, ImageOps
 
 from tfrecord_tools import convert_image_folder
 from tfrecord_tools.convert.jobs import ShardResult
-from tfrecord_tools.convert.sources.probe import exif_orientation, probe_image
 from tfrecord_tools.errors import TFRecordToolsError
 from tfrecord_tools.format import example
 from tfrecord_tools.format.framing import iter_records
 from tfrecord_tools.format.manifest import ShardEntry
+from tfrecord_tools.images.probe import exif_orientation, probe_image
 
 tf = pytest.importorskip("tensorflow")
 from tfrecord_tools.read import decode, orient  # noqa: E402

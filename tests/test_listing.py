@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from tfrecord_tools.convert.sources.image_folder import PathTable, unpack
+from tfrecord_tools.dataset.images import PathTable, unpack
 
 
 def test_path_table_round_trip_before_and_after_flush():

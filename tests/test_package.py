@@ -38,14 +38,15 @@ def test_make_dataset_options_are_keyword_parameters_with_the_reader_defaults():
         assert params[option.name].default == option.default, option.name
 
 
-def _imports(path: Path) -> list[tuple[str, bool]]:
-    """(absolute module name, at module level?) of every import in a package module."""
+def _imports(path: Path, source: str | None = None) -> list[tuple[str, bool]]:
+    """(absolute module name, at module level?) of every import in a package module
+    (``source``: its text, when not the file's)."""
     module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     if path.name == "__init__.py":
         module = package
     found = []
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = ast.parse(path.read_text(encoding="utf-8") if source is None else source)
     top = {id(node) for node in tree.body}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -64,11 +65,71 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
-def test_the_format_layer_imports_nothing_else_of_the_package():
-    for path in (PACKAGE / "format").rglob("*.py"):
-        for name, _ in _imports(path):
-            if name.startswith("tfrecord_tools"):
-                assert name.startswith("tfrecord_tools.format"), f"{path.name} imports {name}"
+#: The layers, bottom up: a module may import its own folder and any lower layer, never a
+#: sibling of its own layer (the verbs stay apart) and never a higher one.
+LAYERS: dict[str, int] = {
+    "errors": 0,  # every error type; imports nothing of the package
+    "cores": 0,  # usable cores
+    "storage": 1,  # locations, the opener, atomic writes
+    "format": 2,  # the on-disk contract
+    "images": 2,  # image files: sniffing, Pillow formats to PNG
+    "dataset": 3,  # what a PATH holds: resolver, keys, listing, checked indexes
+    "convert": 4,
+    "read": 4,
+    "access": 4,
+    "check": 4,
+    "sample": 4,
+    "bench": 5,  # measures the verbs
+    "view": 6,  # shows what the verbs find, and the benchmark's results
+    "cli": 7,
+    "__main__": 8,
+}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_every_module_belongs_to_a_layer():
+    folders = {_layer(_module_name(path)) for path in MODULES} - {"__init__"}
+    assert folders <= set(LAYERS), f"add {sorted(folders - set(LAYERS))} to LAYERS"
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+
+
+def _sideways(path: Path, source: str | None = None) -> list[str]:
+    """The imports of ``path`` that do not go down the layers."""
+    own = _layer(_module_name(path))
+    found = []
+    for name, _ in _imports(path, source):
+        target = _layer(name) if name.startswith("tfrecord_tools.") else "__init__"
+        if target in (own, "__init__") or target not in LAYERS:
+            continue  # its own folder, or a name of the package's facade (__version__)
+        if LAYERS[target] >= LAYERS[own]:
+            found.append(f"{path.relative_to(PACKAGE)} ({own}) imports {name}")
+    return found
+
+
+def test_imports_only_go_down_the_layers():
+    sideways = [line for path in MODULES for line in _sideways(path)]
+    assert not sideways, "\n".join(sideways)
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "bad"),
+    [
+        ("access/probe.py", "from ..check import verify\n", True),  # a sibling verb
+        ("format/probe.py", "from ..dataset import resolve\n", True),  # up a layer
+        ("read/probe.py", "def f():\n    from ..convert import api\n", True),  # in a function
+        ("read/probe.py", "from ..dataset import resolve\nfrom . import options\n", False),
+        ("cli/probe.py", "from ..view import server\n", False),
+    ],
+)
+def test_the_layering_check_finds_a_sideways_import(module, source, bad):
+    assert bool(_sideways(PACKAGE / module, source)) is bad
 
 
 #: The only modules that may import TensorFlow: the tf.data readers and the benchmark's

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from tfrecord_tools.convert.sources.pngenc import encode_png, encode_png_batch
+from tfrecord_tools.images.pngenc import encode_png, encode_png_batch
 
 
 def _decode(png: bytes) -> np.ndarray:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfrecord_tools.convert.sources.probe import ImageInfo, probe_image, sniff_format
 from tfrecord_tools.errors import InvalidImageError
+from tfrecord_tools.images.probe import ImageInfo, probe_image, sniff_format
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, size=(6, 10, 3), dtype=np.uint8)  # 6 high, 10 wide: no h/w mix-up
@@ -386,7 +386,7 @@ def test_fast_path_imports_neither_tensorflow_nor_pillow(tmp_path) -> None:
     image = tmp_path / "photo.jpg"
     image.write_bytes(PHOTO_JPEG)
     code = (
-        "import sys, tfrecord_tools.convert.sources.probe as p;"
+        "import sys, tfrecord_tools.images.probe as p;"
         "p.probe_image(open(sys.argv[1], 'rb').read());"
         "print(sorted(m for m in ('tensorflow', 'PIL') if m in sys.modules))"
     )

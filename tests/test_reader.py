@@ -272,5 +272,5 @@ def test_bad_arguments(dataset, kwargs, message):
 
 
 def test_no_files_is_a_clear_error(tmp_path):
-    with pytest.raises(TFRecordToolsError, match="no TFRecord files match"):
+    with pytest.raises(TFRecordToolsError, match="no files match"):
         make_dataset(str(tmp_path / "*.tfrecord"))

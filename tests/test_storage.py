@@ -1,4 +1,4 @@
-"""The storage seam (``format.storage``): the same operations, with the same results, on a
+"""The storage seam (``storage``): the same operations, with the same results, on a
 local folder, fsspec's ``memory://`` and the real S3 and GCS servers of ``buckets.py``."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tfrecord_tools.format import storage
-from tfrecord_tools.format.storage import StorageError
+from tfrecord_tools import storage
+from tfrecord_tools.storage import StorageError
 
 
 def _roundtrip(base: str, tmp_path) -> None:
@@ -83,7 +83,7 @@ def test_without_fsspec_a_url_names_the_extra_to_install(tmp_path):
     """A URL whose library is missing: an error naming the extra, not an ImportError."""
     code = (
         "import sys; sys.modules['fsspec'] = None; sys.modules['fsspec.core'] = None\n"
-        "from tfrecord_tools.format import storage\n"
+        "from tfrecord_tools import storage\n"
         "try:\n    storage.size('gs://b/x')\n"
         "except storage.StorageError as e:\n    print(e)\n"
     )

@@ -17,8 +17,9 @@ from tfrecord_tools import convert_image_folder, convert_mnist, make_dataset  # 
 from tfrecord_tools.check.count import count_records  # noqa: E402
 from tfrecord_tools.check.inspect import inspect_dataset  # noqa: E402
 from tfrecord_tools.check.verify import verify  # noqa: E402
+from tfrecord_tools.dataset.keys import tfds_feature_keys  # noqa: E402
 from tfrecord_tools.format.manifest import read_manifest  # noqa: E402
-from tfrecord_tools.read.shards import resolve_shards, tfds_feature_keys  # noqa: E402
+from tfrecord_tools.read.shards import resolve_shards  # noqa: E402
 
 from .helpers import read_dataset  # noqa: E402
 from .test_golden import make_golden_folder, make_golden_mnist  # noqa: E402

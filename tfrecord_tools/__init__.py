@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .format.errors import TFRecordToolsError
+from .errors import TFRecordToolsError
 
 __version__ = "0.1.0"
 

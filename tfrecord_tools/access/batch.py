@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..check.scan import RecordScanner
-from ..errors import TFRecordToolsError
+from ..errors import Damage, TFRecordToolsError
 from ..format import example
-from ..format.errors import Damage
+from ..format.scan import RecordScanner
 from .frames import fixed_rows, read_stream
 from .parse import ExampleParseError, field_spans
 
@@ -88,8 +87,11 @@ def _read_piece(
 ) -> tuple[Images, np.ndarray]:
     """Records ``[a, b)`` of one shard, in shuffled order when ``rng`` is given."""
     file = src.files[shard]
+    promised = src.shard_counts()[shard]
     stream = read_stream(file, src.compression)
     rows = fixed_rows(stream, slice(a, b))
+    if rows is not None and b == promised and len(rows) > promised:
+        _too_many(src, shard, len(rows))
     if rows is not None and len(rows) >= b:
         order = np.arange(a, b) if rng is None else a + rng.permutation(b - a)
         fast = _raw_pixels(
@@ -103,8 +105,10 @@ def _read_piece(
         return _stack([image for image, _ in decoded]), np.array([y for _, y in decoded])
     del stream
     records: dict[int, tuple[bytes, int]] = {}
-    with RecordScanner(file, src.compression) as scanner:
+    last = -1
+    with RecordScanner(file, src.compression, size=src.shards[shard].size) as scanner:
         for item in scanner:
+            last = item.index
             if isinstance(item, Damage):
                 if a <= item.index < b:
                     _damaged(src, file, item)
@@ -112,12 +116,46 @@ def _read_piece(
             if a <= item.index < b:
                 records[item.index] = (bytes(scanner.payload(item)), item.offset)
             elif item.index >= b:
+                if b == promised:  # a record past the last one promised
+                    _too_many(src, shard, item.index + 1)
                 break
+        if last < b - 1:  # the shard ended before the records its count promised
+            _short(src, shard, last + 1, scanner.stream_size)
     order = sorted(records)
     if rng is not None:
         order = [order[i] for i in rng.permutation(len(order))]
     decoded = [src.decode(records[i][0], file, i, records[i][1]) for i in order]
     return _stack([image for image, _ in decoded]), np.array([y for _, y in decoded], np.int64)
+
+
+def _short(src: TFRecordDataSource, shard: int, found: int, end: int) -> None:
+    """A shard that holds fewer records than its metadata (or index) promises: an error
+    naming it, or with ``skip_corrupt`` a reported skip, never a silent short read."""
+    ref = src.shards[shard]
+    promised = src.shard_counts()[shard]
+    by = ref.promised_by if ref.records is not None else "its index"
+    _damaged(
+        src,
+        src.files[shard],
+        Damage(
+            found,
+            end,
+            end,
+            "missing records",
+            f"the shard ends after {found} records, {by} promises {promised}: it lost its end, "
+            f"or {by} is wrong (run `tfrecord-tools verify`, then `tfrecord-tools repair`)",
+        ),
+    )
+
+
+def _too_many(src: TFRecordDataSource, shard: int, found: int) -> None:
+    ref = src.shards[shard]
+    by = ref.promised_by if ref.records is not None else "its index"
+    raise TFRecordToolsError(
+        f"{ref.shown}: holds at least {found} records, {by} promises "
+        f"{src.shard_counts()[shard]}: {by} does not describe this shard (run "
+        f"`tfrecord-tools verify {ref.shown}`)"
+    )
 
 
 def _damaged(src: TFRecordDataSource, file: str, damage: Damage) -> None:
@@ -253,10 +291,13 @@ def iter_stream(
     seen = 0  # records (and damaged stretches) before this file, for the modulo split
     for shard in files:
         file = src.files[shard]
-        with RecordScanner(file, src.compression) as scanner:
+        promised = src.shards[shard].records
+        with RecordScanner(file, src.compression, size=src.shards[shard].size) as scanner:
             last = -1
             for item in scanner:
                 last = item.index
+                if promised is not None and item.index >= promised:
+                    _too_many(src, shard, item.index + 1)
                 mine = by_file or (seen + item.index) % num_workers == worker_index
                 if not mine:
                     continue
@@ -264,4 +305,6 @@ def iter_stream(
                     _damaged(src, file, item)
                     continue
                 yield src.decode(bytes(scanner.payload(item)), file, item.index, item.offset)
+            if promised is not None and last + 1 < promised:
+                _short(src, shard, last + 1, scanner.stream_size)
         seen += last + 1

@@ -1,38 +1,55 @@
-"""Image decoding without TensorFlow, giving what the tf.data reader gives: uint8
-``[H, W, channels]``, upright for the record's EXIF orientation.
+"""Image decoding without TensorFlow, giving make_dataset's pixels: uint8 ``[H, W, channels]``,
+upright for the record's EXIF orientation.
 
 Data flow: parsed fields -> **decode** (format from the magic bytes, as ``read.decode``
-chooses it) -> channels -> orientation (``image/orientation``) -> optional resize.
+chooses it) -> channels, converted as TensorFlow converts them -> orientation
+(``image/orientation``) -> optional resize.
 
 As in the tf.data reader, the format comes from the bytes: ``image/format`` is trusted
 only for ``raw`` pixels whose byte count is height x width x channels.
 
-Decoders, fastest first, each giving the same pixels (tests compare them):
+Pixels equal make_dataset's, bit for bit (tests compare them with TensorFlow's):
+
+- PNG, any colour type and depth, 1, 3 or 4 channels: what ``tf.io.decode_png(channels,
+  dtype=uint8)`` gets from libpng 1.6 (:func:`_libpng`): 16-bit samples cut to their high
+  byte, tRNS as alpha, RGB -> gray with libpng's fixed-point weights (through the file's
+  gamma when a gAMA, sRGB or sRGB ICC profile chunk gives one), and make_dataset's opaque
+  alpha for 1, 2 and 4-bit images.
+- raw pixels: ``to_channels``; RGB -> gray as ``tf.image.rgb_to_grayscale`` (:func:`tf_gray`).
+- JPEG with simplejpeg (the ``fast`` extra): libjpeg-turbo with ``tf.io.decode_jpeg``'s
+  defaults (fast integer IDCT, fancy upsampling), gray as ``tf_gray``. Without it Pillow
+  decodes with the accurate IDCT, which no Pillow setting changes: on the package's
+  500x375 sample photos that differs from make_dataset's by at most 4-6 levels per image,
+  mean 0.96, on 55-69 % of the values (``scripts``-free figures: see the tests).
+
+Decoders, fastest first:
 
 - PNG, 8-bit gray / RGB / RGBA, not interlaced, no tRNS (what the converter writes):
-  ``pyspng`` (libspng; the ``fast`` extra) when installed, else Pillow's zlib decoder
-  called directly, skipping ``PngImageFile``'s chunk parsing in Python. A 28x28 digit,
-  measured on one core: pyspng 8 us, Pillow direct 21 us, Pillow's plugin 41 us.
-- JPEG in YCbCr / gray / RGB: ``simplejpeg`` (libjpeg-turbo; the ``fast`` extra) when
-  installed, else Pillow. A 500x375 photo: 1.35 ms against Pillow's 1.8 ms (both
-  libjpeg-turbo's accurate integer IDCT: the same pixels).
-- Anything else: Pillow's plugins (BMP, GIF, palette or 16-bit PNG, CMYK JPEG...).
+  ``pyspng`` (libspng) when installed, else Pillow's zlib decoder called directly, skipping
+  ``PngImageFile``'s chunk parsing in Python. Any other PNG: Pillow's plugin gives the
+  stored samples (16-bit colour's low bytes through the decoder directly, when gray or
+  tRNS needs them), converted here.
+- JPEG in YCbCr / gray / RGB: ``simplejpeg``; a JPEG libjpeg decodes with a warning
+  (extraneous bytes before a marker...) stops its strict mode: when Pillow decodes it too
+  (it fails where TensorFlow fails: data cut short) simplejpeg decodes it leniently.
+- Anything else: Pillow's plugins (BMP, GIF, CMYK JPEG...).
 
 JPEGs resized down are decoded at a reduced DCT scale (1/2, 1/4, 1/8, never below the
-requested size: Pillow's ``Image.draft`` rule, followed by simplejpeg too). Decoded
-without resizing, pixels equal TensorFlow's for PNG and raw; JPEGs differ by a few
-steps (mean ~1): ``tf.io.decode_jpeg`` defaults to libjpeg's fast integer IDCT, these
-decoders to the accurate one (against TF's ``dct_method="INTEGER_ACCURATE"`` they differ by
-<= 1). Resizing, with the ``fast`` extra, is OpenCV's bilinear, which is
-``tf.image.resize``'s (half-pixel centres, no antialiasing; fixed-point weights: within one
-step of TensorFlow's, mean 0.13): a 500x375 photo to 224x224 in ~0.17 ms against ~0.9 ms
-for Pillow's bilinear, which is the fallback and antialiases when shrinking (mean 7.9 steps
-from make_dataset's pixels then).
+requested size: Pillow's ``Image.draft`` rule, followed by simplejpeg too). Resizing, with
+the ``fast`` extra, is OpenCV's bilinear, which is ``tf.image.resize``'s (half-pixel
+centres, no antialiasing; fixed-point weights: within one step of TensorFlow's, mean 0.13):
+a 500x375 photo to 224x224 in ~0.17 ms against ~0.9 ms for Pillow's bilinear, which is the
+fallback and antialiases when shrinking (mean 7.9 steps from make_dataset's pixels then).
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin
@@ -53,13 +70,12 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     cv2 = None
 
-__all__ = ["decode_fields", "image_kind", "orient", "resize"]
+__all__ = ["decode_fields", "image_kind", "orient", "resize", "tf_gray"]
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 JPEG, PNG, RAW, OTHER = "jpeg", "png", "raw", "other"
-_PNG_CHANNELS = {0: 1, 2: 3, 6: 4}  # colour type -> channels, 8-bit, for the fast paths
-_PNG_RAWMODES = {1: "L", 3: "RGB", 4: "RGBA"}
-_JPEG_SPACES = ("YCbCr", "Gray", "RGB")  # what simplejpeg turns into RGB as Pillow does
+#: Pillow's errors for a damaged image (truncated data, a bad chunk, a bad header).
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error)
 
 
 def image_kind(fields: ImageFields) -> str:
@@ -92,17 +108,14 @@ def decode_fields(
     if image_size is not None:
         target = (image_size[0], image_size[1]) if turn >= 5 else (image_size[1], image_size[0])
     array = None
-    if kind == PNG and fast:
-        array = _png(fields.encoded, channels)
+    if kind == PNG:
+        array = _png(fields.encoded, channels, fast)
     elif kind == JPEG and fast and simplejpeg is not None:
         array = _jpeg(fields.encoded, channels, target)
     elif kind == RAW:
         array = _raw(fields, channels)
     if array is None:
-        image = _open(fields.encoded, kind)
-        if kind == JPEG and target is not None:
-            image.draft(image.mode, target)
-        array = _pillow_array(_to_mode(image, channels))
+        array = _pillow_pixels(fields.encoded, kind, channels, target)
     array = orient(array, turn)
     if image_size is not None and array.shape[:2] != image_size:
         array = resize(array, image_size)
@@ -145,112 +158,214 @@ def orient(image: np.ndarray, orientation: int) -> np.ndarray:
     return image
 
 
+# -- channels, as make_dataset converts them ------------------------------------------------
+
+_TF_WEIGHTS = tuple(np.float32(w) for w in (0.2989, 0.5870, 0.1140))
+
+
+def tf_gray(rgb: np.ndarray) -> np.ndarray:
+    """uint8 ``[..., 3]`` -> ``[..., 1]`` exactly as ``tf.image.rgb_to_grayscale``
+    (make_dataset's gray of JPEG and raw pixels): float32 values / 255, weighted, summed left
+    to right, then ``convert_image_dtype``'s x 255.5 truncated."""
+    values = rgb.astype(np.float32)
+    values *= np.float32(1 / 255)
+    red, green, blue = _TF_WEIGHTS
+    gray = values[..., 0] * red + values[..., 1] * green + values[..., 2] * blue
+    gray *= np.float32(255.5)
+    return gray.astype(np.uint8)[..., None]
+
+
+def _to_channels(
+    array: np.ndarray, channels: int, gray: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``array`` ([H, W, C]; C 1-4: gray, gray + alpha, RGB, RGBA) with ``channels``
+    channels, as ``read.decode.to_channels`` (and libpng's strip / add alpha) give them:
+    ``gray`` turns ``[..., 3]`` RGB into ``[..., 1]``, alpha is kept or made opaque."""
+    have = array.shape[2]
+    if have == channels:
+        return array
+    if channels == 1:
+        return gray(array[..., :3]) if have >= 3 else array[..., :1]
+    rgb = array[..., :3] if have >= 3 else np.repeat(array[..., :1], 3, axis=2)
+    if channels == 3:
+        return rgb
+    if have in (2, 4):
+        alpha = array[..., have - 1 :]
+    else:
+        alpha = np.full((*array.shape[:2], 1), 255, np.uint8)
+    return np.concatenate([rgb, alpha], axis=2)
+
+
 def _pillow_array(image: Image.Image) -> np.ndarray:
     array = np.array(image)  # writable (np.asarray of an Image is read-only)
     return array[..., None] if array.ndim == 2 else array
 
 
-def _to_mode(image: Image.Image, channels: int) -> Image.Image:
-    mode = MODES[channels]
-    if image.mode != mode:
-        if image.mode == "P" and mode != "RGBA" and "transparency" in image.info:
-            image = image.convert("RGBA")  # palette transparency, as libpng expands it
-        image = image.convert(mode)
-    return image
-
-
-def _to_channels(array: np.ndarray, channels: int) -> np.ndarray:
-    """``array`` ([H, W, C], C of 1, 3, 4: L, RGB, RGBA) with ``channels`` channels, as
-    Pillow's ``convert`` gives them (its luma weights for RGB -> L)."""
-    have = array.shape[2]
-    if have == channels:
-        return array
-    if channels == 1:  # Pillow's ITU-R 601-2 luma, rounded as Pillow rounds it
-        return _pillow_array(Image.fromarray(np.ascontiguousarray(array[..., :3])).convert("L"))
-    if have == 4:  # RGBA -> RGB: the alpha dropped
-        return array[..., :3]
-    rgb = np.repeat(array, 3, axis=2) if have == 1 else array
-    if channels == 3:
-        return rgb
-    opaque = np.full((*array.shape[:2], 1), 255, np.uint8)
-    return np.concatenate([rgb, opaque], axis=2)
+def _pillow_pixels(
+    encoded: bytes | memoryview, kind: str, channels: int, target: tuple[int, int] | None = None
+) -> np.ndarray:
+    """A JPEG (gray, RGB, or CMYK turned into RGB as TensorFlow does it; drafted towards
+    ``target``) or another format by Pillow, with ``channels`` channels."""
+    image = _open(encoded, kind)
+    try:
+        if kind != JPEG:
+            mode = MODES[channels]
+            if image.mode != mode:
+                if image.mode == "P" and mode != "RGBA" and "transparency" in image.info:
+                    image = image.convert("RGBA")  # palette transparency, as libpng expands it
+                image = image.convert(mode)
+            return _pillow_array(image)
+        if target is not None:
+            image.draft(image.mode, target)
+        array = _pillow_array(image if image.mode in ("L", "RGB", "CMYK") else image.convert("RGB"))
+    except _PIL_ERRORS as e:
+        raise TFRecordToolsError(f"cannot decode the image ({kind}): {e}") from None
+    if array.shape[2] == 4:  # Pillow inverts every CMYK JPEG, as if it had an Adobe marker
+        array = _cmyk_rgb(255 - array, _adobe(encoded))
+    return _to_channels(array, channels, tf_gray)
 
 
 def _raw(fields: ImageFields, channels: int) -> np.ndarray:
     pixels = np.frombuffer(fields.encoded, np.uint8).reshape(
         fields.height, fields.width, fields.channels
     )
+    if pixels.shape[2] not in (1, 2, 3, 4):
+        raise TFRecordToolsError(f"raw pixels with {pixels.shape[2]} channels")
     if pixels.shape[2] == channels:
         return pixels.copy()  # writable, and not keeping the record's bytes alive
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}.get(pixels.shape[2])
-    if mode is None:
-        raise TFRecordToolsError(f"raw pixels with {pixels.shape[2]} channels")
-    image = Image.fromarray(pixels[..., 0] if mode == "L" else pixels)
-    return _pillow_array(_to_mode(image, channels))
+    return _to_channels(pixels, channels, tf_gray)
 
 
-def _png_layout(data: bytes | memoryview) -> tuple[int, int, int, list[tuple[int, int]]] | None:
-    """(width, height, channels, IDAT data spans) of an 8-bit gray / RGB / RGBA PNG, not
-    interlaced and without tRNS (the fast paths' PNGs); None for any other PNG."""
-    if len(data) < 45 or data[12:16] != b"IHDR" or data[24] != 8 or data[28] != 0:
-        return None
-    have = _PNG_CHANNELS.get(data[25])
-    if have is None:
+# -- PNG: libpng's transformations, as tf.io.decode_png asks for them -----------------------
+
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel (palette: 1)
+_PNG_RAWMODES = {1: "L", 3: "RGB", 4: "RGBA"}  # 8-bit samples -> Pillow mode, for the fast path
+_COLOUR_CHUNKS = (b"gAMA", b"sRGB", b"iCCP")
+
+
+@dataclass(frozen=True, slots=True)
+class _PngInfo:
+    """What decoding needs of a PNG's chunks before its image data."""
+
+    width: int
+    height: int
+    depth: int
+    color_type: int
+    interlaced: bool
+    idat: tuple[tuple[int, int], ...]  # data spans of the IDAT chunks
+    palette: bytes
+    trns: bytes | None
+    sbit: bytes | None
+    colour: tuple[tuple[bytes, bytes], ...]  # gAMA, sRGB, iCCP bodies before PLTE, in order
+
+    @property
+    def simple(self) -> bool:
+        """8-bit gray / RGB / RGBA, not interlaced, without tRNS: the fast paths' PNGs."""
+        return (
+            self.depth == 8
+            and self.color_type in (0, 2, 6)
+            and not self.interlaced
+            and self.trns is None
+            and bool(self.idat)
+        )
+
+
+def _png_info(data: bytes | memoryview) -> _PngInfo | None:
+    """The chunks up to the image data, walked once; None without an IHDR chunk."""
+    if len(data) < 33 or data[12:16] != b"IHDR":
         return None
     width = int.from_bytes(data[16:20], "big")
     height = int.from_bytes(data[20:24], "big")
     spans: list[tuple[int, int]] = []
+    palette, trns, sbit, colour = b"", None, None, []
     pos, end = 33, len(data)
     while pos + 8 <= end:
         length = int.from_bytes(data[pos : pos + 4], "big")
         kind = bytes(data[pos + 4 : pos + 8])
+        start = pos + 8
         if kind == b"IDAT":
-            spans.append((pos + 8, pos + 8 + length))
+            spans.append((start, start + length))
         elif spans or kind == b"IEND":
             break
-        elif kind == b"tRNS":
-            return None
-        pos += 12 + length
-    if not spans or width == 0 or height == 0:
-        return None
-    return width, height, have, spans
+        elif kind == b"PLTE":
+            palette = bytes(data[start : start + length])
+        elif kind == b"tRNS" and trns is None and (palette or data[25] != 3):
+            trns = bytes(data[start : start + length])  # a palette's only after PLTE
+        elif palette or kind not in (*_COLOUR_CHUNKS, b"sBIT"):
+            pass  # libpng ignores colour chunks after PLTE ("out of place")
+        elif kind == b"sBIT":
+            sbit = sbit if sbit is not None else bytes(data[start : start + length])
+        else:
+            colour.append((kind, bytes(data[start : start + length])))
+        pos = start + length + 4
+    return _PngInfo(
+        width, height, data[24], data[25], data[28] != 0, tuple(spans), palette, trns, sbit,
+        tuple(colour),
+    )  # fmt: skip
 
 
-def _png(data: bytes | memoryview, channels: int) -> np.ndarray | None:
-    """The fast paths of a simple PNG, or None (the caller then uses Pillow's plugin)."""
-    layout = _png_layout(data)
-    if layout is None:
-        return None
-    width, height, have, spans = layout
+def _png(data: bytes | memoryview, channels: int, fast: bool) -> np.ndarray:
+    """A PNG as ``tf.io.decode_png(channels=channels)`` and make_dataset give it."""
+    info = _png_info(data)
+    if info is None:
+        raise TFRecordToolsError("cannot decode the image (png): no IHDR chunk where it belongs")
+    samples = _png_fast(data, info) if fast and info.simple else None
+    if samples is None:
+        samples = _png_samples(data, info, channels)
+    return _libpng(samples, info, channels)
+
+
+def _png_fast(data: bytes | memoryview, info: _PngInfo) -> np.ndarray | None:
+    """The samples of a simple PNG by pyspng or Pillow's decoder directly, or None (the
+    caller then uses Pillow's plugin, which names what is wrong with a damaged file)."""
     if pyspng is not None:
         try:
             array = pyspng.load(bytes(data))
         except RuntimeError:
-            return None  # damaged: Pillow's plugin names the problem
-        if array.ndim == 2:
-            array = array[..., None]
-    else:
-        image = _pillow_png(data, width, height, have, spans)
-        if image is None:
             return None
-        array = _pillow_array(image)
-    return _to_channels(array, channels)
+        return array[..., None] if array.ndim == 2 else array
+    mode = _PNG_RAWMODES[_PNG_CHANNELS[info.color_type]]
+    image = _pillow_zip(data, info, mode, mode)
+    return None if image is None else _pillow_array(image)
 
 
-def _pillow_png(
-    data: bytes | memoryview, width: int, height: int, have: int, spans: list[tuple[int, int]]
-) -> Image.Image | None:
-    """Pillow's own PNG decoder (zlib + unfiltering in C) fed the IDAT data, without the
-    plugin's chunk parsing; None when Pillow's internals differ or the data is not a whole
-    image (then the plugin decodes, and names what is wrong)."""
-    image = Image.new(_PNG_RAWMODES[have], (width, height))
+def _png_samples(data: bytes | memoryview, info: _PngInfo, channels: int) -> np.ndarray:
+    """The stored samples by Pillow's plugin: ``[H, W, n]`` uint8 (8-bit values; 1, 2 and
+    4-bit gray scaled to 8 bits as libpng expands them; palette indices), uint16 for 16-bit
+    gray, and for 16-bit colour when gray or a tRNS key needs all 16 bits."""
+    image = _open(data, PNG)
     try:
-        decoder = Image._getdecoder(image.mode, "zip", (image.mode, 0))
-    except (AttributeError, OSError, TypeError):
+        array = _pillow_array(image)
+    except _PIL_ERRORS as e:
+        raise TFRecordToolsError(f"cannot decode the image (png): {e}") from None
+    if array.dtype == bool:  # 1-bit gray: Pillow's mode "1"
+        array = array.astype(np.uint8) * np.uint8(255)
+    if info.color_type == 4 and info.depth == 16:
+        array = array[..., [0, 3]]  # Pillow reads 16-bit gray + alpha as RGBA (high bytes)
+    wide = channels == 1 or (channels == 4 and info.color_type == 2 and info.trns is not None)
+    if info.depth == 16 and info.color_type in (2, 6) and wide:
+        mode = "RGB" if info.color_type == 2 else "RGBA"
+        low = _pillow_zip(data, info, mode, f"{mode};16L")  # the low byte of each sample
+        if low is None:
+            raise TFRecordToolsError("cannot decode the image (png): 16-bit samples")
+        array = (array.astype(np.uint16) << 8) | _pillow_array(low)
+    return array
+
+
+def _pillow_zip(
+    data: bytes | memoryview, info: _PngInfo, mode: str, rawmode: str
+) -> Image.Image | None:
+    """Pillow's own PNG decoder (zlib + unfiltering in C) fed the IDAT data, the plugin's
+    chunk parsing skipped; None when Pillow's internals differ or the data is not a whole
+    image."""
+    image = Image.new(mode, (info.width, info.height))
+    try:
+        decoder = Image._getdecoder(mode, "zip", (rawmode, int(info.interlaced)))
+    except (AttributeError, OSError, TypeError, ValueError):
         return None
     try:
-        decoder.setimage(image.im, (0, 0, width, height))
-        for start, stop in spans:
+        decoder.setimage(image.im, (0, 0, info.width, info.height))
+        for start, stop in info.idat:
             consumed, error = decoder.decode(bytes(data[start:stop]))
             if error < 0:
                 return None
@@ -263,32 +378,363 @@ def _pillow_png(
         decoder.cleanup()
 
 
+def _libpng(samples: np.ndarray, info: _PngInfo, channels: int) -> np.ndarray:
+    """``tf.io.decode_png(channels=channels, dtype=uint8)`` of the PNG whose stored samples
+    are ``samples`` (see :func:`_png_samples`): libpng's palette and tRNS expansion, alpha
+    stripped or added, RGB -> gray at the samples' depth, 16 bits cut to their high byte
+    (``png_set_strip_16``); then make_dataset's fix of libpng's alpha for 1, 2 and 4-bit
+    images without tRNS, ``(1 << depth) - 1`` instead of 255."""
+    trns = _valid_trns(info)
+    alpha = None
+    if info.color_type == 3:
+        rgba = _palette(info.palette, trns if channels == 4 else None)
+        samples = rgba[samples[..., 0]]
+        if channels != 4 or trns is None:
+            samples = samples[..., :3]
+    elif trns is not None and channels == 4:  # a gray or RGB key: alpha 0 where it matches
+        alpha = _key_alpha(samples, trns, info.depth)
+    if channels == 1 and samples.shape[2] >= 3:
+        return _libpng_gray(samples[..., :3], info)
+    if samples.dtype == np.uint16:
+        samples = (samples >> 8).astype(np.uint8)
+    if alpha is not None:
+        samples = np.concatenate([samples, alpha], axis=2)
+    pixels = _to_channels(samples, channels, tf_gray)
+    if channels == 4 and info.depth < 8 and trns is not None:
+        # make_dataset takes an alpha that is (1 << depth) - 1 everywhere for libpng's filler
+        opaque = pixels[..., 3] == (1 << info.depth) - 1
+        if opaque.all():
+            pixels = pixels.copy()
+            pixels[..., 3] = 255
+    return pixels
+
+
+def _valid_trns(info: _PngInfo) -> bytes | None:
+    """The tRNS chunk when libpng takes it: 2 bytes for gray, 6 for RGB, for a palette 1 to
+    as many as its entries (after PLTE); never with an alpha channel."""
+    trns, kind = info.trns, info.color_type
+    if trns is None:
+        return None
+    if (kind == 0 and len(trns) == 2) or (kind == 2 and len(trns) == 6):
+        return trns
+    if kind == 3 and info.palette and 0 < len(trns) <= len(info.palette) // 3:
+        return trns
+    return None
+
+
+def _palette(plte: bytes, trns: bytes | None) -> np.ndarray:
+    """uint8 [256, 4] RGBA of every palette index: libpng's palette is 256 entries long
+    (black past the PLTE chunk), alpha 255 past the tRNS chunk."""
+    rgba = np.zeros((256, 4), np.uint8)
+    entries = np.frombuffer(plte[: len(plte) // 3 * 3], np.uint8).reshape(-1, 3)[:256]
+    rgba[: len(entries), :3] = entries
+    rgba[:, 3] = 255
+    if trns is not None:
+        rgba[: len(trns), 3] = np.frombuffer(trns, np.uint8)
+    return rgba
+
+
+def _key_alpha(samples: np.ndarray, trns: bytes, depth: int) -> np.ndarray:
+    """uint8 [H, W, 1] alpha of a gray or RGB image with a tRNS colour key: 0 where every
+    sample equals the key (masked to the depth, scaled as the samples are), else 255."""
+    key = np.frombuffer(trns, ">u2").astype(np.uint32) & ((1 << depth) - 1)
+    if depth < 8:
+        key *= 255 // ((1 << depth) - 1)
+    match = (samples == key.astype(samples.dtype)).all(axis=2)
+    return np.where(match, np.uint8(0), np.uint8(255))[..., None]
+
+
+#: ``png_set_rgb_to_gray(png, 1, 0.299, 0.587)``: the weights in 1/32768, truncated as
+#: libpng truncates them; blue takes the rest.
+_RED, _GREEN = 29900 * 32768 // 100000, 58700 * 32768 // 100000
+_BLUE = 32768 - _RED - _GREEN
+
+
+def _libpng_gray(rgb: np.ndarray, info: _PngInfo) -> np.ndarray:
+    """``[..., 3]`` uint8 or uint16 RGB -> uint8 ``[..., 1]`` as libpng's
+    ``png_do_rgb_to_gray`` then ``png_set_strip_16``: 8-bit sums truncated, 16-bit ones
+    rounded; through the gamma tables when the file's gamma is significant (then gray
+    pixels keep their value, but for the 16-bit tables' quantisation)."""
+    wide = rgb.dtype == np.uint16
+    shift = _gamma_shift(info) if wide else None
+    tables = _gamma_tables(_file_gamma(info.colour), shift)
+    red, green, blue = (rgb[..., i].astype(np.uint32) for i in range(3))
+    if tables is None:
+        if wide:
+            return ((_RED * red + _GREEN * green + _BLUE * blue + 16384) >> 23).astype(np.uint8)[
+                ..., None
+            ]
+        return ((_RED * red + _GREEN * green + _BLUE * blue) >> 15).astype(np.uint8)[..., None]
+    to_linear, from_linear, same = tables
+    step = 0 if shift is None else shift
+    linear = (
+        _RED * to_linear[red >> step]
+        + _GREEN * to_linear[green >> step]
+        + _BLUE * to_linear[blue >> step]
+        + 16384
+    ) >> 15
+    gray = np.where(
+        (red == green) & (green == blue), same[red >> step], from_linear[linear >> step]
+    )
+    if wide:
+        gray = gray >> 8
+    return gray.astype(np.uint8)[..., None]
+
+
+# -- PNG gamma: libpng's (1.6.43, floating-point build) file gamma and tables, which its
+#    RGB -> gray uses whenever a file gamma differs from 1 by more than 5 %
+
+_FP_1 = 100000  # png_fixed_point 1.0
+_SRGB_GAMMA = 45455  # PNG_GAMMA_sRGB_INVERSE
+
+
+def _significant(gamma: int) -> bool:
+    return gamma < _FP_1 - 5000 or gamma > _FP_1 + 5000  # PNG_GAMMA_THRESHOLD_FIXED
+
+
+def _reciprocal(a: int) -> int:
+    return math.floor(1e10 / a + 0.5)
+
+
+def _reciprocal2(a: int, b: int) -> int:
+    return math.floor(1e15 / a / b + 0.5)
+
+
+def _product2(a: int, b: int) -> int:
+    return math.floor(a * 1e-5 * b + 0.5)
+
+
+def _file_gamma(colour: tuple[tuple[bytes, bytes], ...]) -> int:
+    """libpng's file gamma (x 100000; 0: none) after the gAMA, sRGB and iCCP chunks met
+    before PLTE, in file order: sRGB (or an ICC profile libpng knows to be sRGB's) sets
+    0.45455 and is not overridden by a gAMA more than 5 % away; a second profile or a bad
+    value invalidates the colour space (the gamma then stays as it was)."""
+    gamma, from_gama, from_srgb, intent = 0, False, False, False
+    for kind, body in colour:
+        if kind == b"gAMA" and len(body) == 4:
+            value = int.from_bytes(body, "big")
+            if value < 16 or value > 625_000_000 or from_gama:
+                break  # out of range, or a duplicate: the colour space is invalid
+            mismatch = gamma and (
+                gamma * _FP_1 / value >= 2**31
+                or _significant(math.floor(gamma * _FP_1 / value + 0.5))
+            )
+            if not (mismatch and from_srgb):
+                gamma, from_gama = value, True
+        elif kind == b"sRGB" and len(body) == 1:
+            if intent or body[0] > 3:
+                break  # too many profiles, or a bad rendering intent
+            gamma, from_srgb, intent = _SRGB_GAMMA, True, True
+        elif kind == b"iCCP" and len(body) >= 14:
+            if intent:
+                break
+            known = _icc_srgb(body)
+            if known is None:
+                break  # a profile libpng cannot read
+            if known:
+                gamma, from_srgb, intent = _SRGB_GAMMA, True, True
+    return gamma
+
+
+#: The ICC profiles libpng 1.6 takes for sRGB (``png_sRGB_checks``): adler32, crc32,
+#: MD5 (the header's profile ID, zero for the old HP ones), length, rendering intent.
+_SRGB_PROFILES = (
+    (0x0A3FD9F6, 0x3B8772B9, "29f83ddeaff255ae7842fae4ca83390d", 3048, 0),
+    (0x4909E5E1, 0x427EBB21, "c95bd637e95d8a3b0df38f99c1320389", 3052, 1),
+    (0xFD2144A1, 0x306FD8AE, "fc66337837e2886bfd72e9838228f1b8", 60988, 0),
+    (0x209C35D2, 0xBBEF7812, "34562abf994ccd066d2c5721d0d68c5d", 60960, 0),
+    (0xA054D762, 0x5D5129CE, "0" * 32, 3024, 1),
+    (0xF784F3FB, 0x182EA552, "0" * 32, 3144, 0),
+    (0x0398F3FC, 0xF29E526D, "0" * 32, 3144, 1),
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _icc_srgb(body: bytes) -> bool | None:
+    """Whether an iCCP chunk's profile is one libpng knows to be sRGB; None when libpng
+    rejects the chunk (keyword, compression, a profile that does not inflate to its own
+    length)."""
+    keyword = body.find(b"\0", 0, 80)
+    if keyword < 1 or body[keyword + 1 : keyword + 2] != b"\0":
+        return None
+    try:
+        profile = zlib.decompress(body[keyword + 2 :])
+    except zlib.error:
+        return None
+    if len(profile) < 132 or int.from_bytes(profile[:4], "big") != len(profile):
+        return None
+    intent = int.from_bytes(profile[64:68], "big")
+    md5 = profile[84:100].hex()
+    return any(
+        md5 == want_md5
+        and len(profile) == length
+        and intent == want_intent
+        and zlib.adler32(profile) == adler
+        and zlib.crc32(profile) == crc
+        for adler, crc, want_md5, length, want_intent in _SRGB_PROFILES
+    )
+
+
+def _gamma_shift(info: _PngInfo) -> int:
+    """``png_ptr->gamma_shift`` of a 16-bit image read as 8 bits: its insignificant bits
+    (from a valid sBIT chunk), at least 16 - PNG_MAX_GAMMA_8 (11) = 5, at most 8."""
+    shift = 0
+    bits = info.sbit
+    count = _PNG_CHANNELS.get(info.color_type, 3)
+    if bits is not None and len(bits) == count and all(0 < b <= info.depth for b in bits):
+        significant = max(bits[:3]) if info.color_type & 2 else bits[0]
+        shift = 16 - significant if 0 < significant < 16 else 0
+    return min(max(shift, 5), 8)
+
+
+@functools.lru_cache(maxsize=32)
+def _gamma_tables(
+    gamma: int, shift: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(to linear, from linear, for gray pixels) lookup tables libpng builds for
+    RGB -> gray with file gamma ``gamma``, indexed by the 8-bit sample (``shift`` None) or
+    by the 16-bit sample ``>> shift``; None when it builds none (no significant gamma)."""
+    if gamma == 0:
+        return None
+    screen = _reciprocal(gamma)  # libpng assumes the output matches the input
+    if not (_significant(gamma) or _significant(screen)):
+        return None
+    if shift is None:
+        return (
+            _table8(_reciprocal(gamma)),
+            _table8(_reciprocal(screen)),
+            _table8(_reciprocal2(gamma, screen)),
+        )
+    return (
+        _table16(shift, _reciprocal(gamma)),
+        _table16(shift, _reciprocal(screen)),
+        _table16to8(shift, _product2(gamma, screen)),
+    )
+
+
+def _table8(gamma: int) -> np.ndarray:
+    """``png_build_8bit_table``: ``png_gamma_8bit_correct`` of 0..255."""
+    if not _significant(gamma):
+        return np.arange(256, dtype=np.uint32)
+    values = [0] + [
+        math.floor(255 * math.pow(i / 255.0, gamma * 0.00001) + 0.5) for i in range(1, 255)
+    ]
+    return np.array([*values, 255], np.uint32)
+
+
+def _table16(shift: int, gamma: int) -> np.ndarray:
+    """``png_build_16bit_table``, indexed by ``sample >> shift``."""
+    top = (1 << (16 - shift)) - 1
+    if not _significant(gamma):
+        if shift == 0:
+            return np.arange(top + 1, dtype=np.uint32)
+        half = 1 << (15 - shift)
+        return np.array([(v * 65535 + half) // top for v in range(top + 1)], np.uint32)
+    scale = 1.0 / top
+    return np.array(
+        [math.floor(65535.0 * math.pow(v * scale, gamma * 0.00001) + 0.5) for v in range(top + 1)],
+        np.uint32,
+    )
+
+
+def _table16to8(shift: int, gamma: int) -> np.ndarray:
+    """``png_build_16to8_table`` (the table of gray pixels when 16 bits end as 8), indexed
+    by ``sample >> shift``: each 8-bit output (as ``out * 257``) from the input boundary
+    ``png_gamma_16bit_correct(out * 257 + 128)`` rounded to ``16 - shift`` bits."""
+    top = (1 << (16 - shift)) - 1
+    table = np.full(top + 1, 65535, np.uint32)
+    last = 0
+    for i in range(255):
+        out = i * 257
+        bound = (_gamma16(out + 128, gamma) * top + 32768) // 65535 + 1
+        if bound > last:
+            table[last:bound] = out
+            last = bound
+    return table
+
+
+def _gamma16(value: int, gamma: int) -> int:
+    """``png_gamma_16bit_correct``."""
+    if 0 < value < 65535:
+        return math.floor(65535 * math.pow(value / 65535.0, gamma * 0.00001) + 0.5)
+    return value
+
+
+# -- JPEG -----------------------------------------------------------------------------------
+
+
 def _jpeg(
     data: bytes | memoryview, channels: int, target: tuple[int, int] | None
 ) -> np.ndarray | None:
-    """simplejpeg's decode at Pillow's draft scale, or None (then Pillow decodes)."""
+    """simplejpeg's decode with ``tf.io.decode_jpeg``'s settings (fast integer IDCT, fancy
+    upsampling), at Pillow's draft scale, CMYK turned into RGB as TensorFlow does it; None
+    for a JPEG it does not read (then Pillow decodes)."""
     try:
-        height, width, space, _ = simplejpeg.decode_jpeg_header(data)
-    except ValueError:
-        return None  # Pillow names the problem
-    if space not in _JPEG_SPACES:
-        return None
-    scale = 1
-    if target is not None:  # Image.draft's rule: the largest of 8, 4, 2, 1 that fits
-        fit = min(width // max(target[0], 1), height // max(target[1], 1))
-        scale = next((s for s in (8, 4, 2) if fit >= s), 1)
-    colorspace = "GRAY" if channels == 1 and space == "Gray" else "RGB"
-    try:
-        array = simplejpeg.decode_jpeg(
+        height, width, space, _ = _lenient(simplejpeg.decode_jpeg_header, data)
+        scale = 1
+        if target is not None:  # Image.draft's rule: the largest of 8, 4, 2, 1 that fits
+            fit = min(width // max(target[0], 1), height // max(target[1], 1))
+            scale = next((s for s in (8, 4, 2) if fit >= s), 1)
+        array = _lenient(
+            simplejpeg.decode_jpeg,
             data,
-            colorspace=colorspace,
+            colorspace=_SIMPLEJPEG_SPACES[space],
+            fastdct=True,  # TensorFlow's default dct_method: libjpeg's JDCT_IFAST
             min_height=-(-height // scale),
             min_width=-(-width // scale),
             min_factor=scale,
         )
-    except ValueError as e:
-        raise TFRecordToolsError(f"cannot decode the image (jpeg): {e}") from None
-    return _to_channels(array, channels)
+    except (ValueError, KeyError):
+        return None  # Pillow decodes it, or names the problem
+    if array.ndim == 2:
+        array = array[..., None]
+    elif array.shape[2] == 4:  # libjpeg's CMYK
+        array = _cmyk_rgb(array, _adobe(data))
+    return _to_channels(array, channels, tf_gray)
+
+
+#: JPEG colour space (simplejpeg's header) -> what to ask simplejpeg for
+_SIMPLEJPEG_SPACES = {"YCbCr": "RGB", "RGB": "RGB", "Gray": "GRAY", "CMYK": "CMYK", "YCCK": "CMYK"}
+
+
+def _lenient(call: Callable[..., object], data: bytes | memoryview, **options: object):
+    """``call(data, **options)`` in simplejpeg's strict mode, which fails on libjpeg's
+    warnings (extraneous bytes before a marker, a corrupt data segment); TensorFlow decodes
+    such a file, but not one cut short, which libjpeg pads. Pillow fails where TensorFlow
+    fails, so it decides (raising its reason) before ``call`` runs again leniently."""
+    try:
+        return call(data, **options)
+    except ValueError:
+        _pillow_pixels(data, JPEG, 3)
+        return call(data, strict=False, **options)
+
+
+def _cmyk_rgb(cmyk: np.ndarray, adobe: bool) -> np.ndarray:
+    """libjpeg's CMYK values (uint8 ``[H, W, 4]``) -> RGB as ``tf.io.decode_jpeg`` computes
+    them: ``k * c // 255`` under an Adobe marker (which stores them inverted), else
+    ``(255 - k) * (255 - c) // 255``."""
+    values = cmyk.astype(np.uint16)
+    if not adobe:
+        values = 255 - values
+    return (values[..., :3] * values[..., 3:] // 255).astype(np.uint8)
+
+
+def _adobe(data: bytes | memoryview) -> bool:
+    """Whether libjpeg sees an Adobe APP14 marker (at least 12 data bytes starting
+    ``Adobe``) before the first scan: its CMYK is then stored inverted."""
+    pos, end = 2, len(data)
+    while pos + 4 <= end and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            pos += 1 if marker == 0xFF else 2  # fill byte, or a marker without a length
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan, end of image
+            break
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xEE and length >= 14 and bytes(data[pos + 4 : pos + 9]) == b"Adobe":
+            return True
+        pos += 2 + length
+    return False
 
 
 def _open(encoded: bytes | memoryview, kind: str) -> Image.Image:
@@ -303,5 +749,5 @@ def _open(encoded: bytes | memoryview, kind: str) -> Image.Image:
         image = Image.open(stream)
         image.seek(0)  # the first frame of a GIF, as tf.io.decode_image(expand_animations=False)
         return image
-    except (OSError, SyntaxError, ValueError) as e:
+    except _PIL_ERRORS as e:
         raise TFRecordToolsError(f"cannot decode the image ({kind}): {e}") from None

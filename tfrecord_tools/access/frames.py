@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from ..format.compression import open_reader
+from ..format.compression import open_source, reader_of
 from ..format.framing import (
     FOOTER_SIZE,
     HEADER_SIZE,
@@ -27,15 +27,18 @@ from ..format.framing import (
     header,
     mask,
 )
+from ..storage import Location
 
 __all__ = ["fixed_rows", "read_stream"]
 
 
 def read_stream(path: str | os.PathLike, compression: str) -> np.ndarray:
-    """The shard's whole (uncompressed) record stream as a uint8 array."""
+    """The shard's whole (uncompressed) record stream as a uint8 array, local (one read
+    into the array) or at a URL (the object in one request)."""
+    loc = Location(path)
     if compression == "none":
-        return np.fromfile(path, np.uint8)
-    with open_reader(path, compression) as stream:
+        return np.frombuffer(loc.read(), np.uint8) if loc.is_url else np.fromfile(loc, np.uint8)
+    with loc.open_stream() as raw, reader_of(open_source(raw, compression)) as stream:
         return np.frombuffer(stream.read(), np.uint8)
 
 

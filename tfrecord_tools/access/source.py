@@ -1,20 +1,21 @@
 """Random access to TFRecord shards of image Examples, without TensorFlow:
 ``TFRecordDataSource`` -- ``len(src)``, ``src[i] -> (image, label)``, ``src.batches()``.
 
-Data flow: PATH -> shard list (``read.shards``: manifest or glob) -> per-shard index
-(``.idx`` files, or headers scanned in memory) -> **one pread per record, both CRCs
-checked** -> parse (``parse``) -> decode (``decode``) -> ``(uint8 [H, W, C], int)``.
-Sequential reading of whole shards is ``batch.iter_batches``; the PyTorch and grain
-adapters (``torch``, ``grain``) wrap this class.
+Data flow: PATH -> ``dataset.resolve`` (the one resolver: ours, TFDS, bare files, local or
+a URL) -> per-shard index (``.idx`` files held to ``format.index.check_index``, or headers
+scanned) -> **one read by offset per record** (``storage.RandomReader``: ``os.pread``
+locally, a ranged request in a bucket), both CRCs checked -> parse (``parse``, with the keys
+``dataset.keys_for`` finds, as the tf.data reader does) -> decode (``decode``) ->
+``(uint8 [H, W, C], int)``. Sequential reading of whole shards is ``batch``; the PyTorch
+and grain adapters (``torch``, ``grain``) wrap this class.
 
-A source pickles by path and options (plus any index it built in memory): file descriptors
-are opened lazily, per process, so DataLoader and grain workers reopen the files.
+A source pickles by path and options (plus any index it built in memory): files are opened
+lazily, per process, so DataLoader and grain workers reopen them.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import logging
 import operator
 import os
@@ -24,15 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TFRecordToolsError
-from ..format.compression import normalize_compression
-from ..format.errors import Damage, RecordError
+from ..dataset import AUTO, FeatureKeys, Shard, keys_for, resolve
+from ..dataset.keys import OURS
+from ..dataset.options import CHANNEL_CHOICES, normalise_size
+from ..errors import Damage, RecordError, TFRecordToolsError
+from ..format.example import decode_example
 from ..format.framing import FOOTER, HEADER, OVERHEAD, header, iter_headers, masked_crc32c
-from ..format.index import index_path, read_index
-from ..read.options import CHANNEL_CHOICES, normalise_size
-from ..read.shards import resolve_shards
+from ..storage import RandomReader
 from .decode import decode_fields
-from .parse import ExampleParseError, parse_image_example
+from .parse import ExampleParseError, ImageFields, parse_image_example
 
 __all__ = ["TFRecordDataSource"]
 
@@ -67,6 +68,8 @@ class TFRecordDataSource:
         compression: str | None = None,
         skip_corrupt: bool = False,
         orientation: bool = True,
+        image_key: str | None = AUTO,
+        label_key: str | None = AUTO,
     ):
         if channels not in CHANNEL_CHOICES:
             raise TFRecordToolsError(f"channels must be 1, 3 or 4, got {channels}")
@@ -80,23 +83,25 @@ class TFRecordDataSource:
                 f"orientation must be True (apply EXIF orientation) or False, got {orientation!r}"
             )
         self.orientation = orientation
-        shards = resolve_shards(self.path, split, compression)
-        self.files: list[str] = list(shards.files)
-        self.compression = normalize_compression(shards.compression)
-        self._manifest_counts = shards.counts
+        self.dataset = resolve(self.path, compression=compression).for_reading(split)
+        self.shards: list[Shard] = list(self.dataset.shards)
+        self.files: list[str] = self.dataset.files
+        self.compression = self.dataset.compression
+        self._manifest_counts = self.dataset.counts
+        self.keys: FeatureKeys = keys_for(self.dataset, image_key, label_key)
         #: Damaged records met so far (by this process), as RecordError: file, record, offset.
         self.skipped: list[RecordError] = []
         self._offsets: list[array] | None = None  # per shard, record offsets
         self._sizes: list[array] | None = None  # per shard, whole record sizes
         self._starts: list[int] | None = None  # global index of each shard's first record
         self._total = 0  # records in all shards, once the index is loaded
-        self._fds: list[int | None] = [None] * len(self.files)
+        self._readers: list[RandomReader | None] = [None] * len(self.files)
 
-    # -- pickling: by path; file descriptors are per process ------------------------------
+    # -- pickling: by path; open files are per process ------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_fds"] = [None] * len(self.files)
+        state["_readers"] = [None] * len(self.files)
         state["skipped"] = []
         return state
 
@@ -105,23 +110,16 @@ class TFRecordDataSource:
 
     def close(self) -> None:
         """Close the shard files this process opened (they reopen on the next read)."""
-        for i, fd in enumerate(self._fds):
-            if fd is not None:
-                os.close(fd)
-                self._fds[i] = None
+        for i, reader in enumerate(self._readers):
+            if reader is not None:
+                reader.close()
+                self._readers[i] = None
 
     def __enter__(self) -> TFRecordDataSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        fds = getattr(self, "_fds", ())
-        for fd in fds:
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
 
     def __repr__(self) -> str:
         return (
@@ -150,14 +148,8 @@ class TFRecordDataSource:
                 "order with src.batches() or src.stream(), or convert with --compression none"
             )
         offsets, sizes = [], []
-        for k, file in enumerate(self.files):
-            o, s = self._shard_index(file)
-            want = None if self._manifest_counts is None else self._manifest_counts[k]
-            if want is not None and want != len(o) and not self.skip_corrupt:
-                raise TFRecordToolsError(
-                    f"{file}: the index lists {len(o)} records, the manifest {want}: "
-                    "rebuild it with `tfrecord-tools index`"
-                )
+        for shard in self.shards:
+            o, s = self._shard_index(shard)
             offsets.append(o)
             sizes.append(s)
         starts, total = [], 0
@@ -167,20 +159,29 @@ class TFRecordDataSource:
         self._offsets, self._sizes, self._starts = offsets, sizes, starts
         self._total = total
 
-    def _shard_index(self, file: str) -> tuple[array, array]:
-        idx = index_path(file)
-        if idx.is_file():
-            entries = read_index(idx)
+    def _shard_index(self, shard: Shard) -> tuple[array, array]:
+        """Record offsets and sizes of ``shard``: its ``.idx`` once it is known to describe
+        the shard (``Shard.checked_index``: contiguous, ending at the shard's end, as many as
+        the metadata promises), else its headers scanned, held to the same count."""
+        if shard.has_index():
+            entries = shard.checked_index()
             return array("q", (e[0] for e in entries)), array("q", (e[1] for e in entries))
         offsets, sizes = array("q"), array("q")
         try:
-            for record in iter_headers(file):
+            for record in iter_headers(shard.file):
                 offsets.append(record.offset)
                 sizes.append(record.size)
         except RecordError as e:  # a damaged header: nothing after it can be located
             if not self.skip_corrupt:
                 raise
             self.report(e, "the records after it are not indexed")
+            return offsets, sizes
+        if shard.records is not None and shard.records != len(offsets):
+            raise TFRecordToolsError(
+                f"{shard.shown}: holds {len(offsets)} records, {shard.promised_by} promises "
+                f"{shard.records}: {shard.promised_by} is wrong, or the shard lost records (run "
+                f"`tfrecord-tools verify {shard.shown}`, then `tfrecord-tools repair`)"
+            )
         return offsets, sizes
 
     def __len__(self) -> int:
@@ -225,10 +226,10 @@ class TFRecordDataSource:
         j = index - self._starts[shard]  # type: ignore[index]
         offset = self._offsets[shard][j]  # type: ignore[index]
         size = self._sizes[shard][j]  # type: ignore[index]
-        fd = self._fds[shard]
-        if fd is None:
-            fd = self._fds[shard] = os.open(self.files[shard], os.O_RDONLY)
-        buf = os.pread(fd, size, offset)
+        reader = self._readers[shard]
+        if reader is None:
+            reader = self._readers[shard] = RandomReader(self.files[shard])
+        buf = reader.read(offset, size)
         length = size - OVERHEAD
         problem = None
         if len(buf) < size:
@@ -253,7 +254,7 @@ class TFRecordDataSource:
         """``(image, label)`` of one record's Example bytes, with this source's options;
         a record that is not an image Example is an error naming ``file``, record, offset."""
         try:
-            fields = parse_image_example(data)
+            fields = self.parse(data)
             image = decode_fields(
                 fields,
                 channels=self.channels,
@@ -265,6 +266,13 @@ class TFRecordDataSource:
                 f"{file}: record {index} at byte {offset}: not a decodable image Example: {e}"
             ) from None
         return image, fields.label
+
+    def parse(self, data: bytes | memoryview) -> ImageFields:
+        """The image fields of one record's Example bytes, by this source's keys: ours at C
+        speed, any other layout ``dataset.keys_for`` found through the generic parser."""
+        if self.keys == OURS:
+            return parse_image_example(data)
+        return fields_by_keys(decode_example(bytes(data)), self.keys)
 
     def report(self, error: RecordError, what: str) -> None:
         """Note a damaged record met with ``skip_corrupt``: in ``skipped`` and the log."""
@@ -307,3 +315,35 @@ class TFRecordDataSource:
         from .batch import iter_stream
 
         return iter_stream(self, num_workers=num_workers, worker_index=worker_index)
+
+
+def fields_by_keys(features: dict[str, tuple[str, list[Any]]], keys: FeatureKeys) -> ImageFields:
+    """:class:`ImageFields` of a record parsed by ``format.example.decode_example``, taken
+    from the keys of its layout (``FeatureKeys``: TFDS, Keras, slim...); a missing label is
+    ``keys.label_default`` (an error when None, as in the tf.data reader)."""
+
+    def first(key: str | None, kind: str, default: Any) -> Any:
+        if key is None or key not in features or features[key][0] != kind:
+            return default
+        values = features[key][1]
+        return values[0] if values else default
+
+    encoded = first(keys.image, "bytes", None)
+    if encoded is None:
+        raise TFRecordToolsError(f"no image bytes under {keys.image!r}")
+    label = first(keys.label, "int64", None)
+    if label is None:
+        if keys.label is not None and keys.label_default is None:
+            raise TFRecordToolsError(f"no int64 label under {keys.label!r}")
+        label = -1 if keys.label_default is None else keys.label_default
+    fmt = first(keys.format, "bytes", b"")
+    fmt = fmt.decode("utf-8", "replace") if isinstance(fmt, bytes) else str(fmt)
+    return ImageFields(
+        encoded,
+        fmt or keys.default_format,
+        int(first(keys.height, "int64", 0)),
+        int(first(keys.width, "int64", 0)),
+        int(first(keys.channels, "int64", 0)),
+        int(label),
+        int(first(keys.orientation, "int64", 1)),
+    )

@@ -161,7 +161,7 @@ def _libc():
 def filesystem_type(path: str | os.PathLike) -> str:
     """The type of the filesystem holding ``path`` (``ext4``, ``tmpfs``...), from
     ``/proc/mounts``; ``unknown`` elsewhere; a URL's scheme (``s3``) for a bucket."""
-    from ..format.storage import scheme
+    from ..storage import scheme
 
     if scheme(path):
         return f"{scheme(path)} (object storage)"

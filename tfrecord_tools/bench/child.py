@@ -1,8 +1,8 @@
 """One benchmark cell, run in a fresh process: ``python -m tfrecord_tools.bench.child SPEC``.
 
-Data flow: spec (JSON from ``grid.cell_spec``) -> **pin to the CPUs, then import
-TensorFlow** (its thread pools size themselves to the affinity they find) -> thread
-settings -> dataset of the source -> warm-up pass and timed repeats (``timing.measure``)
+Data flow: spec (JSON from ``grid.cell_spec``) -> **end with the parent, pin to the CPUs,
+then import TensorFlow** (its thread pools size themselves to the affinity they find) ->
+thread settings -> dataset of the source -> warm-up pass and timed repeats (``timing.measure``)
 -> one JSON line on stdout, prefixed ``BENCH-RESULT`` (:func:`answer`).
 
 A benchmark script with a cell of its own (``benchmarks/read_child.py``) follows the same
@@ -20,9 +20,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import storage
 from ..errors import TFRecordToolsError
-from ..format import storage
-from ..format.storage import is_url
+from ..read.service import end_with_parent
+from ..storage import is_url
 from .grid import Cell, read_options
 from .timing import measure
 
@@ -32,7 +33,11 @@ _KERAS_COLOR = {1: "grayscale", 3: "rgb", 4: "rgba"}
 
 def pin(cpus: Sequence[int]) -> list[int]:
     """Pin this process to ``cpus``; call it before TensorFlow is imported, so that its
-    thread pools size themselves to them. Returns the affinity as seen from inside."""
+    thread pools size themselves to them. Returns the affinity as seen from inside.
+
+    A cell started by ``runner.run_child`` also ends with the benchmark from here on, even
+    when that is killed with SIGKILL (``read.service.end_with_parent``)."""
+    end_with_parent()
     os.sched_setaffinity(0, cpus)
     return sorted(os.sched_getaffinity(0))
 
@@ -138,7 +143,7 @@ def _tfrecord(spec: dict[str, Any], tf) -> Source:
 
 
 def _raw(spec: dict[str, Any], tf) -> Source:
-    from ..convert.sources.image_folder import scan_image_folder
+    from ..dataset.images import scan_image_folder
     from ..read.pipeline import make_raw_dataset
 
     listing = scan_image_folder(spec["path"])
@@ -155,8 +160,8 @@ def _raw(spec: dict[str, Any], tf) -> Source:
 
 def _any_oriented(files: list[str]) -> bool:
     """Does any image carry an EXIF orientation other than 1 (read untimed, headers only)?"""
-    from ..convert.sources.probe import probe_image, read_image
     from ..errors import InvalidImageError
+    from ..images.probe import probe_image, read_image
 
     for path in files:
         try:

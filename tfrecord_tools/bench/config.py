@@ -17,10 +17,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .. import storage
 from ..cores import usable_cpus
 from ..errors import TFRecordToolsError
-from ..format import storage
-from ..format.storage import is_url
+from ..storage import is_url
 
 SOURCES = ("raw", "tfrecord", "keras")
 CACHE_STATES = ("warm", "cold")
@@ -131,7 +131,7 @@ class BenchConfig:
         self._set("out", Path(self.out))
         for name in ("image_dir", "tfrecords"):
             value = getattr(self, name)
-            if value is not None:  # a URL stays a string (format.storage reads it)
+            if value is not None:  # a URL stays a string (storage reads it)
                 self._set(name, value if is_url(value) else Path(value))
         remote = self.remote
         if self.work is not None:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import storage
 from ..cores import usable_cpus
 from ..errors import TFRecordToolsError
-from ..format import storage
 from ..format.naming import MANIFEST
-from ..format.storage import is_url
+from ..storage import is_url
 from .config import BenchConfig, BenchError
 
 Log = Callable[[str], None]

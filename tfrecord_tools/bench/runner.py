@@ -16,7 +16,8 @@ import time
 from typing import Any
 
 from ..cores import usable_cpus
-from ..format.storage import redact
+from ..read.service import child_env
+from ..storage import redact
 from .config import BenchConfig
 from .data import BenchData, Log, prepare_data
 from .grid import Cell, child_spec, make_cells
@@ -67,6 +68,7 @@ def run_child(spec: dict[str, Any], *, script: str | os.PathLike | None = None) 
 
     child = [str(script)] if script is not None else ["-m", "tfrecord_tools.bench.child"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    env = child_env(env)  # the child ends with this process, even killed (child.pin)
     proc = subprocess.run(
         [sys.executable, *child, json.dumps(spec)],
         capture_output=True,

@@ -16,11 +16,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from ..errors import TFRecordToolsError
-from ..format.errors import Damage
+from ..dataset import Shard, resolve
+from ..errors import Damage, TFRecordToolsError
 from ..format.framing import iter_headers
-from .locate import ShardRef, locate
-from .scan import RecordScanner
+from ..format.scan import RecordScanner
 
 __all__ = ["CountReport", "ShardCount", "count_records", "count_shard"]
 
@@ -76,7 +75,7 @@ class CountReport:
         }
 
 
-def count_shard(ref: ShardRef, *, scan: bool = False) -> ShardCount:
+def count_shard(ref: Shard, *, scan: bool = False) -> ShardCount:
     """Count one shard: its manifest entry (or TFDS shard length), else its ``.idx`` file,
     else (``scan``) its record headers; raises TFRecordToolsError when none of these is
     available."""
@@ -107,7 +106,7 @@ def count_shard(ref: ShardRef, *, scan: bool = False) -> ShardCount:
     return ShardCount(ref.name, ref.split, records, "scan")
 
 
-def _scan_count(ref: ShardRef) -> int:
+def _scan_count(ref: Shard) -> int:
     """Records of a shard at a URL: its stream read once (headers checked, as
     ``iter_headers``; data CRCs not), an error at the first damage."""
     if not ref.exists():
@@ -121,7 +120,7 @@ def _scan_count(ref: ShardRef) -> int:
     return records
 
 
-def _check_listed_file(ref: ShardRef) -> None:
+def _check_listed_file(ref: Shard) -> None:
     """A shard the manifest lists must be there with the manifest's size: a stat, no read,
     so a count never vouches for a shard that is gone or cut short."""
     try:
@@ -143,4 +142,4 @@ def count_records(
     paths: str | os.PathLike | Sequence[str | os.PathLike], *, scan: bool = False
 ) -> CountReport:
     """Count the records of a dataset folder or shard files without reading payloads."""
-    return CountReport([count_shard(ref, scan=scan) for ref in locate(paths).shards])
+    return CountReport([count_shard(ref, scan=scan) for ref in resolve(paths).shards])

@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import storage
+from ..dataset import Shard, resolve
 from ..errors import TFRecordToolsError
-from ..format import storage
-from ..format.atomic import write_atomic
 from ..format.index import format_index
-from .locate import ShardRef, locate
-from .scan import Damage, RecordScanner, Span
+from ..format.scan import Damage, RecordScanner, Span
 
 __all__ = ["IndexResult", "index_shards"]
 
@@ -40,27 +39,20 @@ def index_shards(paths: Sequence[str | os.PathLike]) -> list[IndexResult]:
     ``tfrecord-tools repair`` first). Compression comes from the manifest or the file.
     """
     results = []
-    for ref in locate(paths).shards:
+    for ref in resolve(paths).shards:
         spans = _good_spans(ref)
         target = ref.index_file
         text = format_index((s.offset, s.size) for s in spans)
         try:
-            if isinstance(target, str):
-                storage.write_atomic(target, text)
-            else:
-                write_atomic(target, text)
+            storage.write_atomic(target, text)
         except OSError as e:
-            raise TFRecordToolsError(
-                f"{storage.redact(target)}: cannot write the index: {e}"
-            ) from e
-        if isinstance(target, str):
-            results.append(IndexResult(ref.shown, storage.redact(target), len(spans)))
-        else:
-            results.append(IndexResult(ref.path, target, len(spans)))
+            raise TFRecordToolsError(f"{target.shown}: cannot write the index: {e}") from e
+        shard, index = (ref.shown, target.shown) if ref.is_url else (ref.path, Path(target))
+        results.append(IndexResult(shard, index, len(spans)))
     return results
 
 
-def _good_spans(ref: ShardRef) -> list[Span]:
+def _good_spans(ref: Shard) -> list[Span]:
     spans: list[Span] = []
     if ref.is_url and not ref.exists():
         raise TFRecordToolsError(f"{ref.shown}: cannot read: no such file or object")

@@ -13,20 +13,18 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..convert.sources.probe import probe_image, sniff_format
-from ..errors import InvalidImageError, TFRecordToolsError
+from .. import storage
+from ..dataset import Dataset, FeatureKeys, Shard, keys_for, resolve
+from ..errors import Damage, InvalidImageError, TFRecordToolsError
 from ..format import example as schema
-from ..format import storage
-from ..format.errors import Damage
-from ..format.framing import iter_records
 from ..format.naming import LABELS
+from ..format.scan import RecordScanner
+from ..images.probe import probe_image, sniff_format
 from .count import count_shard
-from .locate import ShardRef, locate
-from .scan import RecordScanner
 
 #: Ranged reads of a sampled object: its first records, not the whole object.
 _SAMPLE_BLOCK = 1 << 20
@@ -145,11 +143,16 @@ def inspect_dataset(
         raise TFRecordToolsError("sample sizes must be at least 1")
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    located = locate(paths)
+    located = resolve(paths)
     notes: list[str] = []
     shards = [_summarise(ref, notes) for ref in located.shards]
-    sample = _Sample()
     present = [ref for ref in located.shards if ref.exists()]
+    if located.shards and not present:
+        raise TFRecordToolsError(
+            f"{located.shown}: none of the {len(located.shards)} shard(s) "
+            f"{located.shards[0].promised_by} lists is there"
+        )
+    sample = _Sample(_keys(replace(located, shards=present), notes))
     picked = _spread(present, sample_shards)
     for ref in picked:
         sample.read(ref, sample_records, notes)
@@ -176,20 +179,27 @@ def inspect_dataset(
 
 def _labels(root: Path | str) -> list[str] | None:
     """The class names of ``labels.txt`` in ``root``, when it has one."""
-    if isinstance(root, str):
-        try:
-            return storage.read_text(storage.join(root, LABELS)).splitlines()
-        except FileNotFoundError:
-            return None
-    if (root / LABELS).exists():
-        return (root / LABELS).read_text(encoding="utf-8").splitlines()
-    return None
+    try:
+        return storage.read_text(storage.join(root, LABELS)).splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
-def _summarise(ref: ShardRef, notes: list[str]) -> ShardSummary:
+def _keys(located: Dataset, notes: list[str]) -> FeatureKeys | None:
+    """The image and label keys the readers would use (``dataset.keys_for``); None, with a
+    note saying why, when no layout fits (inspect still lists what the records hold)."""
+    try:
+        return keys_for(located)
+    except TFRecordToolsError as e:
+        notes.append(str(e))
+        return None
+
+
+def _summarise(ref: Shard, notes: list[str]) -> ShardSummary:
     size = ref.file_size() if ref.exists() else None
     if size is None:
-        notes.append(f"{ref.shown}: listed in the manifest but missing")
+        by = ref.promised_by if ref.records is not None else "the manifest"
+        notes.append(f"{ref.shown}: listed in {by} but missing")
     try:
         counted = count_shard(ref, scan=True)
     except TFRecordToolsError as e:
@@ -198,7 +208,7 @@ def _summarise(ref: ShardRef, notes: list[str]) -> ShardSummary:
     return ShardSummary(ref.name, ref.split, ref.compression, counted.records, size, counted.source)
 
 
-def _spread(items: list[ShardRef], n: int) -> list[ShardRef]:
+def _spread(items: list[Shard], n: int) -> list[Shard]:
     """Up to ``n`` items evenly spread from first to last."""
     if len(items) <= n:
         return items
@@ -209,7 +219,8 @@ def _spread(items: list[ShardRef], n: int) -> list[ShardRef]:
 class _Sample:
     """Accumulates what the sampled records show."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: FeatureKeys | None) -> None:
+        self.keys = keys
         self.features: dict[str, str] = {}
         self.samples: dict[str, str] = {}
         self.formats: Counter[str] = Counter()
@@ -217,22 +228,17 @@ class _Sample:
         self.labels: Counter[str] = Counter()
         self.records = 0
 
-    def read(self, ref: ShardRef, limit: int, notes: list[str]) -> None:
+    def read(self, ref: Shard, limit: int, notes: list[str]) -> None:
         try:
-            if ref.is_url:
-                self._read_url(ref, limit, notes)
-                return
-            for record in iter_records(ref.path, ref.compression):
-                if record.index >= limit:
-                    break
-                self.add(record.data, f"{ref.path}: record {record.index}", notes)
+            self._read_first(ref, limit, notes)
         except TFRecordToolsError as e:
             notes.append(f"sample stopped: {e}")
         except (OSError, EOFError) as e:
             notes.append(f"sample stopped: {ref.shown}: {e}")
 
-    def _read_url(self, ref: ShardRef, limit: int, notes: list[str]) -> None:
-        """The first ``limit`` records of an object, read 1 MiB at a time as needed."""
+    def _read_first(self, ref: Shard, limit: int, notes: list[str]) -> None:
+        """The first ``limit`` records of a shard, read 1 MiB at a time as needed (a URL's
+        in ranged reads: a sample never reads a whole object)."""
         with RecordScanner(
             ref.path, ref.compression, size=ref.size, block_size=_SAMPLE_BLOCK, ahead=0
         ) as scanner:
@@ -256,25 +262,29 @@ class _Sample:
             self.features.setdefault(key, kind)
             if key not in self.samples:
                 self.samples[key] = _show(values)
-        # the image and label keys of ours, TFDS's (image, label), the Keras tutorial's
-        # (image_raw, label): see read/keys.py
-        encoded = next((v for k in _IMAGE_KEYS if isinstance(v := _first(example, k), bytes)), None)
-        if encoded is not None:
+        # the image and label keys the readers use: ours, TFDS's, the Keras tutorial's...
+        # (dataset/keys.py)
+        keys = self.keys
+        if keys is None:
+            return
+        encoded = _first(example, keys.image)
+        if isinstance(encoded, bytes):
             self._image(encoded, example, where, notes)
-        label = _first(example, schema.TEXT)
-        label = (
-            label.decode("utf-8", "replace")
-            if isinstance(label, bytes)
-            else next((v for k in _LABEL_KEYS if (v := _first(example, k)) is not None), None)
-        )
+        label = _first(example, schema.TEXT) if keys.ours else None
+        label = label.decode("utf-8", "replace") if isinstance(label, bytes) else None
+        if label is None and keys.label is not None:
+            label = _first(example, keys.label)
         if label is not None:
             self.labels[str(label)] += 1
 
     def _image(self, encoded: bytes, example: dict, where: str, notes: list[str]) -> None:
+        keys = self.keys
+        assert keys is not None
         fmt = sniff_format(encoded)
-        stored = _first(example, schema.FORMAT)
+        stored = _first(example, keys.format) if keys.format else None
         stored = stored.decode("ascii", "replace").lower() if isinstance(stored, bytes) else None
-        dims = [_first(example, k) for k in (schema.HEIGHT, schema.WIDTH, schema.CHANNELS)]
+        stored = stored or keys.default_format or None  # the Keras tutorial's raw pixels
+        dims = [_first(example, k) if k else None for k in (keys.height, keys.width, keys.channels)]
         if fmt in ("jpeg", "png"):
             try:
                 _data, info = probe_image(encoded)
@@ -289,8 +299,6 @@ class _Sample:
             self.sizes["x".join(map(str, dims))] += 1
 
 
-_IMAGE_KEYS = (schema.ENCODED, "image", "image_raw")
-_LABEL_KEYS = (schema.LABEL, "label")
 _SHOWN_VALUES = 4
 _SHOWN_BYTES = 24
 

@@ -25,14 +25,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import TFRecordToolsError
-from ..format import storage
-from ..format.errors import Damage
+from .. import storage
+from ..dataset import Dataset, Shard, resolve
+from ..errors import Damage, TFRecordToolsError
 from ..format.manifest import Manifest, ShardEntry, write_labels, write_manifest
 from ..format.naming import INDEX_SUFFIX, LABELS, MANIFEST
+from ..format.scan import RecordScanner
 from ..format.writer import ShardWriter
-from .locate import Located, ShardRef, locate
-from .scan import RecordScanner
 
 __all__ = ["RepairReport", "ShardRepair", "repair"]
 
@@ -112,7 +111,7 @@ def repair(
     if dst.is_dir():
         dst = dst / src.name
     _check_target(src, dst, overwrite)
-    ref = locate([src]).shards[0]
+    ref = resolve([src]).shards[0]
     return RepairReport([_repair_shard(ref, dst)])
 
 
@@ -126,7 +125,7 @@ def _check_target(src: Path, dst: Path, overwrite: bool) -> None:
 
 
 def _repair_folder(src: Path, dst: Path, overwrite: bool) -> RepairReport:
-    located = locate([src])
+    located = resolve([src])
     if dst.exists() and os.path.samefile(src, dst):
         raise TFRecordToolsError(f"{dst}: repair into a new folder, not into SRC itself")
     if (dst / MANIFEST).exists() and not overwrite:
@@ -155,7 +154,7 @@ def _repair_folder(src: Path, dst: Path, overwrite: bool) -> RepairReport:
 
 
 def _repaired_manifest(
-    source: Manifest, located: Located, shards: list[ShardRepair], src: Path | str
+    source: Manifest, located: Dataset, shards: list[ShardRepair], src: Path | str
 ) -> dict[str, Any]:
     """The source manifest with each split's shards and counts recomputed."""
     manifest = copy.deepcopy(source.data)
@@ -197,7 +196,7 @@ def _repair_remote(src: str, dst: str, overwrite: bool) -> RepairReport:
         raise TFRecordToolsError(f"{storage.redact(dst)} exists; pass --overwrite to replace it")
     if not storage.is_url(dst) and not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
         raise TFRecordToolsError(f"{os.path.dirname(dst)}: no such folder")
-    ref = locate([src]).shards[0]
+    ref = resolve([src]).shards[0]
     return RepairReport([_repair_shard(ref, _target(dst))])
 
 
@@ -227,7 +226,7 @@ def _local_shard(dst: Path | str) -> Iterator[Path]:
         storage.put_file(local, dst)
 
 
-def _repair_shard(ref: ShardRef, dst: Path | str) -> ShardRepair:
+def _repair_shard(ref: Shard, dst: Path | str) -> ShardRepair:
     """Copy every intact record of ``ref`` to ``dst`` (either may be a URL)."""
     dropped: list[Damage] = []
     kept = 0
@@ -251,7 +250,7 @@ def _repair_shard(ref: ShardRef, dst: Path | str) -> ShardRepair:
 
 
 def _repair_folder_remote(src: str, dst: str, overwrite: bool) -> RepairReport:
-    located = locate([src])
+    located = resolve([src])
     if _same(src, dst):
         raise TFRecordToolsError(
             f"{storage.redact(dst)}: repair into a new folder, not into SRC itself"

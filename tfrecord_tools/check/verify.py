@@ -9,7 +9,7 @@ Every problem names the file and, for records, the 0-based record index and the 
 where that record starts in the uncompressed stream; scanning goes on after damage
 (see ``scan``), so one run reports every damaged record.
 
-In a bucket, each object is streamed once in large ranged reads (``format.streams.open_stream``:
+In a bucket, each object is streamed once in large ranged reads (``storage.streams.open_stream``:
 8 MiB a request, the next one in flight while this one is checked), CRCs and sha256 in the
 same pass over a bounded window: memory does not grow with the object's size. Sizes come
 from the folder's listing; problems name the object's URL.
@@ -25,14 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import storage
 from ..cores import usable_cores
-from ..errors import TFRecordToolsError
-from ..format import storage
-from ..format.errors import Damage
+from ..dataset import Dataset, Shard, resolve
+from ..errors import Damage, TFRecordToolsError
 from ..format.manifest import ShardEntry
 from ..format.naming import MANIFEST
-from .locate import Located, ShardRef, locate
-from .scan import RecordScanner, Span
+from ..format.scan import RecordScanner, Span
 
 __all__ = ["FileReport", "Problem", "VerifyReport", "verify"]
 
@@ -123,8 +122,8 @@ def verify(
     if workers is not None and workers < 1:
         raise TFRecordToolsError(f"workers must be at least 1, got {workers}")
     start = time.perf_counter()
-    located = locate(paths)
-    refs = located.shards
+    found = _resolve_each(paths)
+    refs = [shard for located in found for shard in located.shards]
     order = sorted(range(len(refs)), key=lambda i: -_size(refs[i]))  # big files first
     cores = workers or usable_cores()
     n = min(cores, max(len(refs), 1))
@@ -134,18 +133,32 @@ def verify(
         results = pool.map(lambda i: _check_file(refs[i], sha256, side), order)
         done = dict(zip(order, results, strict=True))
     files = [done[i] for i in range(len(refs))]
-    problems = [p for f in files for p in f.problems] + _dataset_problems(located)
+    problems = [p for f in files for p in f.problems]
+    problems += [p for located in found for p in _dataset_problems(located)]
     return VerifyReport(files, problems, time.perf_counter() - start, checked_sha256=sha256)
 
 
-def _size(ref: ShardRef) -> int:
+def _resolve_each(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Dataset]:
+    """Several dataset folders are verified each as itself (with its manifest); shard files
+    and globs together, as one set."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [resolve(paths)]
+    paths = list(paths)
+    folders = [p for p in paths if storage.is_dir(p)]
+    if len(paths) < 2 or not folders:
+        return [resolve(paths)]
+    rest = [p for p in paths if p not in folders]
+    return [resolve(folder) for folder in folders] + ([resolve(rest)] if rest else [])
+
+
+def _size(ref: Shard) -> int:
     try:
         return ref.file_size()
     except OSError:
         return 0
 
 
-def _dataset_problems(located: Located) -> list[Problem]:
+def _dataset_problems(located: Dataset) -> list[Problem]:
     problems = [
         Problem(
             storage.redact(p),
@@ -169,7 +182,7 @@ def _dataset_problems(located: Located) -> list[Problem]:
     return problems
 
 
-def _check_file(ref: ShardRef, want_sha: bool, hashers: ThreadPoolExecutor | None) -> FileReport:
+def _check_file(ref: Shard, want_sha: bool, hashers: ThreadPoolExecutor | None) -> FileReport:
     name = ref.shown
     expected = ref.expected
     if not ref.exists():
@@ -204,6 +217,15 @@ def _check_file(ref: ShardRef, want_sha: bool, hashers: ThreadPoolExecutor | Non
         return _unchecked(ref, Problem(name, "unreadable", detail=str(e)))
     problems += [_damage_problem(name, d, stream_size) for d in damages]
     problems += _manifest_problems(name, expected, raw_size, len(spans), damages, digest)
+    if ref.tfds_records is not None and not damages and ref.tfds_records != len(spans):
+        problems.append(
+            Problem(
+                name,
+                "count mismatch",
+                detail=f"{ref.promised_by} says {ref.tfds_records} records, the file has "
+                f"{len(spans)}",
+            )
+        )
     if ref.has_index():
         problems += _index_problems(name, ref, spans, damages)
     elif expected is not None:  # every shard of a dataset has its index
@@ -231,7 +253,7 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _unchecked(ref: ShardRef, problem: Problem) -> FileReport:
+def _unchecked(ref: Shard, problem: Problem) -> FileReport:
     """A shard that could not be read at all."""
     return FileReport(ref.shown, ref.compression, 0, 0, 0, 0, None, (problem,))
 
@@ -289,7 +311,7 @@ def _manifest_problems(
 
 
 def _index_problems(
-    name: str, ref: ShardRef, records: list[Span], damages: list[Damage]
+    name: str, ref: Shard, records: list[Span], damages: list[Damage]
 ) -> list[Problem]:
     """Compare the ``.idx`` lines with the records found; report the first difference."""
     spans = [(s.offset, s.size) for s in records]

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from ..format.errors import TFRecordToolsError  # already loaded with the package
+from ..errors import TFRecordToolsError  # already loaded with the package
 
 if TYPE_CHECKING:
     import argparse
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     import argparse
 
     from .. import __version__
-    from . import bench, check, convert, serve
+    from . import bench, check, convert, serve, view
 
     parser = argparse.ArgumentParser(
         prog="tfrecord-tools",
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (convert, check, bench, serve):
+    for group in (convert, check, bench, serve, view):
         group.register(commands)
     return parser
 

@@ -37,6 +37,18 @@ def register(commands) -> None:
         metavar="N",
         help="records read from the start of each sampled shard (default: 16)",
     )
+    inspect.add_argument(
+        "--grid",
+        metavar="FILE.png",
+        help="draw a contact sheet instead: a row per class with its first images",
+    )
+    inspect.add_argument(
+        "--per-class",
+        type=int,
+        default=8,
+        metavar="N",
+        help="--grid: images per class row (default: 8)",
+    )
     inspect.set_defaults(handler=_inspect)
 
     count = commands.add_parser(
@@ -110,6 +122,11 @@ def register(commands) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    if args.grid:
+        from ..view.sheet import contact_sheet
+
+        print(contact_sheet(args.paths, args.grid, per_class=args.per_class).format_text())
+        return 0
     from ..check.inspect import inspect_dataset
 
     report = inspect_dataset(

@@ -142,7 +142,25 @@ def _add_sharding(p: argparse.ArgumentParser, *, splits: bool) -> None:
     p.add_argument(
         "--seed", type=int, default=0, help="seed for splitting and record order (default: 0)"
     )
-    p.add_argument("--overwrite", action="store_true", help="replace a finished conversion in OUT")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished conversion in OUT, and files there with the names a "
+        "conversion writes (labels.txt, TFDS metadata, shards)",
+    )
+    p.add_argument(
+        "--allow-nonempty-out",
+        action="store_true",
+        help="write into an OUT that holds other files and no dataset of ours (or that is / "
+        "or your home folder); refused without it",
+    )
+    p.add_argument(
+        "--storage-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up on a request to a bucket after SECONDS without progress, its retries "
+        "included (default: $TFRECORD_TOOLS_STORAGE_TIMEOUT or 60); a rerun resumes",
+    )
     p.add_argument(
         "--engine",
         choices=ENGINES,

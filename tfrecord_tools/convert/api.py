@@ -4,7 +4,7 @@ Data flow: source listing (and ``--strict`` checks, ``--encoding auto``) -> the 
 source shares (``steps.run``: plan -> engine (parallel shard writers) -> labels.txt -> TFDS
 metadata (``format.tfds``; not for compressed shards) -> ``dataset.json`` last).
 SRC and OUT are local paths or URLs (``gs://``, ``s3://``, any fsspec URL), mixed at will;
-every access goes through the storage seam (``format.storage``, ``outdir``).
+every access goes through the storage seam (``storage``, ``outdir``).
 Nothing here imports TensorFlow.
 """
 
@@ -17,18 +17,18 @@ import tempfile
 from array import array
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..cores import usable_cores
+from .. import storage
+from ..dataset.images import FolderListing, scan_image_folder
 from ..errors import ConversionError, IDXFormatError, InvalidImageError
-from ..format import storage
-from ..format.compression import normalize_compression
+from ..images.probe import ImageInfo, probe_image
+from ..storage.fs import time_limit
 from . import (
     AUTO_RAW_MAX_SIDE,
     DEFAULT_QUALITY,
-    ENGINES,
     MNIST_ENCODINGS,
     VALIDATE_MODES,
     inherit,
@@ -36,63 +36,14 @@ from . import (
     plan,
     steps,
 )
-from .sources.image_folder import FolderListing, FolderShard, read_listed, scan_image_folder
-from .sources.probe import ImageInfo, probe_image
+from .options import ShardingOptions, choice, dataset_name, flag, location, whole
+from .sources.image_folder import FolderShard, read_listed
 from .sources.transcode import StorageOptions, stored_shape
 from .summary import ConversionSummary
 
+__all__ = ["ShardingOptions", "convert_image_folder", "convert_mnist"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ShardingOptions:
-    """How a conversion cuts and writes shards; validated on creation."""
-
-    shards: int | None = None
-    shard_size: int | str | None = None
-    workers: int | None = None
-    compression: str = "none"
-    seed: int = 0
-    quiet: bool = False
-    overwrite: bool = False
-    engine: str = "local"  # or "beam"
-    runner: str | None = None  # Beam runner
-    pipeline_args: tuple[str, ...] = ()  # Beam pipeline options
-
-    @classmethod
-    def among(cls, arguments: dict[str, Any]) -> ShardingOptions:
-        """The options among a public entry point's keyword arguments (its ``locals()``)."""
-        return cls(**{f.name: arguments[f.name] for f in fields(cls)})
-
-    def __post_init__(self) -> None:
-        if self.shards is not None and self.shards < 1:
-            raise ConversionError(f"--shards must be at least 1, got {self.shards}")
-        if self.shards is not None and self.shard_size is not None:
-            raise ConversionError("give --shards or --shard-size, not both")
-        if isinstance(self.shard_size, str):
-            object.__setattr__(self, "shard_size", plan.parse_size(self.shard_size))
-        if self.workers is not None and self.workers < 1:
-            raise ConversionError(f"--workers must be at least 1, got {self.workers}")
-        object.__setattr__(self, "compression", normalize_compression(self.compression))
-        if self.engine not in ENGINES:
-            raise ConversionError(
-                f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}"
-            )
-        if self.engine != "beam" and (self.runner or self.pipeline_args):
-            raise ConversionError("a Beam runner and pipeline options need engine='beam'")
-        if self.engine == "beam":
-            from .beam import require_beam
-
-            require_beam()
-        object.__setattr__(self, "pipeline_args", tuple(self.pipeline_args))
-
-    def share(self, key: str, value: Any) -> bool:
-        """Offer a large input to forked local workers (False: put it in the jobs)."""
-        return self.engine == "local" and inherit.share(key, value)
-
-    @property
-    def num_workers(self) -> int:
-        return self.workers or usable_cores()
 
 
 def convert_image_folder(
@@ -113,6 +64,8 @@ def convert_image_folder(
     encoding: str = "keep",
     quiet: bool = False,
     overwrite: bool = False,
+    allow_nonempty_out: bool = False,
+    storage_timeout: float | None = None,
     engine: str = "local",
     runner: str | None = None,
     pipeline_args: Sequence[str] = (),
@@ -127,17 +80,50 @@ def convert_image_folder(
     with the same arguments finishes it. ``engine="beam"`` runs the shard jobs on Apache
     Beam (``runner``, ``pipeline_args``: its runner and options).
 
+    ``out`` must be empty, missing, or hold a conversion of ours (finished or not);
+    ``allow_nonempty_out`` lets a conversion write into a folder that holds other files (or
+    into / or the home folder). A file there with one of our names (``labels.txt``, the TFDS
+    metadata, a shard's) is only replaced with ``overwrite``. Every bad option is a
+    :class:`ConversionError` naming it.
+
     ``src`` and ``out`` may be URLs (``gs://b/photos``, ``s3://...``, ``memory://...``):
     a bucket source is listed once (recursively) and each image read whole; shards are
     written locally and uploaded whole, the manifest last. With ``memory://`` (fsspec's
-    per-process file system) the shard jobs run in this process.
+    per-process file system) the shard jobs run in this process. ``storage_timeout``:
+    seconds a request to a bucket may go without progress, its retries included (default
+    ``$TFRECORD_TOOLS_STORAGE_TIMEOUT`` or 60), before the conversion stops naming the
+    object (rerun to finish).
     """
     opts = ShardingOptions.among(locals())
-    if validate not in VALIDATE_MODES:
-        raise ConversionError(f"validate must be one of {VALIDATE_MODES}, got {validate!r}")
+    location("src (SRC)", src)
+    location("out (OUT)", out)
+    if name is not None:
+        dataset_name(name)
+    choice("validate", validate, VALIDATE_MODES)
+    flag("strict", strict)
     stored = StorageOptions(max_size=max_size, quality=quality, encoding=encoding)
     fractions = plan.parse_splits(split)
-    out = outdir.location(out)
+    with time_limit(opts.storage_timeout):
+        return _convert_image_folder(
+            src, outdir.location(out), opts, stored, fractions, name=name, strict=strict,
+            validate=validate, max_size=max_size, quality=quality, encoding=encoding,
+        )  # fmt: skip
+
+
+def _convert_image_folder(
+    src: str | os.PathLike,
+    out: Path | str,
+    opts: ShardingOptions,
+    stored: StorageOptions,
+    fractions: dict[str, float],
+    *,
+    name: str | None,
+    strict: bool,
+    validate: str,
+    max_size: int | None,
+    quality: int,
+    encoding: str,
+) -> ConversionSummary:
     listing = scan_image_folder(src, exclude=out)
     if encoding == "auto":
         stored = replace(stored, encoding=_auto_encoding(listing, stored, opts.num_workers))
@@ -273,6 +259,8 @@ def convert_mnist(
     seed: int = 0,
     quiet: bool = False,
     overwrite: bool = False,
+    allow_nonempty_out: bool = False,
+    storage_timeout: float | None = None,
     engine: str = "local",
     runner: str | None = None,
     pipeline_args: Sequence[str] = (),
@@ -285,18 +273,23 @@ def convert_mnist(
 
     ``src`` and ``out`` may be URLs: the IDX files of a bucket are fetched whole to a local
     temporary folder first (they are read whole anyway); ``download`` needs a local ``src``.
+    A gzip file's images are decompressed to a temporary file (``TMPDIR``), from which the
+    shard jobs read them a block at a time: no process holds a whole split in memory.
+    ``out``, ``allow_nonempty_out``, ``storage_timeout``: as :func:`convert_image_folder`.
     """
     opts = ShardingOptions.among(locals())
-    if encoding not in MNIST_ENCODINGS:
-        raise ConversionError(f"encoding must be one of {MNIST_ENCODINGS}, got {encoding!r}")
-    if not 0 <= png_level <= 9:
-        raise ConversionError(f"png_level must be 0..9, got {png_level}")
-    if download and storage.is_url(src):
+    location("src (SRC)", src)
+    location("out (OUT)", out)
+    dataset_name(name)
+    choice("encoding", encoding, MNIST_ENCODINGS)
+    png_level = whole("png_level", png_level, minimum=0, maximum=9)
+    if flag("download", download) and storage.is_url(src):
         raise ConversionError(
             f"--download fetches the files into a local SRC, not {storage.redact(src)}: "
             "download them to a folder first (or convert from that folder)"
         )
-    with contextlib.ExitStack() as stack:  # holds a bucket's IDX files, fetched
+    # the stack holds a bucket's IDX files, fetched, and gzip payloads, decompressed
+    with time_limit(opts.storage_timeout), contextlib.ExitStack() as stack:
         return _convert_mnist(
             src,
             outdir.location(out),
@@ -345,70 +338,66 @@ def _convert_mnist(
 
     from .sources.mnist import CLASSES, MnistShard
     from .sources.mnist_download import download_mnist
-    from .sources.mnist_idx import load_mnist_split
+    from .sources.mnist_idx import open_mnist_split
 
     if download:
         download_mnist(src)
     files, stats, source_path, fetched = _mnist_files(src, stack)
+    spill = fetched or stack.enter_context(
+        tempfile.TemporaryDirectory(prefix="tfrecord-tools-mnist-")
+    )
     try:
-        arrays = {split: load_mnist_split(*paths) for split, paths in files.items()}
+        opened = {split: open_mnist_split(*paths, spill) for split, paths in files.items()}
     except IDXFormatError as e:  # name the bucket's object, not its local copy
         if fetched is None:
             raise
         raise IDXFormatError(str(e).replace(fetched, source_path)) from None
     offsets, start = {}, 0
-    for split, (pixels, _) in arrays.items():
+    for split, (images, _) in opened.items():
         offsets[split] = start
-        start += len(pixels)
-    labels = np.concatenate([lab for _, lab in arrays.values()]).astype(np.int64).tolist()
-    rows, cols = next(iter(arrays.values()))[0].shape[1:]
-    for split, (pixels, _) in arrays.items():
-        if pixels.shape[1:] != (rows, cols):
+        start += images.count
+    labels = np.concatenate([lab for _, lab in opened.values()]).astype(np.int64).tolist()
+    first = next(iter(opened.values()))[0]
+    rows, cols = first.rows, first.cols
+    for split, (images, _) in opened.items():
+        if (images.rows, images.cols) != (rows, cols):
             where = files[split][0] if fetched is None else f"{source_path}/{files[split][0].name}"
             raise ConversionError(
-                f"{where}: images are {pixels.shape[1]}x"
-                f"{pixels.shape[2]}, the other split's are {rows}x{cols}"
+                f"{where}: images are {images.rows}x{images.cols}, the other split's are "
+                f"{rows}x{cols}"
             )
     per_image = rows * cols + 96 if encoding == "raw" else rows * cols // 2 + 96
-    splits = {s: range(offsets[s], offsets[s] + len(arrays[s][0])) for s in arrays}
-
-    keys = {split: f"mnist-pixels-{split}" for split in arrays}
-    inherited = {s: opts.share(keys[s], arrays[s][0]) for s in arrays}
+    splits = {s: range(offsets[s], offsets[s] + opened[s][0].count) for s in opened}
 
     def make_source(p: plan.ShardPlan) -> MnistShard:
-        pixels, split_labels = arrays[p.split]
+        images, split_labels = opened[p.split]
         ids = np.asarray(p.samples, dtype=np.int64) - offsets[p.split]
-        if inherited[p.split]:  # forked workers index the parent's array themselves
-            return MnistShard(
-                p.split, ids, split_labels[ids], encoding, png_level, shared_key=keys[p.split]
-            )
-        return MnistShard(p.split, ids, split_labels[ids], encoding, png_level, pixels=pixels[ids])
+        if opts.engine == "beam":  # its workers may not see this machine's files
+            pixels = images.take(ids)
+            return MnistShard(p.split, ids, split_labels[ids], encoding, png_level, pixels=pixels)
+        return MnistShard(p.split, ids, split_labels[ids], encoding, png_level, source=images)
 
-    try:
-        return steps.run(
-            out=out,
-            name=name,
-            classes=CLASSES,
-            labels=labels,
-            sizes=[per_image] * len(labels),
-            splits=splits,
-            make_source=make_source,
-            opts=opts,
-            identity={"files": stats, "encoding": encoding, "png_level": png_level},
-            source_json={
-                "kind": "mnist",
-                "path": source_path,
-                "files": {s: [p.name for p in pair] for s, pair in files.items()},
-            },
-            pre_skipped=[],
-            extra={
-                "encoding": encoding,
-                **({"png_level": png_level} if encoding == "png" else {}),
-                "image_shape": [int(rows), int(cols), 1],
-            },
-            desc=name,
-            in_process=outdir.per_process(src, out),
-        )
-    finally:
-        for key in keys.values():
-            inherit.unshare(key)
+    return steps.run(
+        out=out,
+        name=name,
+        classes=CLASSES,
+        labels=labels,
+        sizes=[per_image] * len(labels),
+        splits=splits,
+        make_source=make_source,
+        opts=opts,
+        identity={"files": stats, "encoding": encoding, "png_level": png_level},
+        source_json={
+            "kind": "mnist",
+            "path": source_path,
+            "files": {s: [p.name for p in pair] for s, pair in files.items()},
+        },
+        pre_skipped=[],
+        extra={
+            "encoding": encoding,
+            **({"png_level": png_level} if encoding == "png" else {}),
+            "image_shape": [int(rows), int(cols), 1],
+        },
+        desc=name,
+        in_process=outdir.per_process(src, out),
+    )

@@ -26,8 +26,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import storage
 from ..errors import ConversionError
-from ..format import storage
 from ..format.naming import WORK_DIR
 from .jobs import Job, ShardResult, run_job
 

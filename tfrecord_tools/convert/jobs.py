@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import storage
 from ..errors import ConversionError
-from ..format import storage
 from ..format.manifest import ShardEntry
 from ..format.naming import WORK_DIR
 from ..format.writer import ShardWriter
+from ..storage.fs import time_limit
 from .outdir import publish_shard, shown, staging
 from .sources import ShardSource
 
@@ -36,6 +37,9 @@ class Job:
     out_dir: str  # a local path or a URL (the worker uploads its shard there)
     compression: str
     source: ShardSource  # picklable
+    #: seconds a storage request may go without progress (``storage.fs.time_limit``); None:
+    #: the worker's own default (``$TFRECORD_TOOLS_STORAGE_TIMEOUT`` or 60)
+    storage_timeout: float | None = None
 
 
 @dataclass
@@ -89,11 +93,12 @@ def run_job(job: Job, report: Callable[[int, int], None] | None = None) -> Shard
     goes to OUT's work folder last, so a shard with a result is a finished shard."""
     if report is None:
         report = _queue_report
-    with staging(job.out_dir) as folder:
-        result = _write_shard(job, folder, report)
-        publish_shard(folder, job.out_dir, job.filename)
-    state = storage.join(job.out_dir, WORK_DIR, f"{job.filename}.json")
-    storage.write_atomic(state, json.dumps(result.to_json()))
+    with time_limit(job.storage_timeout):
+        with staging(job.out_dir) as folder:
+            result = _write_shard(job, folder, report)
+            publish_shard(folder, job.out_dir, job.filename)
+        state = storage.join(job.out_dir, WORK_DIR, f"{job.filename}.json")
+        storage.write_atomic(state, json.dumps(result.to_json()))
     return result
 
 
@@ -165,10 +170,7 @@ def _naming_write_errors(shard: str, folder: Path) -> Iterator[None]:
         yield
     except OSError as e:
         where = f" (staged in {folder})" if storage.is_url(shard) else ""
-        raise ConversionError(
-            f"{shown(shard)}{where}: cannot write: {e.strerror or e}; rerun the same command "
-            "to finish once that is fixed"
-        ) from e
+        raise ConversionError(f"{shown(shard)}{where}: cannot write: {e.strerror or e}") from e
 
 
 def _queue_report(images: int, nbytes: int) -> None:

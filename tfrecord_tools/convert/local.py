@@ -248,8 +248,7 @@ def _run_pool(jobs: Sequence[Job], workers: int, advance) -> list[ShardResult]:
                 _stop_jobs(pool)  # the conversion fails: the other shards need not finish
                 if isinstance(error, BrokenProcessPool):  # a worker killed (out of memory?)
                     raise ConversionError(
-                        f"a worker process ended unexpectedly ({error}); rerun the same "
-                        "command to finish"
+                        f"a worker process ended unexpectedly ({error}; out of memory?)"
                     ) from error
                 raise error
         return [f.result() for f in futures]

@@ -1,12 +1,12 @@
 """Where a conversion writes: OUT as a local folder or a bucket URL (``gs://``, ``s3://``,
-``memory://``, any fsspec URL), through the storage seam (``format.storage``).
+``memory://``, any fsspec URL), through the storage seam (``storage``).
 
 Data flow: shard job -> **staging folder** (OUT itself when local; a local temporary folder
 for a URL) -> the shard writer's finished files -> **published** under their final names.
 Locally the shard writer's rename is the publication. For a URL every finished file is
 uploaded whole (an object exists only once its upload completes), in the order the local
 writer makes them appear: the index, then the shard; labels, TFDS metadata, and the
-manifest last.
+manifest last (:func:`write`, each file whole).
 
 ``memory://`` is fsspec's per-process file system: what another process writes there is
 lost to this one, so a conversion from or to ``memory://`` runs its jobs in the calling
@@ -18,13 +18,24 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..format import storage
+from .. import storage
+from ..errors import ConversionError
 from ..format.index import index_path
 
-__all__ = ["location", "per_process", "publish", "publish_shard", "shown", "staging"]
+__all__ = [
+    "check_bucket",
+    "location",
+    "per_process",
+    "publish_shard",
+    "remove",
+    "shown",
+    "staging",
+    "write",
+    "writing",
+]
 
 
 def location(out: str | os.PathLike) -> Path | str:
@@ -66,16 +77,40 @@ def publish_shard(folder: Path, out: str | os.PathLike, filename: str) -> None:
         path.unlink()  # the staging copy: not kept on this disk meanwhile
 
 
-def publish(out: str | os.PathLike, write: Callable[[Path], Iterable[Path]]) -> None:
-    """Write files into OUT with a local writer (``write(folder)`` returns what it wrote):
-    into OUT itself when local; for a URL into a temporary folder, then uploaded in the
-    order written."""
-    if not storage.is_url(out):
-        write(Path(storage.local(out)))
+@contextlib.contextmanager
+def writing(out: str | os.PathLike, name: str) -> Iterator[None]:
+    """A failure (a full disk) to write the file ``name`` of OUT in the block names it."""
+    try:
+        yield
+    except OSError as e:
+        target = shown(storage.join(out, name))
+        raise ConversionError(f"{target}: cannot write: {e.strerror or e}") from e
+
+
+def write(out: str | os.PathLike, name: str, text: str) -> None:
+    """Write the file ``name`` of OUT whole (locally through a temporary sibling and a
+    rename, to a bucket in one upload); a failure names that file."""
+    with writing(out, name):
+        storage.write_atomic(storage.join(out, name), text)
+
+
+#: Schemes whose first path component is a bucket, which must exist before anything is
+#: written there (the other file systems make their folders as they go).
+_BUCKET_SCHEMES = frozenset({"gs", "gcs", "s3", "s3a"})
+
+
+def check_bucket(out: str | os.PathLike) -> None:
+    """OUT in a bucket that does not exist (deleted since the last run, a typo) is an error
+    that says so, before any state file of the conversion is looked for or written."""
+    if storage.scheme(out) not in _BUCKET_SCHEMES:
         return
-    with tempfile.TemporaryDirectory(prefix="tfrecord-tools-stage-") as folder:
-        for path in list(write(Path(folder))):
-            storage.put_file(path, storage.join(out, Path(path).name))
+    head, rest = os.fspath(out).split("://", 1)
+    bucket = f"{head}://{rest.split('/', 1)[0]}"
+    if not storage.is_dir(bucket):
+        raise ConversionError(
+            f"{shown(bucket)}: no such bucket (OUT is {shown(out)}); create it first, or "
+            "check the name"
+        )
 
 
 def remove(out: str | os.PathLike, names: Iterable[str]) -> None:

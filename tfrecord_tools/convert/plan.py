@@ -67,7 +67,19 @@ def parse_splits(text: str | Mapping[str, float] | None) -> dict[str, float]:
     if text is None or text == "":
         return {"train": 1.0}
     if isinstance(text, Mapping):
-        pairs = [(str(k), float(v)) for k, v in text.items()]
+        pairs = []
+        for key, value in text.items():
+            if not isinstance(key, str) or isinstance(value, bool):
+                raise ConversionError(f"split must map split names to fractions, got {text!r}")
+            try:
+                pairs.append((key, float(value)))
+            except (TypeError, ValueError):
+                raise ConversionError(f"bad fraction {value!r} for split {key!r}") from None
+    elif not isinstance(text, str):
+        raise ConversionError(
+            "split (--split) must be a spec such as 'train=0.9,validation=0.1' or a mapping "
+            f"{{'train': 0.9, 'validation': 0.1}}, got {text!r}"
+        )
     else:
         pairs = []
         for part in str(text).split(","):

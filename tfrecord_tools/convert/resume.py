@@ -7,7 +7,7 @@ writes only the rest; the work directory goes once the manifest is written, and 
 manifest keeps the digest, so a rerun of a finished conversion is known as one.
 
 OUT may be a local folder or a URL: every look at it goes through the storage seam
-(``format.storage``: one listing of OUT, reads, whole writes, deletes), so an interrupted
+(``storage``: one listing of OUT, reads, whole writes, deletes), so an interrupted
 conversion into a bucket resumes from what the bucket holds.
 
 One conversion at a time writes to a folder: :func:`locked` holds an exclusive lock on
@@ -27,12 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConversionError
-from ..format import storage
-from ..format.atomic import remove_temp_files
-from ..format.errors import FormatError
+from .. import storage
+from ..errors import ConversionError, FormatError
 from ..format.manifest import Manifest, read_manifest
 from ..format.naming import INDEX_SUFFIX, LABELS, MANIFEST, WORK_DIR, ShardName
+from ..format.tfds import TFDS_FILES
+from ..storage.atomic import is_temp_name, remove_temp_files
 from .jobs import ShardResult
 from .outdir import shown
 
@@ -41,12 +41,22 @@ try:
 except ImportError:  # Windows: no advisory locks here
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["fingerprint", "finish_out_dir", "finished_conversion", "locked", "prepare_out_dir"]
+__all__ = [
+    "check_out_dir",
+    "fingerprint",
+    "finish_out_dir",
+    "finished_conversion",
+    "locked",
+    "prepare_out_dir",
+]
 
 #: The lock file a running conversion holds (and removes when done); it holds its pid.
 LOCK_FILE = ".tfrecord-tools.lock"
 _PLAN = "plan.json"
 _READERS = 16  # state files of a bucket read at once
+#: Files every conversion writes besides its shards (and the manifest): a user's file of
+#: one of these names is replaced only with ``overwrite``.
+_COMPANIONS = frozenset({LABELS, *TFDS_FILES})
 
 Out = Path | str  # a local folder, or a URL
 
@@ -112,6 +122,42 @@ def _lock(path: Path, out_dir: Out) -> int:
         os.close(fd)
 
 
+def check_out_dir(out_dir: Out, *, allow_nonempty: bool) -> None:
+    """Refuse an OUT that holds other things and no conversion of ours: the root folder,
+    the home folder, or a folder (a bucket's prefix) with files or folders in it but neither
+    a manifest of ours nor our work folder, unless ``allow_nonempty`` (then each file of
+    ours it would replace still needs ``overwrite``: :func:`prepare_out_dir`). An empty or
+    missing folder, or one holding our dataset or unfinished conversion, is fine."""
+    if allow_nonempty:
+        return
+    hint = (
+        "pass --allow-nonempty-out (allow_nonempty_out=True) to write into it anyway, or "
+        "choose a new or empty folder for OUT"
+    )
+    if not storage.is_url(out_dir):
+        place = Path(storage.local(out_dir)).expanduser().resolve()
+        if place == Path(place.anchor):
+            raise ConversionError(f"{out_dir}: OUT is the root folder; {hint}")
+        with contextlib.suppress(RuntimeError, KeyError):  # no home folder known
+            if place == Path.home().resolve():
+                raise ConversionError(f"{out_dir}: OUT is your home folder; {hint}")
+        names: set[str] = set()
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            names = set(os.listdir(place))
+    else:
+        files, folders = storage.list_folder(out_dir)
+        names = set(files) | folders
+    if not (names - {LOCK_FILE}) or WORK_DIR in names:
+        return
+    if MANIFEST in names and _read_manifest(out_dir) is not None:
+        return
+    shown_names = sorted(names - {LOCK_FILE})
+    listed = ", ".join(shown_names[:5]) + (" ..." if len(shown_names) > 5 else "")
+    raise ConversionError(
+        f"{shown(out_dir)} is not empty ({listed}) and holds no dataset of ours; {hint}"
+    )
+
+
 def finished_conversion(out_dir: Out, plan_digest: str) -> Manifest | None:
     """The manifest of the finished conversion in ``out_dir`` if this same plan made it
     (and every shard it lists is still there, at its size); None otherwise."""
@@ -151,18 +197,21 @@ def prepare_out_dir(
     A finished dataset is only replaced with ``overwrite``: its manifest goes first (from
     then on nothing takes the old files for a finished dataset), then every file of ours
     the new plan will not write again (shards and indexes the old manifest or plan listed,
-    with ``overwrite`` any file named like our shards, ``labels.txt``). Without
-    ``overwrite`` a file only looks like ours: one in the way of the plan is an error,
-    never deleted.
+    with ``overwrite`` any file named like our shards, ``labels.txt``). Files are ours when
+    OUT holds our manifest or work folder; otherwise a file with a name we write (a shard
+    of the plan, ``labels.txt``, TFDS's metadata, a temporary ``.NAME.tmp-N``) is the
+    user's: an error without ``overwrite``, never replaced or deleted.
     """
     url = storage.is_url(out_dir)
     if not url:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    present = storage.list_files(out_dir)
+    present, folders = storage.list_folder(out_dir)
     work = storage.join(out_dir, WORK_DIR)
     plan_file = storage.join(work, _PLAN)
     stale: set[str] = set()
     finished = MANIFEST in present if url else os.path.exists(storage.join(out_dir, MANIFEST))
+    if not (finished or WORK_DIR in folders or overwrite):  # nothing of ours is there
+        _refuse_lookalikes(out_dir, present, files)
     if finished:
         if not overwrite:
             raise ConversionError(
@@ -207,6 +256,20 @@ def prepare_out_dir(
         )
     storage.write_atomic(plan_file, json.dumps({"digest": plan_digest, "files": list(files)}))
     return {}
+
+
+def _refuse_lookalikes(out_dir: Out, present: dict[str, int], files: Sequence[str]) -> None:
+    """In an OUT that holds nothing of ours, files with the names a conversion writes are
+    the user's: an error naming them, before anything is written or deleted."""
+    ours = {name for shard in files for name in (shard, shard + INDEX_SUFFIX)} | _COMPANIONS
+    found = sorted(n for n in present if n in ours or is_temp_name(n))
+    if found:
+        listed = ", ".join(found[:3]) + (" ..." if len(found) > 3 else "")
+        raise ConversionError(
+            f"{shown(out_dir)} holds files with the names this conversion writes ({listed}) "
+            "that no conversion here made; pass --overwrite to replace them, or choose "
+            "another OUT"
+        )
 
 
 def _finished_shards(work: str, present: dict[str, int]) -> dict[str, ShardResult]:

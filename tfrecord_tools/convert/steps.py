@@ -10,17 +10,18 @@ local folder, or whole objects in a bucket). Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConversionError
-from ..format import storage
+from ..errors import ConversionError, TFRecordToolsError
 from ..format.manifest import write_labels, write_manifest
-from ..format.tfds import TFDS_FILES, remove_tfds_metadata, tfds_notes, write_tfds_metadata
+from ..format.naming import LABELS, MANIFEST
+from ..format.tfds import TFDS_FILES, build_tfds_metadata, tfds_notes
 from . import local, outdir, plan, resume
 from .jobs import Job, ShardResult
 from .summary import ConversionSummary, summarise, summary_of_finished
@@ -93,6 +94,8 @@ def run(
     try:
         if (summary := already_complete()) is not None:
             return summary
+        outdir.check_bucket(out)
+        resume.check_out_dir(out, allow_nonempty=opts.allow_nonempty_out)
         if check is not None:
             check()
         with resume.locked(out):
@@ -100,41 +103,69 @@ def run(
                 return summary
             files = [p.filename for p in plans]
             done = resume.prepare_out_dir(out, name, digest, files, overwrite=opts.overwrite)
-            todo = [p for p in plans if p.filename not in done]
-            results = run_jobs(out, todo, make_source, opts, desc, in_process)
-            summary = summarise(
-                out_dir=out,
-                name=name,
-                classes=classes,
-                results=list(done.values()) + results,
-                split_order=list(splits),
-                source=source_json,
-                pre_skipped=pre_skipped,
-                compression=opts.compression,
-                elapsed=time.monotonic() - start,
-                resumed=len(done),
-                extra={
-                    "seed": opts.seed,
-                    **extra,
-                    "engine": _engine_json(opts, in_process),
-                    "conversion": {"digest": digest},
-                },
-                max_size=max_size,
-            )
-            manifest = summary.manifest
-            outdir.publish(out, lambda folder: [write_labels(folder, classes)])
-            if opts.compression == "none":  # TFDS loads it: tfds.builder_from_directory(out)
-                outdir.publish(out, lambda folder: write_tfds_metadata(folder, manifest))
-            elif storage.is_url(out):  # TFDS cannot read compressed shards; none left from
-                outdir.remove(out, TFDS_FILES)  # an earlier run
-            else:
-                remove_tfds_metadata(out)
-            outdir.publish(out, lambda folder: [write_manifest(folder, manifest)])  # last
-            resume.finish_out_dir(out)
-    except OSError as e:  # OUT unwritable, a full disk while writing the manifest...
+            with _unfinished(out):  # from here on OUT holds this conversion, unfinished
+                todo = [p for p in plans if p.filename not in done]
+                results = run_jobs(out, todo, make_source, opts, desc, in_process)
+                summary = summarise(
+                    out_dir=out,
+                    name=name,
+                    classes=classes,
+                    results=list(done.values()) + results,
+                    split_order=list(splits),
+                    source=source_json,
+                    pre_skipped=pre_skipped,
+                    compression=opts.compression,
+                    elapsed=time.monotonic() - start,
+                    resumed=len(done),
+                    extra={
+                        "seed": opts.seed,
+                        **extra,
+                        "engine": _engine_json(opts, in_process),
+                        "conversion": {"digest": digest},
+                    },
+                    max_size=max_size,
+                )
+                _publish(out, classes, summary.manifest, opts.compression)
+    except OSError as e:  # OUT unwritable (before it held anything of this conversion)
         where = e.filename or outdir.shown(out)
         raise ConversionError(f"{where}: {e.strerror or e}") from e
     return replace(summary, notes=notes + tuple(tfds_notes(summary.manifest)))
+
+
+def _publish(out: Path | str, classes: list[str], manifest: dict, compression: str) -> None:
+    """The files after the shards: labels, TFDS metadata, the manifest last; then the work
+    folder goes. A file that cannot be written is named."""
+    with outdir.writing(out, LABELS):
+        write_labels(out, classes)
+    if compression == "none":  # TFDS loads it: tfds.builder_from_directory(out)
+        for name, text in build_tfds_metadata(manifest).items():
+            outdir.write(out, name, text)
+    else:  # TFDS cannot read compressed shards: none left from an earlier run
+        outdir.remove(out, TFDS_FILES)
+    with outdir.writing(out, MANIFEST):
+        write_manifest(out, manifest)  # last
+    resume.finish_out_dir(out)
+
+
+@contextlib.contextmanager
+def _unfinished(out: Path | str) -> Iterator[None]:
+    """An error once OUT holds this conversion's work folder (anything but an interrupt,
+    which says so itself) says what failed, and how to go on: the work folder stays, so
+    the same command finishes the conversion once the cause is fixed."""
+    try:
+        yield
+    except Exception as e:
+        if isinstance(e, TFRecordToolsError):
+            what = str(e)
+        elif isinstance(e, OSError):
+            what = f"{e.filename or outdir.shown(out)}: {e.strerror or e}"
+        else:  # not an error we foresaw: its type says most
+            what = f"the conversion failed: {type(e).__name__}: {e}"
+        raise ConversionError(
+            f"{what}; {outdir.shown(out)} holds this conversion unfinished: run the same "
+            "command again once that is fixed, to finish it (the shards already written "
+            "are kept); a conversion with other options replaces it"
+        ) from e
 
 
 def run_jobs(
@@ -147,7 +178,10 @@ def run_jobs(
 ) -> list[ShardResult]:
     """Write the shards of ``todo`` with the chosen engine (``in_process``: one after
     another in this process; Beam's runner then runs in memory)."""
-    jobs = [Job(p.filename, p.split, str(out), opts.compression, make_source(p)) for p in todo]
+    jobs = [
+        Job(p.filename, p.split, str(out), opts.compression, make_source(p), opts.storage_timeout)
+        for p in todo
+    ]
     if opts.engine == "beam":
         from . import beam
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..format.example import OPTIONAL_FEATURES, ORIENTATION
 from ..format.manifest import build_manifest
-from ..format.storage import redact
+from ..storage import redact
 from .jobs import ShardResult
 
 

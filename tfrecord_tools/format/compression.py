@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from .errors import TFRecordToolsError
+from ..errors import TFRecordToolsError
 from .framing import HEADER_SIZE, header_ok
 
 __all__ = [
@@ -114,6 +114,31 @@ def sniff_compression(head: bytes) -> str:
     if len(head) >= 2 and _is_zlib_header(head[0], head[1]):
         return "zlib"
     return "none"
+
+
+#: How many first bytes :func:`sniff_tfrecord` wants: enough to inflate a compressed
+#: shard's first record header.
+SNIFF_BYTES = 4096
+
+
+def sniff_tfrecord(head: bytes) -> str | None:
+    """The compression of a file whose first bytes are ``head`` (up to ``SNIFF_BYTES``) when
+    they are the start of a TFRecord file, by its framing, not its name: a record header
+    whose length CRC matches, plain or inflated from a gzip / zlib stream; None for anything
+    else (an image, a text file, an empty file)."""
+    if header_ok(head[:HEADER_SIZE]):
+        return "none"
+    for name, wbits in (("gzip", 31), ("zlib", 15)):
+        if name == "gzip" and head[:2] != _GZIP_MAGIC:
+            continue
+        if name == "zlib" and not (len(head) >= 2 and _is_zlib_header(head[0], head[1])):
+            continue
+        try:
+            inflated = zlib.decompressobj(wbits).decompress(head, HEADER_SIZE)
+        except zlib.error:
+            return None
+        return name if header_ok(inflated[:HEADER_SIZE]) else None
+    return None
 
 
 def _is_zlib_header(cmf: int, flg: int) -> bool:

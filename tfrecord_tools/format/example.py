@@ -214,6 +214,24 @@ def _fields(buf: memoryview):
         yield number, wire, value
 
 
+def message_kind(data: bytes | memoryview) -> str:
+    """What a record's top-level message looks like on the wire: ``"example"`` (field 1
+    only, a ``Features``), ``"sequence_example"`` (``feature_lists``, field 2),
+    ``"event"`` (a TensorBoard ``tf.Event``: ``wall_time``, a fixed64 field 1) or
+    ``"unknown"`` (not a protobuf message these describe)."""
+    try:
+        fields = [(number, wire) for number, wire, _ in _fields(memoryview(data))]
+    except (ExampleParseError, ValueError):
+        return "unknown"
+    if (1, 1) in fields:
+        return "event"
+    if (2, 2) in fields and all(n in (1, 2) for n, _ in fields):
+        return "sequence_example"
+    if all(n == 1 and w == 2 for n, w in fields):
+        return "example"
+    return "unknown"
+
+
 def _parse_feature(buf: memoryview) -> tuple[str, list[Any]]:
     import struct
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from itertools import starmap
 from typing import BinaryIO
 
-from .errors import Damage, RecordError
+from ..errors import Damage, RecordError
 
 HEADER_SIZE = 12  # uint64 length + uint32 masked crc
 FOOTER_SIZE = 4
@@ -104,19 +104,32 @@ class Record:
 
 
 def iter_records(
-    path: str | os.PathLike, compression: str = "none", *, check_crc: bool = True
+    path: str | os.PathLike,
+    compression: str = "none",
+    *,
+    check_crc: bool = True,
+    size: int | None = None,
 ) -> Iterator[Record]:
-    """Yield every record of a shard, checking the length CRC and (by default) the data CRC.
+    """Yield every record of a shard, local or at a URL, read once front to back
+    (``storage.streams``: 8 MiB ranged reads for a URL), checking the length CRC and (by
+    default) the data CRC. The one record reader of the package: every tool and reader that
+    walks a shard in Python goes through here or the scanner built on the same framing.
 
     Raises :class:`RecordError` naming the file, record index and byte offset at the first
     damaged record. A length field larger than what is left in a plain file is an error
-    before anything is allocated; compressed streams are read in bounded chunks.
+    before anything is allocated; compressed streams are read in bounded chunks. ``size``:
+    the file's size when a listing gave it (saves a request for a URL).
     """
-    from .compression import open_reader
+    from ..storage import Location
+    from .compression import normalize_compression, open_source, reader_of
 
-    with open_reader(path, compression) as stream:
-        total = os.fstat(stream.fileno()).st_size if stream.plain else None
-        yield from starmap(Record, read_frames(stream, path, size=total, check_crc=check_crc))
+    name = normalize_compression(compression)
+    loc = Location(path)
+    with loc.open_stream(size=size) as raw:
+        total = raw.size if name == "none" else None  # type: ignore[attr-defined]
+        with reader_of(open_source(raw, name)) as stream:
+            frames = read_frames(stream, loc.shown, size=total, check_crc=check_crc)
+            yield from starmap(Record, frames)
 
 
 def read_frames(
@@ -175,9 +188,10 @@ def iter_headers(path: str | os.PathLike, compression: str = "none") -> Iterator
     :class:`RecordError` at the first damaged header. Plain files: 12 bytes read per record,
     the payload skipped (no data CRC). Compressed files must be decompressed, but payloads
     are not kept or checksummed."""
+    from .. import storage
     from .compression import normalize_compression
 
-    if normalize_compression(compression) != "none":
+    if normalize_compression(compression) != "none" or storage.is_url(path):
         for record in iter_records(path, compression, check_crc=False):
             yield Record(record.index, record.offset, b"", len(record.data))
         return

@@ -12,12 +12,14 @@ import os
 import re
 from collections.abc import Iterable
 
-from . import storage
-from .errors import FormatError
+from .. import storage
+from ..errors import FormatError
+from .framing import OVERHEAD
 from .naming import INDEX_SUFFIX, index_path
 
 __all__ = [
     "INDEX_SUFFIX",
+    "check_index",
     "count_index",
     "format_index",
     "index_line",
@@ -73,3 +75,50 @@ def count_index(path: str | os.PathLike) -> int:
     parsing them."""
     data = storage.read_bytes(path)
     return sum(1 for line in data.split(b"\n") if line.strip())
+
+
+def check_index(
+    entries: list[tuple[int, int]],
+    where: str,
+    *,
+    shard: str,
+    size: int | None = None,
+    expected: int | None = None,
+    promised_by: str = "the manifest",
+) -> list[tuple[int, int]]:
+    """``entries`` of the ``.idx`` file ``where`` when they can be trusted to locate the
+    records of ``shard`` (an uncompressed shard of ``size`` bytes, ``expected`` records
+    when metadata promises a count); else a FormatError saying which is wrong and what to
+    run. Trusted means: the first record at offset 0, every record at least a header and a
+    footer long and ending where the next begins, the last ending at the shard's end, and
+    as many lines as promised. A duplicated, swapped or out-of-range line fails here, before
+    any reader seeks by it."""
+    rebuild = f"rebuild it with `tfrecord-tools index {shard}`"
+    position = 0
+    for number, (offset, length) in enumerate(entries, 1):
+        if offset != position or length < OVERHEAD:
+            found = f"'{offset} {length}'"
+            want = f"offset {position}" if offset != position else f"a length >= {OVERHEAD}"
+            raise FormatError(
+                f"{where}: line {number}: {found} where the records before it put {want}; "
+                f"the index does not describe the shard: {rebuild}"
+            )
+        position += length
+    if size is not None and position != size:
+        if position > size:
+            raise FormatError(
+                f"{where}: its records end at byte {position}, the shard has {size} bytes: the "
+                f"shard lost its end or was changed after it was indexed: run `tfrecord-tools "
+                f"verify {shard}`, then `tfrecord-tools repair`"
+            )
+        raise FormatError(
+            f"{where}: its records end at byte {position}, the shard has {size} bytes: {rebuild}"
+        )
+    if expected is not None and len(entries) != expected:
+        spans = ", and they span the whole shard" if size is not None else ""
+        raise FormatError(
+            f"{where}: lists {len(entries)} records where {promised_by} promises {expected} for "
+            f"{shard}{spans}: {promised_by} is wrong, or the shard is not the one it describes "
+            f"(run `tfrecord-tools verify {shard}`)"
+        )
+    return entries

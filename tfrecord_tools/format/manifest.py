@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import storage
-from .atomic import write_atomic
-from .errors import FormatError
+from .. import storage
+from ..errors import FormatError
+from ..storage.atomic import write_atomic
 from .example import FEATURES
 from .naming import INDEX_SUFFIX, LABELS, MANIFEST, WORK_DIR, ShardName, printable
 

@@ -1,4 +1,5 @@
-"""File names of a dataset folder: the one place that formats and parses them (FORMAT.md).
+"""File names of a dataset folder: the one place that formats and parses them (FORMAT.md);
+the temporary names of atomic writes belong to ``storage/atomic.py`` and are re-exported.
 
     OUT/
       dataset.json                                 MANIFEST, written last
@@ -19,9 +20,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..storage.atomic import is_temp_name, temp_path
+from ..storage.location import INDEX_SUFFIX
+
 MANIFEST = "dataset.json"
 LABELS = "labels.txt"
-INDEX_SUFFIX = ".idx"
 WORK_DIR = ".tfrecord-tools-work"
 #: What marks a file name as a TFRecord shard: ``.tfrecord`` and the shorter ``.tfrec``.
 SHARD_MARKER = ".tfrec"
@@ -31,7 +34,6 @@ SHARD_GLOB = f"*{SHARD_MARKER}*"
 _TEMPLATE = re.compile(
     r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-(?P<index>\d{5,})-of-(?P<count>\d{5,})$"
 )
-_TEMP = re.compile(r"^\.(?P<final>.+)\.tmp-\d+$")
 
 
 @dataclass(frozen=True, order=True)
@@ -79,18 +81,13 @@ def index_path(shard: str | os.PathLike) -> Path:
     return shard.with_name(shard.name + INDEX_SUFFIX)
 
 
-def temp_path(path: str | os.PathLike) -> Path:
-    """The hidden temporary sibling of ``path`` that this process writes before renaming."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def is_temp_name(filename: str) -> bool:
-    """A temporary file left by an interrupted write (:func:`temp_path`)."""
-    return _TEMP.match(filename) is not None
-
-
 def printable(name: str) -> str:
     """``name`` as valid UTF-8 text: bytes that are not UTF-8 (kept by Python as lone
     surrogates) shown as ``\\xNN`` escapes, for manifests and messages."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+__all__ = [
+    "INDEX_SUFFIX", "LABELS", "MANIFEST", "SHARD_GLOB", "SHARD_MARKER", "WORK_DIR", "ShardName",
+    "index_path", "is_shard_name", "is_temp_name", "printable", "shard_filename", "temp_path",
+]  # fmt: skip

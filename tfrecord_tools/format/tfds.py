@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import storage
-from .atomic import write_atomic
-from .errors import FormatError
+from .. import storage
+from ..errors import FormatError
+from ..storage.atomic import write_atomic
 from .example import CHANNELS, ENCODED, FILENAME, FORMAT, HEIGHT, LABEL, TEXT, WIDTH
 from .manifest import (
     LABELS,

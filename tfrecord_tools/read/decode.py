@@ -23,7 +23,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from .keys import OURS, FeatureKeys
+from ..dataset.keys import OURS, FeatureKeys
+from ..format.example import FILENAME
 from .options import CHANNEL_CHOICES, ReadOptions
 from .orient import orient
 
@@ -496,4 +497,59 @@ def parsed(f: dict[str, tf.Tensor], keys: FeatureKeys) -> tuple[dict[str, tf.Ten
         features[name] = value if value is not None else zeros
     if keys.orientation is not None and keys.orientation in f:
         features["orientation"] = f[keys.orientation]
+    if FILENAME in f:  # asked for by with_filename
+        features["name"] = f[FILENAME]
     return features, labels
+
+
+# --------------------------------------------------------------------------- batches of any size
+
+
+def with_filename(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` plus the record's source file name (``image/filename``: ours, slim's; ""
+    where a record has none), which :func:`parsed` gives as ``name``."""
+    return {**spec, FILENAME: tf.io.FixedLenFeature([], tf.string, default_value="")}
+
+
+def batch_one_size(ds: tf.data.Dataset, batch_size: int, drop_remainder: bool) -> tf.data.Dataset:
+    """``(image, label, name, [height, width])`` elements to ``(images, labels)`` batches,
+    as ``batch`` makes them, for images whose sizes nothing promised to be one (no
+    ``image_size``, no ``image_shape`` in a manifest). Where a batch holds two sizes, the
+    error names two of its images (``name``, else their place in the stream) and their
+    sizes and says to pass ``image_size``: TensorFlow's own says only "Cannot add tensor
+    to the batch: number of elements does not match"."""
+
+    def check(number, batch):
+        images, labels, names, sizes = batch
+        differ = tf.reduce_any(sizes != sizes[:1], axis=1)
+
+        def fail():
+            def describe(i):
+                place = tf.strings.join(
+                    [
+                        "image ",
+                        tf.strings.as_string(number * batch_size + tf.cast(i, tf.int64)),
+                        " read",
+                    ]
+                )
+                name = tf.where(names[i] == "", place, names[i])
+                height, width = tf.strings.as_string(sizes[i][0]), tf.strings.as_string(sizes[i][1])
+                return tf.strings.join([name, " is ", height, "x", width])
+
+            other = tf.argmax(tf.cast(differ, tf.int32), output_type=tf.int32)
+            message = tf.strings.join(
+                [
+                    "images of different sizes cannot be batched: ",
+                    describe(0),
+                    ", ",
+                    describe(other),
+                    "; pass image_size=(HEIGHT, WIDTH) to resize every image to one size",
+                ]
+            )
+            with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+                return tf.identity(images)
+
+        return tf.cond(tf.reduce_any(differ), fail, lambda: images), labels
+
+    batches = ds.padded_batch(batch_size, drop_remainder=drop_remainder)
+    return batches.enumerate().map(check)

@@ -2,18 +2,20 @@
 tf.data pipelines and the raw-file twin. TensorFlow-free.
 
 Data flow: keyword options -> **ReadOptions** -> pipeline. A misspelt option is an error that
-names it and lists the valid ones.
+names it and lists the valid ones; an image size whose batch cannot fit in memory is one
+that names it (:func:`check_memory`), before anything is built.
 """
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
+from ..dataset.options import CHANNEL_CHOICES, normalise_size
 from ..errors import TFRecordToolsError
 
-CHANNEL_CHOICES = (1, 3, 4)
 IMAGE_FORMATS = ("jpeg", "png", "raw")
 PROCESSING_MODES = ("distributed_epoch", "parallel_epochs")
 DECODE_SCALING = ("auto", "off")
@@ -27,22 +29,6 @@ _FORMAT_NAMES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "raw": "raw"}
 def normalise_format(name: str | None) -> str | None:
     """``JPEG``/``jpg``/`` png `` -> ``jpeg``/``png``; unknown names -> None."""
     return _FORMAT_NAMES.get((name or "").strip().lower())
-
-
-def normalise_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
-    if image_size is None:
-        return None
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    try:
-        height, width = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise TFRecordToolsError(
-            f"image_size must be N or (height, width), got {image_size!r}"
-        ) from None
-    if height < 1 or width < 1:
-        raise TFRecordToolsError(f"image_size must be positive, got {image_size}")
-    return height, width
 
 
 def normalise_processing_mode(mode: str) -> str:
@@ -216,4 +202,77 @@ def options_from(kwargs: dict[str, Any], *, also: tuple[str, ...] = ()) -> ReadO
     if context is not None:  # a tf.distribute.InputContext
         kwargs["num_workers"] = context.num_input_pipelines
         kwargs["worker_index"] = context.input_pipeline_id
-    return ReadOptions(**kwargs)
+    opts = ReadOptions(**kwargs)
+    check_memory(opts)
+    return opts
+
+
+def check_memory(opts: ReadOptions, available: int | None = None) -> None:
+    """Refuse an ``image_size`` whose output cannot fit in memory (``available`` bytes;
+    default :func:`available_memory`): one batch of ``batch_size`` images of ``dtype``, plus
+    the image being resized (float32). TensorFlow would build the pipeline and fail at the
+    first batch (``ResourceExhaustedError``), or the system would kill the process."""
+    if opts.image_size is None:
+        return
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    height, width = opts.image_size
+    pixels = height * width * opts.channels
+    batch = opts.batch_size or 1
+    need = batch * pixels * (4 if opts.dtype == "float32" else 1) + pixels * 4
+    if need <= available:
+        return
+    shape = f"{height}x{width}x{opts.channels}"
+    if opts.batch_size:
+        what = (
+            f"image_size={opts.image_size} with batch_size={batch}: a batch of {batch} {shape} "
+            f"{opts.dtype} images and the one being resized (float32) take {_gib(need)}"
+        )
+    else:
+        what = f"image_size={opts.image_size}: one {shape} image takes {_gib(need)} resized"
+    raise TFRecordToolsError(
+        f"{what}, more than the {_gib(available)} of memory available: choose a smaller "
+        + ("image_size or batch_size" if batch > 1 else "image_size")
+    )
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):,.1f} GiB"
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still use: the system's ``MemAvailable``, or a container's
+    memory limit (cgroup v1 or v2) when that is lower; None where neither is known."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    return min(found + _cgroup_limits(), default=None)
+
+
+def _cgroup_limits() -> list[int]:
+    """The memory limits of this process's cgroups (none: no limit, or not Linux)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    limits = []
+    for line in lines:
+        _, controllers, group = line.split(":", 2)
+        if not controllers:  # v2: one hierarchy
+            limit = Path(f"/sys/fs/cgroup{group}").joinpath("memory.max")
+        elif "memory" in controllers.split(","):
+            limit = Path(f"/sys/fs/cgroup/memory{group}").joinpath("memory.limit_in_bytes")
+        else:
+            continue
+        try:
+            value = limit.read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit() and int(value) < 1 << 60:  # "max" or ~2^63: no limit
+            limits.append(int(value))
+    return limits

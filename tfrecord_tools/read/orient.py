@@ -3,7 +3,7 @@ orientation in its own bytes (the raw-file twin's counterpart of ``image/orienta
 
 Data flow: decoded image + orientation (the record's ``image/orientation``, or
 :func:`exif_orientation` of the file's bytes) -> **orient** -> resize. The converter's
-probe reads the same tag in Python (``convert.sources.probe``); a test checks they agree.
+probe reads the same tag in Python (``images.probe``); a test checks they agree.
 """
 
 from __future__ import annotations

@@ -36,16 +36,15 @@ from typing import Any
 
 import tensorflow as tf
 
+from ..dataset import AUTO, keys_for
+from ..dataset.images import scan_image_folder
 from ..errors import TFRecordToolsError
-from ..format import storage
 from ..format.compression import tf_compression_type
 from . import decode, records
-from .keys import AUTO, resolve_keys
 from .options import AUTOTUNE, ReadOptions, options_from
 from .orient import exif_orientation
 from .shards import host_files, plan_runs, resolve_shards
 from .stream import tf_opens
-from .urls import list_image_folder
 
 
 def make_dataset(
@@ -130,20 +129,9 @@ def make_dataset(
         given.pop(name)
     opts = options_from({**given, **unknown}, also=("split", "compression"))
     shards = resolve_shards(path, split, compression)
-    image_key, label_key = opts.image_key, opts.label_key
-    if shards.tfds_keys is not None:  # a TFDS folder: features.json's Image and ClassLabel
-        image_key = shards.tfds_keys[0] if image_key == AUTO else image_key
-        if label_key == AUTO and shards.tfds_keys[1] is not None:
-            label_key = shards.tfds_keys[1]
-    keys = resolve_keys(
-        shards.files,
-        shards.compression,
-        image_key=image_key,
-        label_key=label_key,
-        ours=shards.ours,
-    )
+    keys = keys_for(shards, opts.image_key, opts.label_key)
     if opts.global_shuffle:  # runs of records across all shards, split between the hosts
-        runs = plan_runs(shards.files, shards.counts, shards.compression, opts)
+        runs = plan_runs(shards.files, shards.counts, shards.compression, opts, shards.sizes)
         counts = None if opts.service is not None else runs.counts
         ds = records.read_runs(runs, opts)
     else:
@@ -180,6 +168,11 @@ def make_dataset(
         keep = (keys.image, keys.label, keys.orientation)
         keep += (keys.height, keys.width) if plan.needs_dims else ()
         spec = {k: v for k, v in spec.items() if k in keep}
+    # batched output of images nothing says are of one size: decode.batch_one_size names
+    # the images of a batch whose sizes differ (their image/filename)
+    any_size = bool(opts.batch_size) and not raw and not (opts.image_size or shape)
+    if any_size:
+        spec = decode.with_filename(spec)
 
     def parse(*batch):
         # keys a known format's decoders do not need come as "" and zeros
@@ -231,7 +224,10 @@ def make_dataset(
     ds = ds.map(parse, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
     ds = _unbatch(ds, counts, opts)
     orientation = "record" if orient else None
-    return _finish(_decode_each(ds, plan, opts, image_format, shape, orientation), opts)
+    ds = _decode_each(ds, plan, opts, image_format, shape, orientation)
+    if any_size:
+        ds = decode.batch_one_size(ds, opts.batch_size, opts.drop_remainder)  # type: ignore[arg-type]
+    return _finish(ds, opts, batched=any_size)
 
 
 def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Dataset:
@@ -242,20 +238,14 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
     :func:`make_dataset`'s options; with ``orientation`` (the default) each JPEG's or PNG's
     EXIF orientation is parsed from its bytes in the graph (``orient.exif_orientation``)
     and applied, as the converter's records carry it."""
-    from ..convert.sources.image_folder import scan_image_folder
-
     opts = options_from(options)
     if (opts.image_key, opts.label_key) != (AUTO, AUTO):
         raise TFRecordToolsError(
             "image_key and label_key name TFRecord features: make_raw_dataset reads image files"
         )
-    if isinstance(image_dir, str) and storage.is_url(image_dir):  # one recursive listing
-        found = list_image_folder(image_dir)
-        paths, labels = found.urls, found.labels
-    else:
-        listing = scan_image_folder(image_dir)
-        paths = [str(listing.root / p) for p in listing.paths]
-        labels = listing.labels
+    listing = scan_image_folder(image_dir)  # a URL: one recursive listing
+    paths = [listing.location(rel) for rel in listing.paths]
+    labels = listing.labels
     # TensorFlow reads local and gs:// files; other URLs through fsspec (records.py)
     native = all(map(tf_opens, paths))
     read_file = tf.io.read_file if native else records.read_files
@@ -411,6 +401,8 @@ def _decode_each(
         )
         if shape is not None and opts.image_size is None:
             image.set_shape([shape[0], shape[1], opts.channels])
+        if "name" in f:  # for decode.batch_one_size: the image's name and size
+            return image, label, f["name"], tf.shape(image)[:2]
         return image, label
 
     return ds.map(

@@ -13,6 +13,8 @@ interfaces and have no authentication: run them on a private network.
 
 from __future__ import annotations
 
+import collections
+import ctypes
 import os
 import queue
 import signal
@@ -23,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from ..errors import TFRecordToolsError
 from .options import service_address
@@ -120,8 +123,51 @@ def _check_port_free(port: int, kind: str) -> None:
             ) from None
 
 
+#: Set by a parent for a child process that must end with it (:func:`end_with_parent`).
+PARENT_ENV = "TFRECORD_TOOLS_PARENT_PID"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_WATCH_EVERY = 0.5  # seconds between looks at the parent where prctl cannot be used
+
+
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) for a child that calls :func:`end_with_parent`."""
+    return {**(os.environ if env is None else env), PARENT_ENV: str(os.getpid())}
+
+
+def end_with_parent() -> None:
+    """End this process when the parent that started it dies, even by SIGKILL, when that
+    parent asked for it (:func:`child_env`); else nothing. An orphaned benchmark cell or
+    server would run on for minutes, holding its cores and ports.
+
+    On Linux the kernel sends SIGKILL (``PR_SET_PDEATHSIG``; it fires when the parent's
+    thread that started this process ends, so start children from a thread that lives as
+    long as they should); elsewhere a daemon thread looks every half second. A parent that
+    died before this ran is seen at once."""
+    parent = os.environ.pop(PARENT_ENV, "")
+    if not parent.isdigit():
+        return
+    armed = False
+    if sys.platform == "linux":
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != int(parent):  # re-parented: the parent died before the signal was armed
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_WATCH_EVERY)
+    os._exit(1)
+
+
 def run(kind: str, **options) -> int:
     """The ``serve`` command: start one server, print where it listens, serve."""
+    end_with_parent()  # a server ServerProcess started ends with its parent
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -148,39 +194,57 @@ def run(kind: str, **options) -> int:
     return 0
 
 
+#: How long a server may take to say it is ready: it imports TensorFlow first, which takes
+#: seconds on an idle machine and minutes on a busy one. A bound, not a wait: waits end on
+#: the servers' own lines.
+START_TIMEOUT = 600.0
+_STDERR_TAIL = 20  # lines of a server's stderr an error quotes
+
+
 class ServerProcess:
     """``tfrecord-tools serve ARGS...`` in a subprocess, for tests, benchmarks and trying
-    the service on one machine; its output lines can be waited for."""
+    the service on one machine; its output lines can be waited for. It ends with this
+    process (:func:`end_with_parent`)."""
 
     def __init__(self, *args: str):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tfrecord_tools", "serve", *args],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env=child_env(env),
         )
         self.seen: list[str] = []  # the lines waited through so far
         self._lines: queue.Queue[str] = queue.Queue()
+        self._errors: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
         self._signalled = False
         self._pump = threading.Thread(target=self._read_lines, daemon=True)
         self._pump.start()
+        self._stderr = threading.Thread(target=self._read_errors, daemon=True)
+        self._stderr.start()
 
     def _read_lines(self) -> None:
         for line in self.proc.stdout:  # type: ignore[union-attr]
             self._lines.put(line.rstrip("\n"))
 
-    def wait_for(self, prefix: str, timeout: float = 60) -> str:
-        """The next output line starting with ``prefix``; an error after ``timeout``
-        seconds or when the process ended without printing it."""
-        deadline = time.monotonic() + timeout
+    def _read_errors(self) -> None:
+        for line in self.proc.stderr:  # type: ignore[union-attr]
+            self._errors.append(line.rstrip("\n"))
+
+    def wait_for(self, prefix: str, timeout: float = START_TIMEOUT, *, what: str = "") -> str:
+        """The next output line starting with ``prefix``. An error naming what was awaited
+        (``what``, else the line) after ``timeout`` seconds, or as soon as the process ended
+        without printing it."""
+        what = what or f"line {prefix!r}"
+        started = time.monotonic()
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or (self.proc.poll() is not None and self._lines.empty()):
-                raise TFRecordToolsError(
-                    f"no line {prefix!r} from {' '.join(self.proc.args)}: {self.seen}"
-                )
+            left = started + timeout - time.monotonic()
+            if not self._pump.is_alive() and self._lines.empty():  # all its output is read
+                self.proc.wait()
+                self._failed(f"it exited (code {self.proc.returncode}) while waiting for {what}")
+            if left <= 0:
+                self._failed(f"waited {time.monotonic() - started:.0f} s for {what}")
             try:
                 line = self._lines.get(timeout=min(left, 1.0))
             except queue.Empty:
@@ -189,13 +253,21 @@ class ServerProcess:
             if line.startswith(prefix):
                 return line
 
+    def _failed(self, problem: str) -> NoReturn:
+        self._stderr.join(timeout=1)
+        stderr = "\n".join(self._errors)
+        raise TFRecordToolsError(
+            f"tfrecord-tools {' '.join(self.proc.args[3:])}: {problem}; "  # type: ignore[index]
+            f"it printed {self.seen}" + (f", and on stderr:\n{stderr}" if stderr else "")
+        )
+
     def terminate(self) -> None:
         """SIGTERM, once: a second one during shutdown would kill the server."""
         if self.proc.poll() is None and not self._signalled:
             self.proc.send_signal(signal.SIGTERM)
             self._signalled = True
 
-    def stop(self, timeout: float = 30) -> int:
+    def stop(self, timeout: float = 120) -> int:
         """Terminate, wait, and return the exit code (killed after ``timeout`` seconds)."""
         self.terminate()
         try:
@@ -205,28 +277,43 @@ class ServerProcess:
             raise
         finally:
             self._pump.join(timeout=5)
+            self._stderr.join(timeout=5)
             self.proc.stdout.close()  # type: ignore[union-attr]
+            self.proc.stderr.close()  # type: ignore[union-attr]
 
 
 def start_local_service(
-    workers: int, *, work_dir: str | None = None, timeout: float = 60
+    workers: int, *, work_dir: str | None = None, timeout: float = START_TIMEOUT
 ) -> tuple[str, list[ServerProcess]]:
     """A dispatcher on a free port and ``workers`` workers, each its own process on this
     machine, all registered; returns the trainers' ``grpc://`` address and the processes
-    (dispatcher first). Stop them with :meth:`ServerProcess.stop`."""
+    (dispatcher first). Ready means what the servers say: the dispatcher's address, each
+    worker listening, and the dispatcher counting them all (registered); ``timeout`` bounds
+    the whole start. Stop them with :meth:`ServerProcess.stop`."""
     deadline = time.monotonic() + timeout
     args = ["--work-dir", work_dir] if work_dir else []
     servers = [ServerProcess("dispatcher", "--port", "0", *args)]
     try:
-        address = servers[0].wait_for("dispatcher listening on ", timeout).split()[3]
+        line = servers[0].wait_for("dispatcher listening on ", timeout, what="its address line")
+        address = line.split()[3]
         servers += [ServerProcess("worker", "--dispatcher", address) for _ in range(workers)]
         for worker in servers[1:]:
-            worker.wait_for("worker listening on ", deadline - time.monotonic())
-        servers[0].wait_for(f"workers: {workers}", deadline - time.monotonic())
-    except BaseException:
+            worker.wait_for(
+                "worker listening on ", deadline - time.monotonic(), what="its 'listening on' line"
+            )
+        servers[0].wait_for(
+            f"workers: {workers}",
+            deadline - time.monotonic(),
+            what=f"the dispatcher to count {workers} registered workers",
+        )
+    except BaseException as e:
         for server in servers:
             server.terminate()
         for server in servers:
             server.stop()
+        if isinstance(e, TFRecordToolsError):
+            raise TFRecordToolsError(
+                f"the local tf.data service was not ready within {timeout:.0f} s: {e}"
+            ) from None
         raise
     return f"grpc://{address}", servers

@@ -2,7 +2,7 @@
 reader for URLs TensorFlow cannot open (``records.py`` wires it into tf.data), and for a
 first record at a URL (``keys.py``). TensorFlow-free.
 
-Data flow: object -> **8 MiB reads** (``format.streams.open_stream``) -> [decompression,
+Data flow: object -> **8 MiB reads** (``storage.streams.open_stream``) -> [decompression,
 ``format/compression.py``] -> **record framing** (``format/framing.py``'s layout, every CRC
 checked) -> record bytes. Damage raises :class:`RecordError` naming the URL, the record
 index and the byte offset (in the uncompressed stream), as ``framing.iter_records`` does for
@@ -16,10 +16,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from ..format import storage
+from .. import storage
 from ..format.compression import MAX_INFLATE_RATIO, normalize_compression, open_source, reader_of
 from ..format.framing import read_frames
-from ..format.streams import open_stream
+from ..storage.streams import open_stream
 
 #: Bytes a remote read asks for at once (storage.REMOTE_BLOCK).
 REMOTE_BUFFER = storage.REMOTE_BLOCK
@@ -54,7 +54,7 @@ def frames(
 
 def shard_records(path: str, compression: str = "none", size: int = -1) -> Iterator[bytes]:
     """Every record of the shard at ``path`` (a URL or a local path), read once front to
-    back by ``format.streams.open_stream`` (``REMOTE_BUFFER`` blocks, the next one fetched
+    back by ``storage.streams.open_stream`` (``REMOTE_BUFFER`` blocks, the next one fetched
     while this one is parsed). ``size``: the object's byte count when a listing gave it
     (then no request asks for it), else -1."""
     name = normalize_compression(compression)

@@ -18,10 +18,10 @@ import io
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ...errors import ConversionError, InvalidImageError
+from ...errors import ConversionError
+from ...images import reencode
+from ...images.probe import DEFAULT_MAX_PIXELS, ImageInfo, _probe_jpeg, _probe_png
 from .. import DEFAULT_QUALITY, IMAGE_ENCODINGS
-from . import reencode
-from .probe import DEFAULT_MAX_PIXELS, ImageInfo, _probe_jpeg, _probe_png
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -122,11 +122,9 @@ def transcode(
         try:
             image = _upright_pixels(data, info, opts.max_size if too_big else None)
             stored = _encode(image, target, opts.quality)
-        except InvalidImageError as err:
-            raise err if path is None else err.with_path(path) from err.__cause__
-        except reencode._PIL_ERRORS as err:
-            says = reencode._pillow_says(err)
-            raise InvalidImageError("decode failed", path, f"Pillow: {says}") from err
+        except Exception as err:  # whatever Pillow raised on this file: a skip reason
+            failed = reencode.failure(err, info.format.upper(), "decode failed")
+            raise failed if path is None else failed.with_path(path) from err
     if target == "raw":
         height, width, channels = _raw_shape(image)
         new = ImageInfo("raw", height, width, channels, _RAW_KINDS[channels])

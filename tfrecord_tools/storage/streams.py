@@ -21,8 +21,9 @@ import io
 import os
 from typing import IO, Any
 
-from . import storage
-from .storage import REMOTE_BLOCK, StorageError
+from ..errors import StorageError
+from . import fs as storage
+from .fs import REMOTE_BLOCK
 
 __all__ = ["open_stream"]
 

@@ -35,8 +35,10 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple, overload
 
-from ..format import storage
-from ..format.compression import (
+from .. import storage
+from ..errors import Damage
+from ..storage.streams import open_stream
+from .compression import (
     MAX_INFLATE_RATIO,
     InflateSource,
     PlainSource,
@@ -44,9 +46,7 @@ from ..format.compression import (
     normalize_compression,
     open_source,
 )
-from ..format.errors import Damage
-from ..format.framing import FOOTER, HEADER, HEADER_SIZE, OVERHEAD, masked_crc32c
-from ..format.streams import open_stream
+from .framing import FOOTER, HEADER, HEADER_SIZE, OVERHEAD, masked_crc32c
 
 __all__ = ["CHUNK", "Damage", "RecordScanner", "Span"]
 
@@ -86,7 +86,7 @@ class RecordScanner:
     ``on_raw`` is called with every on-disk byte in order, once (e.g. ``sha256.update``).
     :meth:`payload` gives the data of the span just yielded, without copying.
     ``path`` may be a URL: ``size`` (its size, when a listing gave it already),
-    ``block_size`` and ``ahead`` then shape its ranged reads (``format.streams.open_stream``).
+    ``block_size`` and ``ahead`` then shape its ranged reads (``storage.streams.open_stream``).
     """
 
     def __init__(

@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .naming import is_temp_name, temp_path
+_TEMP = re.compile(r"^\.(?P<final>.+)\.tmp-\d+$")
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """The hidden temporary sibling of ``path`` that this process writes before renaming."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def is_temp_name(filename: str) -> bool:
+    """A temporary file left by an interrupted write (:func:`temp_path`)."""
+    return _TEMP.match(filename) is not None
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:

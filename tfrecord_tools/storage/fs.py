@@ -13,23 +13,33 @@ final name in one upload and abandon it (no object) when the writing fails.
 Credentials and endpoints are the libraries' own: ``GOOGLE_APPLICATION_CREDENTIALS``,
 ``STORAGE_EMULATOR_HOST``, AWS profiles and variables, ``AWS_ENDPOINT_URL``. Messages show
 URLs through :func:`redact`, never a secret written into one.
+
+Time spent retrying is bounded: the back ends retry a failing or unreachable server on their
+own (gcsfs six times per request, ~30 s of back-off, and never gives up on a server that
+accepts a connection but does not answer). A request that goes :func:`storage_timeout`
+seconds (default 60, ``$TFRECORD_TOOLS_STORAGE_TIMEOUT``, :func:`time_limit`) without
+progress is cancelled, and fails naming its object. Uploads and downloads show progress
+through the back end's callback (uploads go in pieces of :data:`UPLOAD_PIECE`), so only a
+stalled transfer is cut, not a slow one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import StorageError, TFRecordToolsError
 from .atomic import incomplete
 from .atomic import write_atomic as _write_local
-from .errors import TFRecordToolsError
 
 __all__ = [
     "StorageError",
@@ -54,6 +64,8 @@ __all__ = [
     "redact",
     "scheme",
     "size",
+    "storage_timeout",
+    "time_limit",
     "walk_files",
     "write_atomic",
     "writing",
@@ -63,14 +75,18 @@ __all__ = [
 #: round trip per 256 KB).
 REMOTE_BLOCK = 8 << 20
 
+#: Seconds a request to a bucket may go without progress, the back end's retries of a
+#: failing or unreachable server included, before it fails naming its object.
+DEFAULT_STORAGE_TIMEOUT = 60.0
+#: The environment variable that sets it (seconds).
+STORAGE_TIMEOUT_VARIABLE = "TFRECORD_TOOLS_STORAGE_TIMEOUT"
+#: Uploads of the back ends that take a piece size go in pieces of this many bytes: each
+#: piece that arrives is progress (a single 50 MB request would show none until it ends).
+UPLOAD_PIECE = 8 << 20
+
 _URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://")
 # which extra installs the fsspec back end of a scheme
 _EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3"}
-
-
-class StorageError(TFRecordToolsError):
-    """A storage operation that failed (server gone, access denied, back end missing); the
-    message names the URL."""
 
 
 def scheme(path: str | os.PathLike) -> str:
@@ -142,6 +158,100 @@ def filesystem(url: str) -> tuple[Any, str]:
     return fs, inner
 
 
+_time_limit: float | None = None  # time_limit()'s; None: the variable's or the default
+
+
+def storage_timeout() -> float:
+    """Seconds a storage request may go without progress (see the module's docstring)."""
+    if _time_limit is not None:
+        return _time_limit
+    text = os.environ.get(STORAGE_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_STORAGE_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise StorageError(
+            f"{STORAGE_TIMEOUT_VARIABLE}={text!r}: expected a positive number of seconds"
+        )
+    return seconds
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Storage requests of this process made in the block give up after ``seconds``
+    without progress (None: :func:`storage_timeout` as it is)."""
+    global _time_limit
+    previous = _time_limit
+    if seconds is not None:
+        _time_limit = seconds
+    try:
+        yield
+    finally:
+        _time_limit = previous
+
+
+class _NoProgress(Exception):
+    """A request cancelled after :func:`storage_timeout` seconds without progress."""
+
+
+#: Methods that move a file's bytes and report them to a callback as they go.
+_TRANSFERS = frozenset({"put_file", "get_file"})
+
+
+def _call(fs: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``fs.method(*args, **kwargs)``, cancelled once it has gone :func:`storage_timeout`
+    seconds without progress (an answer, or for a transfer a piece of it). Only fsspec's
+    asynchronous back ends (gcsfs, s3fs...) talk to servers that retry; the others are
+    called as they are."""
+    coroutine = getattr(fs, "_" + method, None)
+    if not getattr(fs, "async_impl", False) or coroutine is None:
+        return getattr(fs, method)(*args, **kwargs)
+    import asyncio
+    import concurrent.futures
+    import inspect
+
+    limit = storage_timeout()
+    progress = _progress_callback()
+    if method in _TRANSFERS:
+        kwargs["callback"] = progress
+        if method == "put_file" and "chunksize" in inspect.signature(coroutine).parameters:
+            kwargs.setdefault("chunksize", UPLOAD_PIECE)
+    future = asyncio.run_coroutine_threadsafe(coroutine(*args, **kwargs), fs.loop)
+    try:
+        while True:
+            quiet_for = time.monotonic() - progress.last
+            if quiet_for >= limit:
+                raise _NoProgress(
+                    f"no progress for {limit:g} s (the server does not answer, or fails "
+                    "and is retried); wait longer with --storage-timeout SECONDS or "
+                    f"{STORAGE_TIMEOUT_VARIABLE}"
+                )
+            try:
+                return future.result(timeout=limit - quiet_for)
+            except concurrent.futures.TimeoutError:
+                continue
+    finally:
+        future.cancel()  # nothing when it is done; else its retries end here
+
+
+def _progress_callback() -> Any:
+    """An fsspec callback that keeps the time of the last sign of progress (``.last``)."""
+    from fsspec.callbacks import Callback
+
+    class Progress(Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.last = time.monotonic()
+
+        def call(self, *args: Any, **kwargs: Any) -> None:
+            self.last = time.monotonic()
+
+    return Progress()
+
+
 @contextlib.contextmanager
 def _naming(url: str, doing: str) -> Iterator[None]:
     """Errors of a storage call become :class:`StorageError` naming ``url``; a missing
@@ -189,7 +299,7 @@ def _look_up(path: str | os.PathLike, on_disk, method: str) -> Any:
     url = os.fspath(path)
     fs, inner = filesystem(url)
     with _naming(url, "look up"):
-        return getattr(fs, method)(inner)
+        return _call(fs, method, inner)
 
 
 def exists(path: str | os.PathLike) -> bool:
@@ -234,7 +344,7 @@ def walk_files(folder: str | os.PathLike) -> Iterator[tuple[str, int]]:
     fs, inner = filesystem(url)
     with _naming(url, "list"):
         fs.invalidate_cache(inner)
-        found = fs.find(inner, detail=True)
+        found = _call(fs, "find", inner, detail=True)
     prefix = inner.rstrip("/") + "/"
     for name in sorted(found):
         info = found[name]
@@ -251,7 +361,7 @@ def glob(pattern: str) -> list[str]:
     fs, inner = filesystem(pattern)
     with _naming(pattern, "list"):
         fs.invalidate_cache()
-        found = fs.glob(inner, detail=True)
+        found = _call(fs, "glob", inner, detail=True)
     head = pattern[: pattern.index("://") + 3]
     return sorted(
         head + name.lstrip("/") if not name.startswith(head) else name
@@ -281,13 +391,13 @@ def read_bytes(path: str | os.PathLike, start: int | None = None, end: int | Non
     fs, inner = filesystem(url)
     with _naming(url, "read"):
         if start is not None or end is not None:
-            return fs.cat_file(inner, start=start, end=end)
+            return _call(fs, "cat_file", inner, start=start, end=end)
         try:  # a whole object in one request ("bytes=0-"; s3fs asks its size first without)
-            return fs.cat_file(inner, start=0, end=None)
+            return _call(fs, "cat_file", inner, start=0, end=None)
         except OSError as e:
             if isinstance(e, FileNotFoundError):
                 raise
-            return fs.cat_file(inner)  # an empty object has no byte 0
+            return _call(fs, "cat_file", inner)  # an empty object has no byte 0
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -304,7 +414,7 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> str:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fs, inner = filesystem(url)
     with _naming(url, "write"):
-        fs.pipe_file(inner, raw)
+        _call(fs, "pipe_file", inner, raw)
     return url
 
 
@@ -319,7 +429,7 @@ def put_file(source: str | os.PathLike, path: str | os.PathLike) -> str:
     url = os.fspath(path)
     fs, inner = filesystem(url)
     with _naming(url, "upload"):
-        fs.put_file(os.fspath(source), inner)
+        _call(fs, "put_file", os.fspath(source), inner)
     return url
 
 
@@ -354,7 +464,7 @@ def delete(path: str | os.PathLike) -> None:
     url = os.fspath(path)
     fs, inner = filesystem(url)
     with _naming(url, "delete"), contextlib.suppress(FileNotFoundError):
-        fs.rm_file(inner)
+        _call(fs, "rm_file", inner)
 
 
 def delete_tree(path: str | os.PathLike) -> None:
@@ -366,9 +476,9 @@ def delete_tree(path: str | os.PathLike) -> None:
     fs, inner = filesystem(url)
     with _naming(url, "delete"), contextlib.suppress(FileNotFoundError):
         fs.invalidate_cache(inner)
-        names = list(fs.find(inner))
+        names = list(_call(fs, "find", inner))
         if names:
-            fs.rm(names)
+            _call(fs, "rm", names)
 
 
 def make_dirs(path: str | os.PathLike) -> None:
@@ -387,7 +497,7 @@ def get_file(path: str | os.PathLike, target: str | os.PathLike) -> str:
     url = os.fspath(path)
     fs, inner = filesystem(url)
     with _naming(url, "download"):
-        fs.get_file(inner, target)
+        _call(fs, "get_file", inner, target)
     return target
 
 
@@ -438,7 +548,7 @@ def list_folder(folder: str | os.PathLike) -> tuple[dict[str, int], set[str]]:
     with _naming(url, "list"):
         fs.invalidate_cache(inner)
         try:
-            entries = fs.ls(inner, detail=True)
+            entries = _call(fs, "ls", inner, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return files, folders
     prefix = inner + "/"

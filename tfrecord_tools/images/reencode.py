@@ -4,8 +4,9 @@
     (``probe``) -> **to_png**: upright, in a PNG mode that keeps the values -> PNG bytes
 
 Used by ``probe`` only, which checks dimensions and re-probes the PNG it gets back. Pillow is
-imported on first use; its warnings and libtiff's messages are kept off stderr (``quiet``):
-what matters about a file ends up in its skip reason, in Pillow's own words.
+imported on first use; its warnings, its log records and libtiff's messages are kept off
+stderr (``quiet``): what matters about a file ends up in its skip reason, in Pillow's own
+words, whatever exception Pillow raised (:func:`failure`).
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import re
-import struct
 import threading
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ...errors import InvalidImageError
+from ..errors import InvalidImageError
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image as PILImage
 
-__all__ = ["load", "open_image", "quiet", "to_png", "unsupported"]
+__all__ = ["failure", "load", "open_image", "quiet", "to_png", "unsupported"]
 
 # sniffed format (probe.sniff_format) -> Pillow's name for it
 _PIL_FORMATS = {
@@ -37,19 +38,12 @@ _PIL_FORMATS = {
     "webp": "WEBP",
     "tiff": "TIFF",
 }
-# Pillow's plugins raise assorted exception types on malformed input.
-_PIL_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    struct.error,
-    IndexError,
-    KeyError,
-    TypeError,
-    ZeroDivisionError,
-    MemoryError,
-)
+# Pillow's plugins raise any exception type on malformed input: OSError, SyntaxError,
+# ValueError, but also NotImplementedError (a DDS pixel format), RuntimeError, struct.error,
+# DecompressionBombError (an ICNS whose largest icon is only sized when loaded)... Whatever
+# Pillow raises on one file makes that file a skip reason in Pillow's words, never the end
+# of a conversion. (KeyboardInterrupt and SystemExit are not Exceptions: they still stop it.)
+_PIL_ERRORS = (Exception,)
 # Formats Pillow opens but that are not converted: EPS is rendered by running Ghostscript on
 # the file, which is no job for a converter of untrusted folders.
 _REFUSED = {"EPS": "PostScript, which Pillow would run Ghostscript on"}
@@ -84,17 +78,23 @@ _UPRIGHT |= {6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Keep Pillow's warnings (truncated files, corrupt EXIF, deprecated formats) and libtiff's
-    messages, which it prints to stderr itself, out of the conversion's output. Both are
-    process-wide settings, so threads probing at once (``--strict`` checks) share one quiet
-    period: the first in silences, the last out restores."""
+    """Keep Pillow's warnings (truncated files, corrupt EXIF, deprecated formats), its log
+    records (``PIL.TiffImagePlugin`` logs an error before raising, which Python's last-resort
+    handler prints) and libtiff's messages, which it prints to stderr itself, out of the
+    conversion's output. All are process-wide settings, so threads probing at once
+    (``--strict`` checks) share one quiet period: the first in silences, the last out
+    restores."""
     global _quiet_depth, _quiet_saved
     with _quiet_lock:
         if _quiet_depth == 0:
             caught = warnings.catch_warnings()
             caught.__enter__()
             warnings.simplefilter("ignore")
-            _quiet_saved = caught, [(set_, set_(None)) for set_ in _libtiff_handlers()]
+            pillow_log = logging.getLogger("PIL")
+            level = pillow_log.level
+            pillow_log.setLevel(logging.CRITICAL + 1)  # its modules' loggers inherit it
+            handlers = [(set_, set_(None)) for set_ in _libtiff_handlers()]
+            _quiet_saved = caught, level, handlers
         _quiet_depth += 1
     try:
         yield
@@ -102,9 +102,10 @@ def quiet() -> Iterator[None]:
         with _quiet_lock:
             _quiet_depth -= 1
             if _quiet_depth == 0 and _quiet_saved is not None:
-                caught, handlers = _quiet_saved
+                caught, level, handlers = _quiet_saved
                 for set_, handler in handlers:
                     set_(handler)
+                logging.getLogger("PIL").setLevel(level)
                 caught.__exit__(None, None, None)
                 _quiet_saved = None
 
@@ -145,6 +146,33 @@ def _pillow_says(err: BaseException) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def failure(err: Exception, name: str | None, reason: str | None = None) -> InvalidImageError:
+    """The skip reason of a file Pillow failed on (``err``, any exception): ``image too
+    large`` for a decompression bomb Pillow found itself, else ``reason`` (``decode
+    failed``) or ``unsupported image (NAME, Pillow: ...)``, with Pillow's words."""
+    if isinstance(err, InvalidImageError):
+        return err
+    if isinstance(err, _image_module().DecompressionBombError):
+        return InvalidImageError("image too large", detail=f"Pillow: {_pillow_says(err)}")
+    if reason is not None:
+        return InvalidImageError(reason, detail=f"Pillow: {_pillow_says(err)}")
+    return unsupported(name or _raised_by(err), err)
+
+
+def _raised_by(err: BaseException) -> str | None:
+    """The format of the Pillow plugin that raised ``err`` while opening a file of a format
+    not sniffed beforehand (DDS, ICNS...): the innermost image object on its traceback."""
+    image_class = _image_module().Image
+    name = None
+    frame = err.__traceback__
+    while frame is not None:
+        this = frame.tb_frame.f_locals.get("self")
+        if isinstance(this, image_class) and isinstance(getattr(this, "format", None), str):
+            name = this.format
+        frame = frame.tb_next
+    return name
+
+
 def unsupported(name: str | None, err: BaseException | str) -> InvalidImageError:
     """The skip reason of a file Pillow recognised but cannot convert, with Pillow's words:
     ``unsupported image (TGA, Pillow: image file is truncated)``."""
@@ -169,8 +197,6 @@ def open_image(source, fmt: str | None) -> PILImage.Image:
     try:
         # probe checks the size itself; Pillow's hard error stays a backstop
         image = image_module.open(fp, formats=[_PIL_FORMATS[fmt]] if fmt else None)
-    except image_module.DecompressionBombError as err:
-        raise InvalidImageError("image too large", detail=str(err)) from err
     except image_module.UnidentifiedImageError as err:
         if fmt is None:
             raise InvalidImageError(
@@ -178,7 +204,7 @@ def open_image(source, fmt: str | None) -> PILImage.Image:
             ) from err
         raise unsupported(fmt.upper(), err) from err
     except _PIL_ERRORS as err:
-        raise unsupported(fmt.upper() if fmt else None, err) from err
+        raise failure(err, fmt.upper() if fmt else None) from err
     if image.format in _REFUSED:
         raise unsupported(image.format, _REFUSED[image.format])
     return image
@@ -189,7 +215,7 @@ def load(image: PILImage.Image) -> None:
     try:
         image.load()
     except _PIL_ERRORS as err:
-        raise InvalidImageError("decode failed", detail=f"Pillow: {_pillow_says(err)}") from err
+        raise failure(err, image.format, "decode failed") from err
 
 
 def to_png(image: PILImage.Image) -> bytes:
@@ -203,10 +229,8 @@ def to_png(image: PILImage.Image) -> bytes:
             image = image.transpose(getattr(_image_module().Transpose, _UPRIGHT[orientation]))
         buffer = io.BytesIO()
         image.save(buffer, "PNG")
-    except InvalidImageError:
-        raise
     except _PIL_ERRORS as err:
-        raise unsupported(image.format, err) from err
+        raise failure(err, image.format) from err
     return buffer.getvalue()
 
 

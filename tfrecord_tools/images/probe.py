@@ -24,7 +24,7 @@ import zlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, BinaryIO
 
-from ...errors import InvalidImageError
+from ..errors import InvalidImageError
 from . import reencode
 
 if TYPE_CHECKING:

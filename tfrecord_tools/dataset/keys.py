@@ -1,8 +1,9 @@
 """Which feature keys hold the image and the label: ours, or those of the TFRecords other
 tools write, found from the first record. TensorFlow-free.
 
-Data flow: shard list + ``image_key`` / ``label_key`` -> **first record** (framing +
-``format.example.decode_example``) -> :class:`FeatureKeys` -> parse spec (``decode.py``).
+Data flow: resolved dataset (``resolve.py``) + ``image_key`` / ``label_key`` -> **first
+record** (framing + ``format.example.decode_example``) -> :class:`FeatureKeys` -> parse spec
+(``read/decode.py``) | fields (``access/source.py``).
 
 The layouts detected, in this order (the first whose image key holds bytes wins):
 
@@ -16,12 +17,19 @@ A dataset folder of ours (``dataset.json``) uses our keys without reading a reco
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import storage
 from ..errors import TFRecordToolsError
-from ..format import example, storage
+from ..format import example
 from ..format.framing import iter_records
+from ..format.tfds import TFDS_FEATURES
+
+if TYPE_CHECKING:
+    from .resolve import Dataset
 
 #: ``image_key`` / ``label_key`` default: find the key from the first record.
 AUTO = "auto"
@@ -172,12 +180,24 @@ def _describe(features: dict[str, tuple[str, list[Any]]]) -> str:
     return ", ".join(f"{k} ({kind})" for k, (kind, _v) in sorted(features.items())) or "none"
 
 
+_NOT_EXAMPLES = {
+    "event": "a TensorBoard event (tf.Event), not a tf.train.Example: this is an events file "
+    "(open it with TensorBoard or tf.compat.v1.train.summary_iterator)",
+    "sequence_example": "a tf.train.SequenceExample (it has feature_lists), not a "
+    "tf.train.Example: the image readers read Examples (parse it with "
+    "tf.io.parse_sequence_example)",
+}
+
+
 def _first_record(files: list[str], compression: str):
     """``(where, features)`` of the first record of the first non-empty file, or None."""
     for path in files:
         record = _first(path, compression)
         if record is None:
             continue
+        kind = example.message_kind(record)
+        if kind in _NOT_EXAMPLES:
+            raise TFRecordToolsError(f"{storage.redact(path)}: record 0 is {_NOT_EXAMPLES[kind]}")
         try:
             return f"{path}: record 0", example.decode_example(record)
         except example.ExampleParseError as e:
@@ -187,11 +207,44 @@ def _first_record(files: list[str], compression: str):
 
 def _first(path: str, compression: str) -> bytes | None:
     """The first record of a shard, local or at a URL (one 8 MiB read), or None."""
-    if not storage.is_url(path):
-        with contextlib.closing(iter_records(path, compression)) as records:
-            record = next(records, None)
-        return None if record is None else record.data
-    from .stream import shard_records
+    with contextlib.closing(iter_records(path, compression)) as records:
+        record = next(records, None)
+    return None if record is None else record.data
 
-    with contextlib.closing(shard_records(path, compression)) as records:
-        return next(records, None)
+
+_IMAGE_CLASS = ".image_feature.Image"
+_LABEL_CLASS = ".class_label_feature.ClassLabel"
+
+
+def tfds_feature_keys(folder: str | os.PathLike) -> tuple[str, str | None] | None:
+    """(the top-level Image feature's name, the ClassLabel's or None) from a TFDS folder's
+    ``features.json``; None when it has no such file or not exactly one Image (the reader
+    then finds the keys from the first record). ``folder`` may be a URL (one read)."""
+    try:
+        data = json.loads(storage.read_text(storage.join(folder, TFDS_FEATURES)))
+        features = data["featuresDict"]["features"]
+        kinds = {name: str(f.get("pythonClassName", "")) for name, f in features.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    images = [name for name, kind in kinds.items() if kind.endswith(_IMAGE_CLASS)]
+    labels = [name for name, kind in kinds.items() if kind.endswith(_LABEL_CLASS)]
+    if len(images) != 1:
+        return None
+    return images[0], (labels[0] if len(labels) == 1 else None)
+
+
+def keys_for(dataset: Dataset, image_key: str | None = AUTO, label_key: str | None = AUTO):
+    """The keys every reader parses ``dataset`` with: ours without reading a record, a TFDS
+    folder's from its ``features.json``, others from the first record (:func:`resolve_keys`).
+    The tf.data reader and the TF-free one both call this, so they agree on every layout."""
+    if dataset.tfds_keys is not None:
+        image_key = dataset.tfds_keys[0] if image_key == AUTO else image_key
+        if label_key == AUTO and dataset.tfds_keys[1] is not None:
+            label_key = dataset.tfds_keys[1]
+    return resolve_keys(
+        dataset.files,
+        dataset.compression,
+        image_key=image_key,
+        label_key=label_key,
+        ours=dataset.ours,
+    )
