@@ -5,3 +5,5 @@
 VENV=.venv-tfds EXTRAS=test,tfds source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 .venv-tfds/bin/python -m pytest -q -p no:cacheprovider tests/test_tfds_real.py tests/test_tfds.py tests/test_golden.py "$@"
+# the docs' TFDS examples, which the main environment skips
+.venv-tfds/bin/python -m pytest -q -p no:cacheprovider tests/test_docs.py -k test_optional_example_runs

@@ -12,6 +12,8 @@ if ! .venv-torch/bin/python -c "import torch, sys; sys.exit(torch.__version__.sp
   PYTHONWARNINGS=ignore .venv-torch/bin/python -m pip install --quiet --upgrade pip
   PYTHONWARNINGS=ignore .venv-torch/bin/python -m pip install --quiet "torch==$TORCH_VERSION"
 fi
-VENV=.venv-torch EXTRAS=test,torch,fast source scripts/_env.sh
+VENV=.venv-torch EXTRAS=test,torch,fast,cloud source scripts/_env.sh
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 .venv-torch/bin/python -m pytest -q -p no:cacheprovider tests/test_access_torch.py "$@"
+# the docs' PyTorch and grain examples, which the main environment skips
+.venv-torch/bin/python -m pytest -q -p no:cacheprovider tests/test_docs.py -k test_optional_example_runs

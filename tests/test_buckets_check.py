@@ -201,7 +201,7 @@ def test_count_missing_and_short_shards(remote, dataset):
 
 
 def test_locate_errors_name_the_url(memory_bucket):
-    with pytest.raises(TFRecordToolsError, match="nothing/here: no such file or folder"):
+    with pytest.raises(TFRecordToolsError, match="nothing/here: not a dataset: no such file or folder"):
         locate(storage.join(memory_bucket, "nothing/here"))
     with pytest.raises(TFRecordToolsError, match="no files match this pattern"):
         locate(storage.join(memory_bucket, "*.tfrecord"))
@@ -312,7 +312,7 @@ def test_cli_verify_exit_codes(remote, dataset, capsys):
     assert f"{storage.join(remote, name)}: record 0 at byte {offset}: data CRC mismatch" in out
     assert main(["count", storage.join(remote, "missing")]) == 2
     err = capsys.readouterr().err
-    assert "missing: no such file or folder" in err and "Traceback" not in err
+    assert "missing: not a dataset: no such file or folder" in err and "Traceback" not in err
 
 
 def test_cli_subprocess_damaged_bucket(s3_server, tmp_path):

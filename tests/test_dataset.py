@@ -315,3 +315,34 @@ def test_a_listed_shard_that_is_missing_stops_every_reader_at_once(ours, tmp_pat
                 TFRecordToolsError, match=rf"{missing.name}: listed in {by}, not there"
             ):
                 reader(folder)
+
+
+def test_inspect_takes_the_readers_keys_and_refuses_a_folder_of_missing_shards(ours, tmp_path):
+    folder = _as_tfds(ours, tmp_path / "tfds")
+    report = inspect_dataset(folder)
+    assert set(report.image_formats) <= {"png", "jpeg"} and report.image_formats
+    assert sum(report.labels.values()) == report.sample_records > 0
+    for shard in _shards(folder):
+        shard.unlink()
+    with pytest.raises(TFRecordToolsError, match=rf"none of the .* {TFDS_INFO} lists is there"):
+        inspect_dataset(folder)
+
+
+def test_inspect_names_raw_pixels_of_the_keras_layout(tmp_path):
+    import tensorflow as tf
+
+    path = tmp_path / "mnist.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for label in range(3):
+            feature = {
+                "image_raw": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(784)])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[28])),
+                "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[28])),
+                "depth": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+    report = inspect_dataset([path])
+    assert report.image_formats == {"raw": 3} and report.image_sizes == {"28x28x1": 3}
+    assert report.labels == {"0": 1, "1": 1, "2": 1}

@@ -155,7 +155,7 @@ def test_verify_reports_a_missing_index_and_count_a_missing_shard(tmp_path):
     with pytest.raises(TFRecordToolsError, match=r"the manifest says .* bytes, the file has"):
         count_records(out)
     shard.unlink()
-    with pytest.raises(TFRecordToolsError, match="listed in the manifest, but No such file"):
+    with pytest.raises(TFRecordToolsError, match="listed in the manifest, but no such file"):
         count_records(out)
 
 

@@ -299,6 +299,21 @@ def test_a_damaged_record_is_an_entry_that_says_so(shapes, tmp_path, opened):
     assert (met.shard, met.index, met.offset, met.kind) == (0, 2, offset, "data CRC mismatch")
 
 
+def test_a_missing_shard_is_noted_and_shows_no_records(shapes, tmp_path, opened):
+    copy = tmp_path / "copy"
+    shutil.copytree(shapes, copy)
+    manifest = json.loads((copy / "dataset.json").read_text())
+    gone = manifest["splits"]["train"]["shards"][0]["file"]
+    (copy / gone).unlink()
+    dataset = opened(copy)
+    ov = dataset.overview()
+    assert ov.notes == (f"{copy / gone}: listed, but missing",)
+    assert ov.splits[0].shards[0].bytes is None
+    assert dataset.records(0, 0, 0, 10) == []
+    second = dataset.records(0, None, 0, 100)  # the split goes on with the next shard
+    assert {e.shard for e in second} == {1} and len(second) == dataset.count(0, 1)
+
+
 def _gzip_copy(dataset: Path, dest: Path) -> Path:
     """The same records, every shard gzip-compressed, no .idx and no metadata: bare files."""
     dest.mkdir()
@@ -318,6 +333,63 @@ def test_compressed_shards_page_forward_and_back(shapes, tmp_path, opened):
         assert [e.index for e in page] == list(range(start, min(start + 3, len(want))))
         for e in page:
             assert e.filename == want[e.index]["image/filename"][1][0].decode()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    return bytes([*out, n])
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def other_example(features: dict[str, bytes | int]) -> bytes:
+    """A tf.train.Example with any keys (bytes or one int64 each), as other tools write."""
+    entries = b""
+    for key, value in features.items():
+        if isinstance(value, bytes):
+            feature = _field(1, _field(1, value))  # bytes_list
+        else:
+            feature = _field(3, _field(1, _varint(value)))  # int64_list, packed
+        entries += _field(1, _field(1, key.encode()) + _field(2, feature))
+    return _field(1, entries)
+
+
+@pytest.mark.parametrize("layout", ["tfds", "keras"])
+def test_other_layouts_show_their_images_and_labels(tmp_path, opened, layout):
+    pixels = np.arange(16 * 20, dtype=np.uint8).reshape(16, 20)
+    records = []
+    for i in range(12):
+        if layout == "tfds":
+            image = encode(Image.fromarray(pixels + i), "PNG")
+            records.append(other_example({"image": image, "label": i % 3}))
+        else:
+            raw = (pixels + i).tobytes()
+            records.append(
+                other_example(
+                    {"image_raw": raw, "label": i % 3, "height": 16, "width": 20, "depth": 1}
+                )
+            )
+    path = tmp_path / "data.tfrecord.gz"
+    path.write_bytes(gzip.compress(b"".join(frame(r) for r in records)))
+    dataset = opened(path)
+    entries = dataset.records(0, 0, 0, 100)
+    assert [(e.index, e.label, e.klass) for e in entries] == [
+        (i, i % 3, str(i % 3)) for i in range(12)
+    ]
+    assert {(e.image_format, e.width, e.height) for e in entries} == {
+        ("png" if layout == "tfds" else "raw", 20, 16)
+    }
+    thumb = dataset.thumbnail(0, 0, 5, size=160)
+    shown = np.asarray(Image.open(io.BytesIO(thumb.data)))
+    assert thumb.mime == "image/png" and shown.shape[:2] == (16, 20)
+    assert np.array_equal(shown if shown.ndim == 2 else shown[..., 0], pixels + 5)
+    view = dataset.record(0, 0, 5)
+    assert {k for k, _, _ in view.features} == set(decode_example(records[5]))
 
 
 # --------------------------------------------------------------------------- routes
@@ -413,6 +485,7 @@ def test_html_report_is_one_self_contained_file(shapes, tmp_path, capsys):
         Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).verify()
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from elsewhere
     assert "<script" not in text and "<link" not in text and "<iframe" not in text
+    assert "<a " not in text  # no link to a server page
     manifest = json.loads((shapes / "dataset.json").read_text())
     for name, split in manifest["splits"].items():
         assert f'data-split="{name}"' in text

@@ -88,7 +88,10 @@ def _read_piece(
     """Records ``[a, b)`` of one shard, in shuffled order when ``rng`` is given."""
     file = src.files[shard]
     promised = src.shard_counts()[shard]
-    stream = read_stream(file, src.compression)
+    try:
+        stream = read_stream(file, src.compression)
+    except EOFError:  # a damaged compressed stream: the scan below names (or skips) it
+        stream = np.empty(0, np.uint8)
     rows = fixed_rows(stream, slice(a, b))
     if rows is not None and b == promised and len(rows) > promised:
         _too_many(src, shard, len(rows))

@@ -8,31 +8,33 @@ chooses it) -> channels, converted as TensorFlow converts them -> orientation
 As in the tf.data reader, the format comes from the bytes: ``image/format`` is trusted
 only for ``raw`` pixels whose byte count is height x width x channels.
 
-Pixels equal make_dataset's, bit for bit (tests compare them with TensorFlow's):
+Pixels equal make_dataset's, bit for bit, for 1, 3 and 4 channels (tests compare them):
 
-- PNG, any colour type and depth, 1, 3 or 4 channels: what ``tf.io.decode_png(channels,
-  dtype=uint8)`` gets from libpng 1.6 (:func:`_libpng`): 16-bit samples cut to their high
-  byte, tRNS as alpha, RGB -> gray with libpng's fixed-point weights (through the file's
-  gamma when a gAMA, sRGB or sRGB ICC profile chunk gives one), and make_dataset's opaque
-  alpha for 1, 2 and 4-bit images.
-- raw pixels: ``to_channels``; RGB -> gray as ``tf.image.rgb_to_grayscale`` (:func:`tf_gray`).
+- PNG, any colour type and bit depth: what ``tf.io.decode_png(channels, dtype=uint8)``
+  gets from libpng 1.6 (:func:`_libpng`): 16-bit samples cut to their high byte, tRNS as
+  alpha, RGB -> gray with libpng's fixed-point weights, through the file's gamma when a
+  gAMA, sRGB or sRGB ICC profile chunk gives one (:func:`_file_gamma`).
+- raw pixels: ``read.decode.to_channels``, RGB -> gray by ``tf.image.rgb_to_grayscale``'s
+  float32 arithmetic (:func:`tf_gray`).
 - JPEG with simplejpeg (the ``fast`` extra): libjpeg-turbo with ``tf.io.decode_jpeg``'s
-  defaults (fast integer IDCT, fancy upsampling), gray as ``tf_gray``. Without it Pillow
-  decodes with the accurate IDCT, which no Pillow setting changes: on the package's
-  500x375 sample photos that differs from make_dataset's by at most 4-6 levels per image,
-  mean 0.96, on 55-69 % of the values (``scripts``-free figures: see the tests).
+  settings (the fast integer IDCT, fancy upsampling), CMYK and gray converted as there.
+  Pillow, without it, has libjpeg's accurate IDCT (no Pillow setting gives the fast one
+  with fancy upsampling): on the 45 JPEGs of ``make-sample photos --count 50`` (500x375)
+  at most 4-6 levels from make_dataset's per image, mean 0.96, on 63 % of the values
+  (83 % of the pixels); with 1 channel at most 3-5, mean 0.62, on 55 % of the pixels.
 
 Decoders, fastest first:
 
 - PNG, 8-bit gray / RGB / RGBA, not interlaced, no tRNS (what the converter writes):
   ``pyspng`` (libspng) when installed, else Pillow's zlib decoder called directly, skipping
   ``PngImageFile``'s chunk parsing in Python. Any other PNG: Pillow's plugin gives the
-  stored samples (16-bit colour's low bytes through the decoder directly, when gray or
-  tRNS needs them), converted here.
-- JPEG in YCbCr / gray / RGB: ``simplejpeg``; a JPEG libjpeg decodes with a warning
-  (extraneous bytes before a marker...) stops its strict mode: when Pillow decodes it too
-  (it fails where TensorFlow fails: data cut short) simplejpeg decodes it leniently.
-- Anything else: Pillow's plugins (BMP, GIF, CMYK JPEG...).
+  stored samples (16-bit colour's low bytes through its decoder directly, when gray or a
+  tRNS key needs them), converted here.
+- JPEG in YCbCr / gray / RGB / CMYK: ``simplejpeg``. A JPEG libjpeg decodes with a warning
+  ("extraneous bytes before marker") fails its strict mode; Pillow then decides (it fails
+  where TensorFlow fails: data cut short) and simplejpeg decodes leniently, or, for garbage
+  in the header, which fails that too, Pillow decodes.
+- Anything else: Pillow's plugins (BMP, GIF...).
 
 JPEGs resized down are decoded at a reduced DCT scale (1/2, 1/4, 1/8, never below the
 requested size: Pillow's ``Image.draft`` rule, followed by simplejpeg too). Resizing, with
@@ -49,7 +51,7 @@ import io
 import math
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin
@@ -176,7 +178,7 @@ def tf_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def _to_channels(
-    array: np.ndarray, channels: int, gray: Callable[[np.ndarray], np.ndarray]
+    array: np.ndarray, channels: int, gray: Callable[[np.ndarray], np.ndarray] = tf_gray
 ) -> np.ndarray:
     """``array`` ([H, W, C]; C 1-4: gray, gray + alpha, RGB, RGBA) with ``channels``
     channels, as ``read.decode.to_channels`` (and libpng's strip / add alpha) give them:
@@ -222,7 +224,7 @@ def _pillow_pixels(
         raise TFRecordToolsError(f"cannot decode the image ({kind}): {e}") from None
     if array.shape[2] == 4:  # Pillow inverts every CMYK JPEG, as if it had an Adobe marker
         array = _cmyk_rgb(255 - array, _adobe(encoded))
-    return _to_channels(array, channels, tf_gray)
+    return _to_channels(array, channels)
 
 
 def _raw(fields: ImageFields, channels: int) -> np.ndarray:
@@ -233,7 +235,7 @@ def _raw(fields: ImageFields, channels: int) -> np.ndarray:
         raise TFRecordToolsError(f"raw pixels with {pixels.shape[2]} channels")
     if pixels.shape[2] == channels:
         return pixels.copy()  # writable, and not keeping the record's bytes alive
-    return _to_channels(pixels, channels, tf_gray)
+    return _to_channels(pixels, channels)
 
 
 # -- PNG: libpng's transformations, as tf.io.decode_png asks for them -----------------------
@@ -243,8 +245,7 @@ _PNG_RAWMODES = {1: "L", 3: "RGB", 4: "RGBA"}  # 8-bit samples -> Pillow mode, f
 _COLOUR_CHUNKS = (b"gAMA", b"sRGB", b"iCCP")
 
 
-@dataclass(frozen=True, slots=True)
-class _PngInfo:
+class _PngInfo(NamedTuple):
     """What decoding needs of a PNG's chunks before its image data."""
 
     width: int
@@ -252,7 +253,7 @@ class _PngInfo:
     depth: int
     color_type: int
     interlaced: bool
-    idat: tuple[tuple[int, int], ...]  # data spans of the IDAT chunks
+    idat: list[tuple[int, int]]  # data spans of the IDAT chunks
     palette: bytes
     trns: bytes | None
     sbit: bytes | None
@@ -274,8 +275,6 @@ def _png_info(data: bytes | memoryview) -> _PngInfo | None:
     """The chunks up to the image data, walked once; None without an IHDR chunk."""
     if len(data) < 33 or data[12:16] != b"IHDR":
         return None
-    width = int.from_bytes(data[16:20], "big")
-    height = int.from_bytes(data[20:24], "big")
     spans: list[tuple[int, int]] = []
     palette, trns, sbit, colour = b"", None, None, []
     pos, end = 33, len(data)
@@ -291,15 +290,15 @@ def _png_info(data: bytes | memoryview) -> _PngInfo | None:
             palette = bytes(data[start : start + length])
         elif kind == b"tRNS" and trns is None and (palette or data[25] != 3):
             trns = bytes(data[start : start + length])  # a palette's only after PLTE
-        elif palette or kind not in (*_COLOUR_CHUNKS, b"sBIT"):
-            pass  # libpng ignores colour chunks after PLTE ("out of place")
-        elif kind == b"sBIT":
-            sbit = sbit if sbit is not None else bytes(data[start : start + length])
-        else:
+        elif kind in _COLOUR_CHUNKS and not palette:  # libpng ignores them after PLTE
             colour.append((kind, bytes(data[start : start + length])))
+        elif kind == b"sBIT" and not palette and sbit is None:
+            sbit = bytes(data[start : start + length])
         pos = start + length + 4
+    width = int.from_bytes(data[16:20], "big")
+    height = int.from_bytes(data[20:24], "big")
     return _PngInfo(
-        width, height, data[24], data[25], data[28] != 0, tuple(spans), palette, trns, sbit,
+        width, height, data[24], data[25], data[28] != 0, spans, palette, trns, sbit,
         tuple(colour),
     )  # fmt: skip
 
@@ -380,33 +379,41 @@ def _pillow_zip(
 
 def _libpng(samples: np.ndarray, info: _PngInfo, channels: int) -> np.ndarray:
     """``tf.io.decode_png(channels=channels, dtype=uint8)`` of the PNG whose stored samples
-    are ``samples`` (see :func:`_png_samples`): libpng's palette and tRNS expansion, alpha
-    stripped or added, RGB -> gray at the samples' depth, 16 bits cut to their high byte
-    (``png_set_strip_16``); then make_dataset's fix of libpng's alpha for 1, 2 and 4-bit
-    images without tRNS, ``(1 << depth) - 1`` instead of 255."""
+    are ``samples`` (see :func:`_png_samples`), then make_dataset's alpha fix: libpng's
+    palette and tRNS expansion, alpha stripped or added, RGB -> gray at the samples' depth,
+    16 bits cut to their high byte (``png_set_strip_16``, not rounded). libpng's added alpha
+    of a 1, 2 or 4-bit image is ``(1 << depth) - 1``; make_dataset makes an alpha that is
+    that value everywhere 255, tRNS or not (here: opaque, and the fix for tRNS)."""
+    if samples.shape[2] == channels and info.color_type != 3 and samples.dtype == np.uint8:
+        return samples  # nothing to convert: the common case, kept quick
     trns = _valid_trns(info)
+    if channels == 1:  # alpha and tRNS stripped; RGB -> gray before the cut to 8 bits
+        if info.color_type == 3:
+            samples = _palette(info.palette, None)[samples[..., 0], :3]
+        if samples.shape[2] >= 3:
+            return _libpng_gray(samples[..., :3], info)
+        return _high_bytes(samples[..., :1])
     alpha = None
     if info.color_type == 3:
-        rgba = _palette(info.palette, trns if channels == 4 else None)
-        samples = rgba[samples[..., 0]]
-        if channels != 4 or trns is None:
+        samples = _palette(info.palette, trns if channels == 4 else None)[samples[..., 0]]
+        if channels == 3 or trns is None:
             samples = samples[..., :3]
     elif trns is not None and channels == 4:  # a gray or RGB key: alpha 0 where it matches
         alpha = _key_alpha(samples, trns, info.depth)
-    if channels == 1 and samples.shape[2] >= 3:
-        return _libpng_gray(samples[..., :3], info)
-    if samples.dtype == np.uint16:
-        samples = (samples >> 8).astype(np.uint8)
+    samples = _high_bytes(samples)
     if alpha is not None:
         samples = np.concatenate([samples, alpha], axis=2)
-    pixels = _to_channels(samples, channels, tf_gray)
-    if channels == 4 and info.depth < 8 and trns is not None:
-        # make_dataset takes an alpha that is (1 << depth) - 1 everywhere for libpng's filler
-        opaque = pixels[..., 3] == (1 << info.depth) - 1
-        if opaque.all():
-            pixels = pixels.copy()
-            pixels[..., 3] = 255
+    pixels = _to_channels(samples, channels)
+    filler = (1 << info.depth) - 1
+    if channels == 4 and info.depth < 8 and trns is not None and (pixels[..., 3] == filler).all():
+        pixels = pixels.copy()
+        pixels[..., 3] = 255
     return pixels
+
+
+def _high_bytes(samples: np.ndarray) -> np.ndarray:
+    """uint8 samples as they are; uint16 ones cut to their high byte."""
+    return (samples >> 8).astype(np.uint8) if samples.dtype == np.uint16 else samples
 
 
 def _valid_trns(info: _PngInfo) -> bytes | None:
@@ -448,6 +455,7 @@ def _key_alpha(samples: np.ndarray, trns: bytes, depth: int) -> np.ndarray:
 #: libpng truncates them; blue takes the rest.
 _RED, _GREEN = 29900 * 32768 // 100000, 58700 * 32768 // 100000
 _BLUE = 32768 - _RED - _GREEN
+_WEIGHTS = np.array([_RED, _GREEN, _BLUE], np.float32)
 
 
 def _libpng_gray(rgb: np.ndarray, info: _PngInfo) -> np.ndarray:
@@ -457,14 +465,14 @@ def _libpng_gray(rgb: np.ndarray, info: _PngInfo) -> np.ndarray:
     pixels keep their value, but for the 16-bit tables' quantisation)."""
     wide = rgb.dtype == np.uint16
     shift = _gamma_shift(info) if wide else None
-    tables = _gamma_tables(_file_gamma(info.colour), shift)
+    tables = _gamma_tables(_file_gamma(info.colour, info.color_type), shift)
+    if tables is None:  # a dot product of floats, exact: its sums are integers < 2**24
+        if wide:  # (< 2**53 in float64), and so is the division by a power of two
+            total = rgb.astype(np.float64) @ _WEIGHTS.astype(np.float64) + 16384
+            return np.floor(total * 2.0**-23).astype(np.uint8)[..., None]
+        total = rgb.astype(np.float32) @ _WEIGHTS
+        return (total * np.float32(2**-15)).astype(np.uint8)[..., None]
     red, green, blue = (rgb[..., i].astype(np.uint32) for i in range(3))
-    if tables is None:
-        if wide:
-            return ((_RED * red + _GREEN * green + _BLUE * blue + 16384) >> 23).astype(np.uint8)[
-                ..., None
-            ]
-        return ((_RED * red + _GREEN * green + _BLUE * blue) >> 15).astype(np.uint8)[..., None]
     to_linear, from_linear, same = tables
     step = 0 if shift is None else shift
     linear = (
@@ -504,33 +512,31 @@ def _product2(a: int, b: int) -> int:
     return math.floor(a * 1e-5 * b + 0.5)
 
 
-def _file_gamma(colour: tuple[tuple[bytes, bytes], ...]) -> int:
+def _file_gamma(colour: tuple[tuple[bytes, bytes], ...], color_type: int) -> int:
     """libpng's file gamma (x 100000; 0: none) after the gAMA, sRGB and iCCP chunks met
     before PLTE, in file order: sRGB (or an ICC profile libpng knows to be sRGB's) sets
-    0.45455 and is not overridden by a gAMA more than 5 % away; a second profile or a bad
-    value invalidates the colour space (the gamma then stays as it was)."""
+    0.45455 and is not overridden by a gAMA more than 5 % away; a second profile, a bad
+    value or a bad profile invalidates the colour space (the gamma then stays as it was)."""
     gamma, from_gama, from_srgb, intent = 0, False, False, False
     for kind, body in colour:
         if kind == b"gAMA" and len(body) == 4:
             value = int.from_bytes(body, "big")
             if value < 16 or value > 625_000_000 or from_gama:
                 break  # out of range, or a duplicate: the colour space is invalid
-            mismatch = gamma and (
-                gamma * _FP_1 / value >= 2**31
-                or _significant(math.floor(gamma * _FP_1 / value + 0.5))
-            )
+            ratio = math.floor(gamma * _FP_1 / value + 0.5)  # png_muldiv; past int32: fails
+            mismatch = gamma and (ratio > 2**31 - 1 or _significant(ratio))
             if not (mismatch and from_srgb):
                 gamma, from_gama = value, True
         elif kind == b"sRGB" and len(body) == 1:
             if intent or body[0] > 3:
                 break  # too many profiles, or a bad rendering intent
             gamma, from_srgb, intent = _SRGB_GAMMA, True, True
-        elif kind == b"iCCP" and len(body) >= 14:
+        elif kind == b"iCCP" and len(body) >= 92:  # shorter: ignored ("too short")
             if intent:
                 break
-            known = _icc_srgb(body)
+            known = _icc_srgb(body, color_type)
             if known is None:
-                break  # a profile libpng cannot read
+                break  # a profile libpng rejects
             if known:
                 gamma, from_srgb, intent = _SRGB_GAMMA, True, True
     return gamma
@@ -550,28 +556,47 @@ _SRGB_PROFILES = (
 
 
 @functools.lru_cache(maxsize=16)
-def _icc_srgb(body: bytes) -> bool | None:
-    """Whether an iCCP chunk's profile is one libpng knows to be sRGB; None when libpng
-    rejects the chunk (keyword, compression, a profile that does not inflate to its own
-    length)."""
+def _icc_srgb(body: bytes, color_type: int) -> bool | None:
+    """Whether an iCCP chunk's profile is one libpng knows to be sRGB's; None when libpng
+    rejects the chunk (``png_handle_iCCP``, ``png_icc_check_header`` / ``_tag_table``)."""
     keyword = body.find(b"\0", 0, 80)
-    if keyword < 1 or body[keyword + 1 : keyword + 2] != b"\0":
+    if keyword < 1 or body[keyword + 1] != 0:  # a keyword of 1-79 bytes, deflate
         return None
     try:
-        profile = zlib.decompress(body[keyword + 2 :])
+        profile = zlib.decompressobj().decompress(body[keyword + 2 :])
     except zlib.error:
         return None
-    if len(profile) < 132 or int.from_bytes(profile[:4], "big") != len(profile):
+    if len(profile) < 132:
         return None
+    length = int.from_bytes(profile[:4], "big")
+    tags = int.from_bytes(profile[128:132], "big")
+    space = {b"RGB ": True, b"GRAY": False}.get(profile[16:20])
+    if (
+        len(profile) < max(length, 132 + 12 * tags)
+        or length < 132 + 12 * tags
+        or (profile[8] > 3 and length & 3)
+        or int.from_bytes(profile[64:68], "big") >= 0xFFFF
+        or profile[36:40] != b"acsp"
+        or space is None
+        or space != bool(color_type & 2)
+        or profile[12:16] in (b"abst", b"link")
+        or profile[20:24] not in (b"XYZ ", b"Lab ")
+    ):
+        return None
+    for at in range(132, 132 + 12 * tags, 12):
+        start, size = (int.from_bytes(profile[i : i + 4], "big") for i in (at + 4, at + 8))
+        if start > length or size > length - start:
+            return None
+    profile = profile[:length]
     intent = int.from_bytes(profile[64:68], "big")
     md5 = profile[84:100].hex()
     return any(
         md5 == want_md5
-        and len(profile) == length
+        and length == want_length
         and intent == want_intent
         and zlib.adler32(profile) == adler
         and zlib.crc32(profile) == crc
-        for adler, crc, want_md5, length, want_intent in _SRGB_PROFILES
+        for adler, crc, want_md5, want_length, want_intent in _SRGB_PROFILES
     )
 
 
@@ -668,45 +693,46 @@ def _jpeg(
 ) -> np.ndarray | None:
     """simplejpeg's decode with ``tf.io.decode_jpeg``'s settings (fast integer IDCT, fancy
     upsampling), at Pillow's draft scale, CMYK turned into RGB as TensorFlow does it; None
-    for a JPEG it does not read (then Pillow decodes)."""
-    try:
-        height, width, space, _ = _lenient(simplejpeg.decode_jpeg_header, data)
-        scale = 1
-        if target is not None:  # Image.draft's rule: the largest of 8, 4, 2, 1 that fits
-            fit = min(width // max(target[0], 1), height // max(target[1], 1))
-            scale = next((s for s in (8, 4, 2) if fit >= s), 1)
-        array = _lenient(
-            simplejpeg.decode_jpeg,
-            data,
-            colorspace=_SIMPLEJPEG_SPACES[space],
-            fastdct=True,  # TensorFlow's default dct_method: libjpeg's JDCT_IFAST
-            min_height=-(-height // scale),
-            min_width=-(-width // scale),
-            min_factor=scale,
-        )
-    except (ValueError, KeyError):
-        return None  # Pillow decodes it, or names the problem
+    for a colour space it does not read (then Pillow decodes).
+
+    simplejpeg's strict mode fails on libjpeg's warnings (extraneous bytes before a marker,
+    a corrupt data segment); TensorFlow decodes such a file, but not one cut short, which
+    libjpeg would pad. Pillow fails where TensorFlow fails: it decides, raising its reason,
+    then simplejpeg decodes leniently; Pillow's pixels serve when that fails too (garbage
+    in the header)."""
+    checked = None  # Pillow's pixels of a JPEG simplejpeg's strict mode refused
+    for strict in (True, False):
+        try:
+            height, width, space, _ = simplejpeg.decode_jpeg_header(data, strict=strict)
+            scale = 1
+            if target is not None:  # Image.draft's rule: the largest of 8, 4, 2, 1 that fits
+                fit = min(width // max(target[0], 1), height // max(target[1], 1))
+                scale = next((s for s in (8, 4, 2) if fit >= s), 1)
+            array = simplejpeg.decode_jpeg(
+                data,
+                colorspace=_SIMPLEJPEG_SPACES[space],
+                fastdct=True,  # TensorFlow's default dct_method: libjpeg's JDCT_IFAST
+                min_height=-(-height // scale),
+                min_width=-(-width // scale),
+                min_factor=scale,
+                strict=strict,
+            )
+            break
+        except KeyError:
+            return None
+        except ValueError:
+            if checked is not None:
+                return checked
+            checked = _pillow_pixels(data, JPEG, channels, target)
     if array.ndim == 2:
         array = array[..., None]
     elif array.shape[2] == 4:  # libjpeg's CMYK
         array = _cmyk_rgb(array, _adobe(data))
-    return _to_channels(array, channels, tf_gray)
+    return _to_channels(array, channels)
 
 
 #: JPEG colour space (simplejpeg's header) -> what to ask simplejpeg for
 _SIMPLEJPEG_SPACES = {"YCbCr": "RGB", "RGB": "RGB", "Gray": "GRAY", "CMYK": "CMYK", "YCCK": "CMYK"}
-
-
-def _lenient(call: Callable[..., object], data: bytes | memoryview, **options: object):
-    """``call(data, **options)`` in simplejpeg's strict mode, which fails on libjpeg's
-    warnings (extraneous bytes before a marker, a corrupt data segment); TensorFlow decodes
-    such a file, but not one cut short, which libjpeg pads. Pillow fails where TensorFlow
-    fails, so it decides (raising its reason) before ``call`` runs again leniently."""
-    try:
-        return call(data, **options)
-    except ValueError:
-        _pillow_pixels(data, JPEG, 3)
-        return call(data, strict=False, **options)
 
 
 def _cmyk_rgb(cmyk: np.ndarray, adobe: bool) -> np.ndarray:

@@ -25,7 +25,7 @@ from .. import storage
 from ..dataset.images import FolderListing, scan_image_folder
 from ..errors import ConversionError, IDXFormatError, InvalidImageError
 from ..images.probe import ImageInfo, probe_image
-from ..storage.fs import time_limit
+from ..storage import time_limit
 from . import (
     AUTO_RAW_MAX_SIDE,
     DEFAULT_QUALITY,

@@ -23,7 +23,7 @@ from ..errors import ConversionError
 from ..format.manifest import ShardEntry
 from ..format.naming import WORK_DIR
 from ..format.writer import ShardWriter
-from ..storage.fs import time_limit
+from ..storage import time_limit
 from .outdir import publish_shard, shown, staging
 from .sources import ShardSource
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .. import storage
@@ -29,6 +29,7 @@ __all__ = [
     "check_bucket",
     "location",
     "per_process",
+    "publish",
     "publish_shard",
     "remove",
     "shown",
@@ -87,11 +88,22 @@ def writing(out: str | os.PathLike, name: str) -> Iterator[None]:
         raise ConversionError(f"{target}: cannot write: {e.strerror or e}") from e
 
 
-def write(out: str | os.PathLike, name: str, text: str) -> None:
-    """Write the file ``name`` of OUT whole (locally through a temporary sibling and a
-    rename, to a bucket in one upload); a failure names that file."""
+def publish(out: str | os.PathLike, name: str, write: Callable[[Path], object]) -> None:
+    """Write the file ``name`` of OUT with a local writer (``write(folder)`` writes it into
+    ``folder``, atomically): into OUT itself when local; for a URL into a temporary folder,
+    then uploaded whole. A failure (a full disk) names the file."""
     with writing(out, name):
-        storage.write_atomic(storage.join(out, name), text)
+        if not storage.is_url(out):
+            write(Path(storage.local(out)))
+            return
+        with tempfile.TemporaryDirectory(prefix="tfrecord-tools-stage-") as folder:
+            write(Path(folder))
+            storage.put_file(Path(folder) / name, storage.join(out, name))
+
+
+def write(out: str | os.PathLike, name: str, text: str) -> None:
+    """Write the text file ``name`` of OUT whole (see :func:`publish`)."""
+    publish(out, name, lambda folder: storage.write_atomic(folder / name, text))
 
 
 #: Schemes whose first path component is a bucket, which must exist before anything is

@@ -135,7 +135,7 @@ def check_out_dir(out_dir: Out, *, allow_nonempty: bool) -> None:
         "choose a new or empty folder for OUT"
     )
     if not storage.is_url(out_dir):
-        place = Path(storage.local(out_dir)).expanduser().resolve()
+        place = Path(storage.local(out_dir)).resolve()
         if place == Path(place.anchor):
             raise ConversionError(f"{out_dir}: OUT is the root folder; {hint}")
         with contextlib.suppress(RuntimeError, KeyError):  # no home folder known
@@ -147,11 +147,12 @@ def check_out_dir(out_dir: Out, *, allow_nonempty: bool) -> None:
     else:
         files, folders = storage.list_folder(out_dir)
         names = set(files) | folders
-    if not (names - {LOCK_FILE}) or WORK_DIR in names:
+    names -= {LOCK_FILE, ".DS_Store"}  # ours (a killed run's), and macOS Finder's
+    if not names or WORK_DIR in names:
         return
     if MANIFEST in names and _read_manifest(out_dir) is not None:
         return
-    shown_names = sorted(names - {LOCK_FILE})
+    shown_names = sorted(names)
     listed = ", ".join(shown_names[:5]) + (" ..." if len(shown_names) > 5 else "")
     raise ConversionError(
         f"{shown(out_dir)} is not empty ({listed}) and holds no dataset of ours; {hint}"
@@ -234,8 +235,8 @@ def prepare_out_dir(
             stale |= {
                 f for f in _shard_named(present) if (p := ShardName.parse(f)) and p.name == name
             }
-    if overwrite:
-        stale |= set(_shard_named(present)) | {LABELS}
+    if overwrite:  # and what the plan writes (an index without its shard included)
+        stale |= set(_shard_named(present)) | {LABELS} | set(files)
     stale |= {f + INDEX_SUFFIX for f in stale if ShardName.parse(f) is not None}
     storage.delete_tree(work)
     for file in sorted(stale):

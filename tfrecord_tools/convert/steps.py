@@ -3,9 +3,12 @@ an engine -> summary -> labels.txt, TFDS metadata, ``dataset.json`` last (FORMAT
 
 Data flow: a source's labels, sizes and per-shard source maker (``api``) -> **run**: the
 shard plan and its fingerprint; a finished conversion of the same plan reported, not
-redone; OUT locked and prepared (what a rerun keeps); the remaining shards written by the
-local or Beam engine; the manifest and its companions published through ``outdir`` (a
-local folder, or whole objects in a bucket). Nothing here imports TensorFlow.
+redone; OUT checked (its bucket exists; it is empty, new, or holds a conversion of ours,
+unless allowed), locked and prepared (what a rerun keeps); the remaining shards written by
+the local or Beam engine; the manifest and its companions published through ``outdir`` (a
+local folder, or whole objects in a bucket). From the moment OUT holds the conversion's
+work folder, an error says what failed and that the same command finishes the conversion.
+Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def run(
     ``check`` (``--strict``) runs before OUT is touched: a failed check writes nothing. A
     finished conversion of the same plan in OUT is reported, not redone; one conversion at
     a time writes to OUT (its lock). ``in_process``: the jobs run in this process (SRC or
-    OUT is ``memory://``, which other processes do not see).
+    OUT is ``memory://``, which other processes do not see). Every error is a
+    :class:`ConversionError` (or another ``TFRecordToolsError``); an interrupt stays one.
     """
     start = time.monotonic()
     plans = plan.plan_shards(
@@ -135,15 +139,13 @@ def run(
 def _publish(out: Path | str, classes: list[str], manifest: dict, compression: str) -> None:
     """The files after the shards: labels, TFDS metadata, the manifest last; then the work
     folder goes. A file that cannot be written is named."""
-    with outdir.writing(out, LABELS):
-        write_labels(out, classes)
+    outdir.publish(out, LABELS, lambda folder: write_labels(folder, classes))
     if compression == "none":  # TFDS loads it: tfds.builder_from_directory(out)
         for name, text in build_tfds_metadata(manifest).items():
             outdir.write(out, name, text)
     else:  # TFDS cannot read compressed shards: none left from an earlier run
         outdir.remove(out, TFDS_FILES)
-    with outdir.writing(out, MANIFEST):
-        write_manifest(out, manifest)  # last
+    outdir.publish(out, MANIFEST, lambda folder: write_manifest(folder, manifest))  # last
     resume.finish_out_dir(out)
 
 

@@ -145,7 +145,7 @@ class Shard:
     def file_size(self) -> int:
         """The shard's size in bytes; FileNotFoundError naming it when it is not there."""
         if self.size is None:
-            raise FileNotFoundError(2, "No such file or object", self.shown)
+            raise FileNotFoundError(2, "no such file or object", self.shown)
         return self.size
 
     def has_index(self) -> bool:

@@ -201,9 +201,10 @@ class _NoProgress(Exception):
 _TRANSFERS = frozenset({"put_file", "get_file"})
 
 
-def _call(fs: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+def _call(fs: Any, method: str, *args: Any, until: float | None = None, **kwargs: Any) -> Any:
     """``fs.method(*args, **kwargs)``, cancelled once it has gone :func:`storage_timeout`
-    seconds without progress (an answer, or for a transfer a piece of it). Only fsspec's
+    seconds without progress (an answer, or for a transfer a piece of it), or at the
+    ``time.monotonic()`` ``until`` (several calls sharing one bound). Only fsspec's
     asynchronous back ends (gcsfs, s3fs...) talk to servers that retry; the others are
     called as they are."""
     coroutine = getattr(fs, "_" + method, None)
@@ -222,15 +223,16 @@ def _call(fs: Any, method: str, *args: Any, **kwargs: Any) -> Any:
     future = asyncio.run_coroutine_threadsafe(coroutine(*args, **kwargs), fs.loop)
     try:
         while True:
-            quiet_for = time.monotonic() - progress.last
-            if quiet_for >= limit:
+            now = time.monotonic()
+            left = min(limit - (now - progress.last), math.inf if until is None else until - now)
+            if left <= 0:
                 raise _NoProgress(
                     f"no progress for {limit:g} s (the server does not answer, or fails "
                     "and is retried); wait longer with --storage-timeout SECONDS or "
                     f"{STORAGE_TIMEOUT_VARIABLE}"
                 )
             try:
-                return future.result(timeout=limit - quiet_for)
+                return future.result(timeout=left)
             except concurrent.futures.TimeoutError:
                 continue
     finally:
@@ -392,12 +394,13 @@ def read_bytes(path: str | os.PathLike, start: int | None = None, end: int | Non
     with _naming(url, "read"):
         if start is not None or end is not None:
             return _call(fs, "cat_file", inner, start=start, end=end)
+        until = time.monotonic() + storage_timeout()  # one bound for both tries
         try:  # a whole object in one request ("bytes=0-"; s3fs asks its size first without)
-            return _call(fs, "cat_file", inner, start=0, end=None)
+            return _call(fs, "cat_file", inner, start=0, end=None, until=until)
         except OSError as e:
             if isinstance(e, FileNotFoundError):
                 raise
-            return _call(fs, "cat_file", inner)  # an empty object has no byte 0
+            return _call(fs, "cat_file", inner, until=until)  # an empty object has no byte 0
 
 
 def read_text(path: str | os.PathLike) -> str:

@@ -2,11 +2,12 @@
 sheet. TensorFlow-free.
 
 Data flow: PATH -> ``data`` (the one module that reads the dataset: metadata, runs of
-records by number, thumbnails) -> ``gallery`` (which records a page shows) -> ``pages``
-(HTML, ``charts`` as inline SVG, ``html`` escaping) -> ``server`` (the standard library's
-HTTP server, routes of numbers only) | ``report`` (one HTML file) | ``sheet`` (one PNG).
-``bench`` draws ``tfrecord-tools bench`` results; ``pictures`` decodes and re-encodes a
-record's image.
+records by number, thumbnails, verify; ``features`` and ``pictures`` turn a record's bytes
+into what is shown, ``model`` holds the results) -> ``gallery`` (which records a page
+shows) -> ``overview`` / ``pages`` (HTML; ``charts`` as CSS and inline SVG, ``html``
+escaping) -> ``server`` (the standard library's HTTP server, routes of numbers only) |
+``report`` (one HTML file) | ``sheet`` (one PNG). ``bench`` draws ``tfrecord-tools bench``
+results.
 
     tfrecord-tools view PATH [--port N] [--host 127.0.0.1] [--open] [--bench DIR]
     tfrecord-tools view PATH --html FILE

@@ -18,7 +18,7 @@ from .. import storage
 from ..bench.report import line_label
 from ..errors import TFRecordToolsError
 from . import charts
-from .html import Html, fmt, join, number, page
+from .html import Html, fmt, join, nav, number, page
 
 __all__ = ["BenchResults", "bench_page", "load_bench"]
 
@@ -67,8 +67,6 @@ def load_bench(folder: str | os.PathLike) -> list[BenchResults]:
 
 
 def bench_page(results: list[BenchResults]) -> bytes:
-    from .pages import nav
-
     return page("benchmarks", join(_one(r) for r in results), nav=nav("/bench", bench=True),
                 heading="Benchmarks")  # fmt: skip
 

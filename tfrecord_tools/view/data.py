@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import random
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import storage
@@ -35,15 +35,24 @@ from ..access.parse import ImageFields
 from ..dataset import Dataset as Resolved
 from ..dataset import Shard as ShardRef
 from ..dataset import resolve
-from ..dataset.keys import LAYOUTS, FeatureKeys
 from ..errors import Damage, TFRecordToolsError
 from ..format import example as schema
 from ..format.framing import FOOTER, HEADER, HEADER_SIZE, OVERHEAD, masked_crc32c
 from ..format.naming import LABELS
 from ..format.scan import RecordScanner, Span
 from ..format.tfds import TFDS_LABELS
-from ..images.probe import sniff_format
 from . import pictures
+from .features import first_int, first_text, image_fields, image_format, layout, show_values
+from .model import (
+    DamagedRecord,
+    Entry,
+    Overview,
+    RecordView,
+    Sample,
+    ShardInfo,
+    SplitInfo,
+    Verified,
+)
 
 __all__ = [
     "Dataset",
@@ -72,126 +81,6 @@ FILES = "files"
 
 class NotFound(LookupError):
     """A split, shard or record number the dataset does not have (the server's 404)."""
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    number: int
-    name: str
-    records: int | None  # None: not known without reading the shard
-    bytes: int | None  # None: missing
-    compression: str
-    indexed: bool
-    count_source: str | None  # manifest | dataset_info | index | None
-
-
-@dataclass(frozen=True)
-class SplitInfo:
-    number: int
-    name: str
-    shards: tuple[ShardInfo, ...]
-
-    @property
-    def records(self) -> int | None:
-        counts = [s.records for s in self.shards]
-        return None if None in counts else sum(counts)  # type: ignore[arg-type]
-
-    @property
-    def bytes(self) -> int:
-        return sum(s.bytes or 0 for s in self.shards)
-
-
-@dataclass(frozen=True)
-class Overview:
-    """What the overview shows, from metadata only."""
-
-    shown: str  # the PATH as messages show it
-    name: str
-    kind: str  # "tfrecord-tools dataset" | "TFDS folder" | "TFRecord files"
-    splits: tuple[SplitInfo, ...]
-    classes: tuple[str, ...] | None
-    compression: tuple[str, ...]
-    image_formats: dict[str, int] = field(default_factory=dict)
-    image_kinds: dict[str, int] = field(default_factory=dict)
-    image_shape: tuple[int, ...] | None = None
-    orientations: dict[str, int] = field(default_factory=dict)
-    converted_from: dict[str, int] = field(default_factory=dict)
-    stored: dict[str, Any] = field(default_factory=dict)  # max_size, encoding
-    skipped: tuple[tuple[str, str], ...] = ()
-    extra: tuple[str, ...] = ()  # shard files the metadata does not list
-    metadata_name: str | None = None  # dataset.json / dataset_info.json
-    metadata: dict[str, Any] | None = None  # that file's JSON, as read
-    notes: tuple[str, ...] = ()
-
-    @property
-    def records(self) -> int | None:
-        counts = [s.records for s in self.splits]
-        return None if None in counts else sum(counts)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One record as a gallery tile shows it. ``damage`` set: the record could not be read
-    (``offset`` is where it starts); then only the place is known."""
-
-    split: int
-    shard: int
-    index: int
-    offset: int | None
-    size: int | None  # the whole record's bytes, framing included
-    label: int | None = None
-    klass: str | None = None  # the class as text: its name, else the label number
-    filename: str | None = None
-    image_format: str | None = None  # jpeg, png, raw, gif...; None: no image
-    width: int | None = None
-    height: int | None = None
-    orientation: int = 1
-    damage: str | None = None
-
-
-@dataclass(frozen=True)
-class RecordView:
-    """One record in full: its entry and every feature as (key, type, values shown)."""
-
-    entry: Entry
-    shard_name: str
-    split_name: str
-    features: tuple[tuple[str, str, str], ...]
-    count: int | None  # records in the shard, when known
-
-
-@dataclass(frozen=True)
-class Sample:
-    """What a small sample of records shows (the overview's class and size charts)."""
-
-    records: int
-    shards: int
-    classes: dict[str, int]
-    sizes: dict[str, int]
-    formats: dict[str, int]
-    orientations: dict[str, int]
-    damaged: int
-
-
-@dataclass(frozen=True)
-class DamagedRecord:
-    split: int
-    shard: int
-    shard_name: str
-    index: int
-    offset: int | None
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class Verified:
-    """verify's results as the pages show them. ``state``: idle, running, done, failed."""
-
-    state: str
-    records: tuple[DamagedRecord, ...] = ()
-    problems: tuple[str, ...] = ()  # the other problems: sizes, sha256, indexes, files
-    summary: str = ""
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -287,7 +176,7 @@ class Dataset:
             SplitInfo(n, name, tuple(next(found) for _ in group))
             for n, (name, group) in enumerate(self._splits)
         )
-        notes = [f"{s.shown}: listed, but missing" for s in shards if not s.ref.exists()]
+        notes = [f"{s.ref.shown}: listed, but missing" for s in shards if not s.ref.exists()]
         compression = tuple(sorted({s.ref.compression for s in shards}))
         extra = tuple(storage.redact(p) for p in located.extra)
         shown = (
@@ -325,8 +214,6 @@ class Dataset:
         if located.tfds is not None:
             info = located.tfds
             try:
-                import json
-
                 metadata = json.loads(storage.read_text(info.path))
             except (OSError, ValueError, TFRecordToolsError) as e:
                 metadata = None
@@ -357,7 +244,10 @@ class Dataset:
         root = located.root
         if root is None:
             return None
-        for name in (LABELS, TFDS_LABELS, "label.labels.txt"):
+        names = [LABELS, TFDS_LABELS]
+        if located.tfds_keys is not None and located.tfds_keys[1] is not None:
+            names.append(f"{located.tfds_keys[1]}.labels.txt")  # TFDS's ClassLabel's names
+        for name in names:
             with contextlib.suppress(OSError, UnicodeDecodeError, TFRecordToolsError):
                 return tuple(storage.read_text(storage.join(root, name)).splitlines())
         return None
@@ -390,19 +280,15 @@ class Dataset:
     def record(self, split: int, shard: int, index: int) -> RecordView:
         """Record ``index`` of a shard with every feature; NotFound past its end."""
         s = self._shard(split, shard)
-        got = self._read(s, index, 1) if index >= 0 else []
-        if not got:
-            raise NotFound(f"no record {index} in {s.ref.name}")
-        entry = got[0]
-        features: tuple[tuple[str, str, str], ...] = ()
-        data = self._records.get((split, shard, index))
+        entry, data = self._one(s, index)
+        shown: tuple[tuple[str, str, str], ...] = ()
         if data is not None:
             try:
                 parsed = schema.decode_example(data)
             except schema.ExampleParseError:
                 parsed = {}
-            features = tuple((k, kind, show_values(kind, v)) for k, (kind, v) in parsed.items())
-        return RecordView(entry, s.ref.name, self._splits[split][0], features, s.count(learn=False))
+            shown = tuple((k, kind, show_values(kind, v)) for k, (kind, v) in parsed.items())
+        return RecordView(entry, s.ref.name, self._splits[split][0], shown, s.count(learn=False))
 
     def sample(self, split: int, shard: int | None, n: int, seed: int) -> tuple[list[Entry], int]:
         """``n`` records drawn at random (seeded) from a shard or a split: (entries in
@@ -428,6 +314,10 @@ class Dataset:
         return [e for got in found for e in got], left_out
 
     def _read(self, shard: _Shard, start: int, n: int) -> list[Entry]:
+        return [entry for entry, _data in self._read_data(shard, start, n)]
+
+    def _read_data(self, shard: _Shard, start: int, n: int) -> list[tuple[Entry, bytes | None]]:
+        """Entries and their record bytes (kept for the thumbnails that follow a page)."""
         out = []
         for index, row, data in shard.read(start, n):
             if data is not None:
@@ -435,8 +325,15 @@ class Dataset:
             entry = self._entry(shard, index, row, data)
             if entry.damage is not None:
                 self._met_damage(shard, entry)
-            out.append(entry)
+            out.append((entry, data))
         return out
+
+    def _one(self, shard: _Shard, index: int) -> tuple[Entry, bytes | None]:
+        """Record ``index`` of ``shard`` and its bytes (None: damaged); NotFound past the end."""
+        got = self._read_data(shard, index, 1) if index >= 0 else []
+        if not got:
+            raise NotFound(f"no record {index} in {shard.ref.name}")
+        return got[0]
 
     def _entry(self, shard: _Shard, index: int, row: _Row, data: bytes | None) -> Entry:
         offset, size, damage = row
@@ -447,22 +344,23 @@ class Dataset:
             features = schema.decode_example(data)
         except schema.ExampleParseError as e:
             return Entry(**place, damage=f"not a tf.train.Example ({e})")
-        keys = _layout(features)
-        label = _int(features, keys.label if keys else None)
+        keys = layout(features)
+        label = first_int(features, keys.label if keys else None)
         if label is None:
             label = next(
-                (v for k in ("label", schema.LABEL) if (v := _int(features, k)) is not None), None
+                (v for k in ("label", schema.LABEL) if (v := first_int(features, k)) is not None),
+                None,
             )
-        text = _text(features, schema.TEXT)
+        text = first_text(features, schema.TEXT)
         klass = text
         if klass is None and label is not None:
             klass = self.class_name(label)
-        filename = _text(features, schema.FILENAME)
-        fields = _image_fields(features, keys) if keys else None
+        filename = first_text(features, schema.FILENAME)
+        fields = image_fields(features, keys) if keys else None
         fmt = width = height = None
         orientation = 1
         if fields is not None:
-            fmt = _image_format(fields)
+            fmt = image_format(fields)
             height, width = fields.height or None, fields.width or None
             orientation = fields.orientation if 1 <= fields.orientation <= 8 else 1
             if (height is None or width is None) and fmt not in (None, "raw"):
@@ -508,18 +406,15 @@ class Dataset:
     def _fields(self, split: int, shard: int, index: int) -> ImageFields:
         data = self._records.get((split, shard, index))
         if data is None:
-            got = self._read(self._shard(split, shard), index, 1) if index >= 0 else []
-            if not got:
-                raise NotFound(f"no record {index}")
-            data = self._records.get((split, shard, index))
+            entry, data = self._one(self._shard(split, shard), index)
             if data is None:
-                raise NotFound(f"record {index}: {got[0].damage}")
+                raise NotFound(f"record {index}: {entry.damage}")
         try:
             features = schema.decode_example(data)
         except schema.ExampleParseError as e:
             raise NotFound(f"record {index}: not a tf.train.Example ({e})") from None
-        keys = _layout(features)
-        fields = _image_fields(features, keys) if keys else None
+        keys = layout(features)
+        fields = image_fields(features, keys) if keys else None
         if fields is None:
             raise NotFound(f"record {index} has no image")
         return fields
@@ -612,7 +507,7 @@ class Dataset:
 
         try:
             report = verify(self.paths, sha256=False)
-        except TFRecordToolsError as e:
+        except (TFRecordToolsError, OSError) as e:  # the page says so (it polls the state)
             self._verified = Verified("failed", summary=str(e))
             return
         places = {
@@ -865,91 +760,6 @@ def _check_record(buf: bytes, at: int, size: int) -> tuple[bytes | None, str | N
     if masked_crc32c(data) != FOOTER.unpack_from(buf, at + HEADER_SIZE + length)[0]:
         return None, "data CRC mismatch"
     return data, None
-
-
-# --------------------------------------------------------------------------- features
-
-
-def _layout(features: dict[str, tuple[str, list[Any]]]) -> FeatureKeys | None:
-    """The first known layout whose image key holds bytes (ours, TFDS's, Keras')."""
-    for keys in LAYOUTS.values():
-        kind, values = features.get(keys.image, ("", []))
-        if kind == "bytes" and values:
-            return keys
-    return None
-
-
-def _int(features: dict, key: str | None) -> int | None:
-    if key is None:
-        return None
-    kind, values = features.get(key, ("", []))
-    return values[0] if kind == "int64" and values else None
-
-
-def _text(features: dict, key: str) -> str | None:
-    kind, values = features.get(key, ("", []))
-    if kind != "bytes" or not values:
-        return None
-    return values[0].decode("utf-8", "replace")
-
-
-def _image_fields(features: dict, keys: FeatureKeys) -> ImageFields:
-    fmt = _text(features, keys.format) if keys.format else None
-    return ImageFields(
-        encoded=features[keys.image][1][0],
-        format=(fmt or keys.default_format).strip().lower(),
-        height=(_int(features, keys.height) or 0),
-        width=(_int(features, keys.width) or 0),
-        channels=(_int(features, keys.channels) or 0),
-        label=-1,
-        orientation=(_int(features, keys.orientation) or 1),
-    )
-
-
-def _image_format(fields: ImageFields) -> str:
-    found = sniff_format(bytes(fields.encoded[:32]))
-    if found is not None:
-        return found
-    if fields.format == "raw" and len(fields.encoded) == fields.height * fields.width * max(
-        fields.channels, 1
-    ):
-        return "raw"
-    return fields.format or "unknown"
-
-
-_SHOWN_VALUES = 16
-_SHOWN_TEXT = 200
-
-
-def show_values(kind: str, values: list[Any]) -> str:
-    """A feature's values as the record page shows them: bytes by size and kind (an image's
-    format, short UTF-8 text as itself), numbers as they are (the first few)."""
-    if kind == "bytes":
-        return "; ".join(_show_bytes(v) for v in values[:_SHOWN_VALUES]) + _more(values)
-    if kind == "float":
-        return ", ".join(f"{v:.6g}" for v in values[:_SHOWN_VALUES]) + _more(values)
-    if kind == "int64":
-        return ", ".join(str(v) for v in values[:_SHOWN_VALUES]) + _more(values)
-    return "(empty)"
-
-
-def _show_bytes(value: bytes) -> str:
-    fmt = sniff_format(value[:32])
-    if fmt is not None:
-        return f"{len(value):,} bytes, {fmt} image"
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        return (
-            f"{len(value):,} bytes, binary ({value[:12].hex(' ')}{' …' if len(value) > 12 else ''})"
-        )
-    if len(text) <= _SHOWN_TEXT and text.isprintable():
-        return f"{len(value):,} bytes, text: {text!r}" if text else "0 bytes"
-    return f"{len(value):,} bytes, text: {text[:_SHOWN_TEXT]!r}…"
-
-
-def _more(values: list[Any]) -> str:
-    return f" … ({len(values):,} values)" if len(values) > _SHOWN_VALUES else ""
 
 
 # --------------------------------------------------------------------------- helpers

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .data import Dataset, Entry
+from .data import Dataset
+from .model import Entry
 
 __all__ = ["PAGE_SIZES", "SCAN_BUDGET", "GalleryPage", "Query", "gallery"]
 

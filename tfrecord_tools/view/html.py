@@ -13,7 +13,7 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["Html", "esc", "fmt", "join", "number", "page"]
+__all__ = ["Html", "card", "esc", "facts", "fmt", "join", "nav", "number", "page", "size"]
 
 
 class Html(str):
@@ -98,6 +98,28 @@ def page(
         body,
     )
     return document.encode("utf-8")
+
+
+def nav(current: str, *, bench: bool) -> list[tuple[str, str, bool]]:
+    links = [("/", "Overview"), ("/gallery", "Gallery"), ("/damage", "Damage")]
+    if bench:
+        links.append(("/bench", "Benchmarks"))
+    return [(href, text, href == current) for href, text in links]
+
+
+def card(title: str, *parts: Html, wide: bool = False) -> Html:
+    return fmt(
+        '<section class="card{}"><h2>{}</h2>{}</section>',
+        Html(" wide" if wide else ""),
+        title,
+        join(parts),
+    )
+
+
+def facts(rows: Iterable[tuple[str, str]]) -> Html:
+    return fmt(
+        '<dl class="facts">{}</dl>', join(fmt("<dt>{}</dt><dd>{}</dd>", k, v) for k, v in rows)
+    )
 
 
 STYLE = """

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from .. import storage
 from ..errors import TFRecordToolsError
-from .data import Entry, open_dataset
+from .data import open_dataset
 from .html import fmt, join, page
-from .pages import THUMB, overview_body, sample_body, tiles
+from .model import Entry
+from .overview import overview_body, sample_body
+from .pages import THUMB, tiles
 
 __all__ = ["HtmlReport", "write_html"]
 
@@ -48,9 +50,9 @@ def write_html(
         stats = dataset.sample_stats()
         sections = []
         images = 0
-        splits = dataset.split_names
-        for number, name in enumerate(splits):
-            share = -(-sample // len(splits)) if sample else 0
+        drawn = _shares(sample, [s.records for s in ov.splits])
+        for number, name in enumerate(dataset.split_names):
+            share = drawn[number]
             entries, _left_out = dataset.sample(number, None, share, seed) if share else ([], 0)
             inline = {e: _inline(dataset, e) for e in entries}
             images += sum(1 for src in inline.values() if src)
@@ -70,7 +72,7 @@ def write_html(
             )
         body = fmt(
             "{}<h1>Gallery sample</h1>{}",
-            overview_body(ov, sample_src=None, sample=sample_body(stats)),
+            overview_body(ov, sample_src=None, sample=sample_body(stats), linked=False),
             join(sections),
         )
         document = page(f"{ov.name}: tfrecord-tools report", body, heading=ov.name)
@@ -78,6 +80,19 @@ def write_html(
         dataset.close()
     where = storage.write_atomic(file, document)
     return HtmlReport(storage.redact(where), images, len(document))
+
+
+def _shares(total: int, sizes: list[int | None]) -> list[int]:
+    """``total`` spread evenly over splits of ``sizes`` records (None: unknown, as many as
+    asked), a small split's unused share going to the others."""
+    shares = [0] * len(sizes)
+    left = total
+    order = sorted(range(len(sizes)), key=lambda i: (sizes[i] is None, sizes[i] or 0))
+    for k, i in enumerate(order):
+        want = -(-left // (len(order) - k))
+        shares[i] = want if sizes[i] is None else min(want, sizes[i])
+        left -= shares[i]
+    return shares
 
 
 def _inline(dataset, entry: Entry) -> str:

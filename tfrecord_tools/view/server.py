@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import TFRecordToolsError
-from . import pages
+from . import overview, pages
 from .bench import BenchResults, bench_page
 from .data import Dataset, NotFound
 from .gallery import DEFAULT_PAGE, Query, gallery
@@ -79,9 +79,9 @@ class App:
         has_bench = self.bench is not None
         match segments:
             case [""]:
-                return _html(pages.overview_page(ds.overview(), bench=has_bench))
+                return _html(overview.overview_page(ds.overview(), bench=has_bench))
             case ["sample"]:
-                return _html(pages.sample_page(ds.sample_stats()))
+                return _html(overview.sample_page(ds.sample_stats()))
             case ["gallery"]:
                 q = Query(
                     split=_int(query, "split", 0),

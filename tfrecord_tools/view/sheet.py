@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .. import storage
 from ..errors import TFRecordToolsError
-from .data import Entry, open_dataset
+from .data import open_dataset
+from .model import Entry
 
 __all__ = ["BUDGET", "Sheet", "contact_sheet"]
 
