@@ -70,6 +70,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 LAYERS: dict[str, int] = {
     "errors": 0,  # every error type; imports nothing of the package
     "cores": 0,  # usable cores
+    "lifetime": 0,  # children end with their parent
     "storage": 1,  # locations, the opener, atomic writes
     "format": 2,  # the on-disk contract
     "images": 2,  # image files: sniffing, Pillow formats to PNG

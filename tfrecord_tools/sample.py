@@ -38,6 +38,8 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from tfrecord_tools.errors import TFRecordToolsError
 
+from .lifetime import end_with_parent
+
 __all__ = ["SampleError", "make_digits", "make_photos"]
 
 MARKER = ".sample-complete"
@@ -394,7 +396,12 @@ def _run(root: Path, spec: _Spec, jobs: list[_Job], workers: int) -> None:
             write(job)
         return
     chunk = max(1, min(64, len(jobs) // (workers * 4)))
-    with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=_pool_context(),
+        initializer=end_with_parent,  # no idle worker left behind when this is killed
+        initargs=(os.getpid(),),
+    ) as pool:
         for _ in pool.map(write, jobs, chunksize=chunk):
             pass
 

@@ -27,10 +27,12 @@ Decoders, fastest first:
 
 - PNG, 8-bit gray / RGB / RGBA, not interlaced, no tRNS (what the converter writes):
   ``pyspng`` (libspng) when installed, else Pillow's zlib decoder called directly, skipping
-  ``PngImageFile``'s chunk parsing in Python. Any other PNG: Pillow's plugin gives the
+  ``PngImageFile``'s chunk parsing in Python (a 28x28 digit, one core: pyspng 8 us, Pillow
+  direct 21 us, Pillow's plugin 41 us). Any other PNG: Pillow's plugin gives the
   stored samples (16-bit colour's low bytes through its decoder directly, when gray or a
   tRNS key needs them), converted here.
-- JPEG in YCbCr / gray / RGB / CMYK: ``simplejpeg``. A JPEG libjpeg decodes with a warning
+- JPEG in YCbCr / gray / RGB / CMYK: ``simplejpeg`` (a 500x375 photo: ~1.3 ms against
+  Pillow's 1.8 ms). A JPEG libjpeg decodes with a warning
   ("extraneous bytes before marker") fails its strict mode; Pillow then decides (it fails
   where TensorFlow fails: data cut short) and simplejpeg decodes leniently, or, for garbage
   in the header, which fails that too, Pillow decodes.
@@ -169,12 +171,14 @@ def tf_gray(rgb: np.ndarray) -> np.ndarray:
     """uint8 ``[..., 3]`` -> ``[..., 1]`` exactly as ``tf.image.rgb_to_grayscale``
     (make_dataset's gray of JPEG and raw pixels): float32 values / 255, weighted, summed left
     to right, then ``convert_image_dtype``'s x 255.5 truncated."""
-    values = rgb.astype(np.float32)
-    values *= np.float32(1 / 255)
-    red, green, blue = _TF_WEIGHTS
-    gray = values[..., 0] * red + values[..., 1] * green + values[..., 2] * blue
-    gray *= np.float32(255.5)
-    return gray.astype(np.uint8)[..., None]
+    red, green, blue = (rgb[..., i].astype(np.float32) for i in range(3))
+    for plane, weight in zip((red, green, blue), _TF_WEIGHTS, strict=True):
+        plane *= np.float32(1 / 255)
+        plane *= weight
+    red += green
+    red += blue
+    red *= np.float32(255.5)
+    return red.astype(np.uint8)[..., None]
 
 
 def _to_channels(
@@ -188,14 +192,13 @@ def _to_channels(
         return array
     if channels == 1:
         return gray(array[..., :3]) if have >= 3 else array[..., :1]
-    rgb = array[..., :3] if have >= 3 else np.repeat(array[..., :1], 3, axis=2)
-    if channels == 3:
-        return rgb
-    if have in (2, 4):
-        alpha = array[..., have - 1 :]
-    else:
-        alpha = np.full((*array.shape[:2], 1), 255, np.uint8)
-    return np.concatenate([rgb, alpha], axis=2)
+    if channels == 3 and have >= 3:
+        return array[..., :3]
+    parts = [array[..., :3]] if have >= 3 else [array[..., :1]] * 3  # (faster than np.repeat)
+    if channels == 4:
+        opaque = have not in (2, 4)
+        parts.append(np.full((*array.shape[:2], 1), 255, np.uint8) if opaque else array[..., -1:])
+    return np.concatenate(parts, axis=2)
 
 
 def _pillow_array(image: Image.Image) -> np.ndarray:

@@ -33,6 +33,7 @@ from ..format.example import decode_example
 from ..format.framing import FOOTER, HEADER, OVERHEAD, header, iter_headers, masked_crc32c
 from ..storage import RandomReader
 from .decode import decode_fields
+from .detection import TASKS, decode_detection
 from .parse import ExampleParseError, ImageFields, parse_image_example
 
 __all__ = ["TFRecordDataSource"]
@@ -70,7 +71,11 @@ class TFRecordDataSource:
         orientation: bool = True,
         image_key: str | None = AUTO,
         label_key: str | None = AUTO,
+        task: str = "classification",
     ):
+        if task not in TASKS:
+            raise TFRecordToolsError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        self.task = task
         if channels not in CHANNEL_CHOICES:
             raise TFRecordToolsError(f"channels must be 1, 3 or 4, got {channels}")
         self.path = path if isinstance(path, (str, os.PathLike)) else list(path)
@@ -88,6 +93,8 @@ class TFRecordDataSource:
         self.files: list[str] = self.dataset.files
         self.compression = self.dataset.compression
         self._manifest_counts = self.dataset.counts
+        if task == "detection" and label_key == AUTO:  # objects, not an image label
+            label_key = None
         self.keys: FeatureKeys = keys_for(self.dataset, image_key, label_key)
         #: Damaged records met so far (by this process), as RecordError: file, record, offset.
         self.skipped: list[RecordError] = []
@@ -252,8 +259,16 @@ class TFRecordDataSource:
         self, data: bytes | memoryview, file: str, index: int, offset: int
     ) -> tuple[np.ndarray, int]:
         """``(image, label)`` of one record's Example bytes, with this source's options;
-        a record that is not an image Example is an error naming ``file``, record, offset."""
+        a record that is not an image Example is an error naming ``file``, record, offset.
+        ``task="detection"``: the dict of ``detection.decode_detection`` instead."""
         try:
+            if self.task == "detection":
+                return decode_detection(
+                    data,
+                    channels=self.channels,
+                    image_size=self.image_size,
+                    orientation=self.orientation,
+                )  # type: ignore[return-value]
             fields = self.parse(data)
             image = decode_fields(
                 fields,
@@ -292,7 +307,13 @@ class TFRecordDataSource:
         drop_remainder: bool = False,
     ) -> Iterator[tuple[np.ndarray | list[np.ndarray], np.ndarray]]:
         """``(images, labels)`` batches read whole shards at a time (see
-        :func:`~tfrecord_tools.access.batch.iter_batches`)."""
+        :func:`~tfrecord_tools.access.batch.iter_batches`); classification only (detection:
+        ``src[i]`` batched by ``detection.collate_detection``)."""
+        if self.task != "classification":
+            raise TFRecordToolsError(
+                "batches() stacks (image, label) pairs: for task='detection' read src[i] "
+                "and batch with tfrecord_tools.access.detection.collate_detection"
+            )
         from .batch import iter_batches
 
         return iter_batches(

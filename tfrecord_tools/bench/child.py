@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import storage
 from ..errors import TFRecordToolsError
-from ..read.service import end_with_parent
+from ..lifetime import end_with_parent
 from ..storage import is_url
 from .grid import Cell, read_options
 from .timing import measure
@@ -36,7 +36,7 @@ def pin(cpus: Sequence[int]) -> list[int]:
     thread pools size themselves to them. Returns the affinity as seen from inside.
 
     A cell started by ``runner.run_child`` also ends with the benchmark from here on, even
-    when that is killed with SIGKILL (``read.service.end_with_parent``)."""
+    when that is killed with SIGKILL (``lifetime.end_with_parent``)."""
     end_with_parent()
     os.sched_setaffinity(0, cpus)
     return sorted(os.sched_getaffinity(0))

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from ..cores import usable_cpus
-from ..read.service import child_env
+from ..lifetime import child_env
 from ..storage import redact
 from .config import BenchConfig
 from .data import BenchData, Log, prepare_data

@@ -1,5 +1,6 @@
-"""``tfrecord-tools convert images|mnist``: arguments -> ``convert_image_folder`` /
-``convert_mnist``. SRC and OUT go to the library as given: local paths or URLs
+"""``tfrecord-tools convert images|mnist|coco|voc|yolo|csv``: arguments ->
+``convert_image_folder`` / ``convert_mnist`` / ``sources.annotated.convert_*``. SRC and OUT
+go to the library as given: local paths or URLs
 (``gs://b/photos``, ``s3://b/x``, ``memory://x``), never turned into paths here."""
 
 from __future__ import annotations
@@ -105,6 +106,61 @@ def register(commands) -> None:
     )
     _add_sharding(mnist, splits=False)
     mnist.set_defaults(handler=convert_mnist)
+    _register_detection(sources)
+
+
+#: ``convert coco|voc|yolo|csv``: (help, description, whether --annotations FILE is needed)
+_DETECTION_SOURCES = {
+    "coco": (
+        "COCO: an instances JSON and its image folder",
+        "Convert the images of SRC with the boxes of a COCO instances JSON (--annotations) "
+        "into detection TFRecords in OUT; category ids become labels 1..K.",
+        True,
+    ),
+    "voc": (
+        "Pascal VOC: Annotations/*.xml, JPEGImages/, ImageSets/Main/",
+        "Convert a Pascal VOC folder SRC into detection TFRecords in OUT; the splits of "
+        "ImageSets/Main are kept unless --split is given.",
+        False,
+    ),
+    "yolo": (
+        "YOLO: images/, labels/ and data.yaml or classes.txt",
+        "Convert a YOLO folder SRC (labels: class cx cy w h, normalised) into detection "
+        "TFRecords in OUT; images/train, images/val... are kept as splits unless --split.",
+        False,
+    ),
+    "csv": (
+        "a CSV or JSON Lines file of boxes and its image folder",
+        "Convert the images of SRC with the boxes of --annotations (one box a row: "
+        "filename,xmin,ymin,xmax,ymax,label in pixels; .jsonl: JSON objects) into "
+        "detection TFRecords in OUT.",
+        True,
+    ),
+}
+
+
+def _register_detection(sources) -> None:
+    encodings = tuple(e for e in IMAGE_ENCODINGS if e != "auto")  # as sources.annotated
+    for kind, (short, description, needs_file) in _DETECTION_SOURCES.items():
+        p = sources.add_parser(kind, help=short, description=description)
+        p.add_argument("src", metavar="SRC", help="a folder")
+        p.add_argument("out", metavar="OUT", help="a folder or a URL")
+        if needs_file:
+            p.add_argument(
+                "--annotations", required=True, metavar="FILE", help="the annotation file"
+            )
+        p.add_argument("--name", help="dataset name (default: SRC's folder name)")
+        _add_sharding(p, splits=True)
+        p.add_argument(
+            "--strict",
+            action="store_true",
+            help="any bad annotation or image is an error (exit 2), nothing is written",
+        )
+        p.add_argument("--validate", choices=VALIDATE_MODES, default="fast")
+        p.add_argument("--max-size", type=int, metavar="N", help="as convert images")
+        p.add_argument("--quality", type=int, default=DEFAULT_QUALITY, metavar="Q")
+        p.add_argument("--encoding", choices=encodings, default="keep")
+        p.set_defaults(handler=convert_detection, needs_file=needs_file)
 
 
 def _add_sharding(p: argparse.ArgumentParser, *, splits: bool) -> None:
@@ -202,6 +258,24 @@ def convert_mnist(args: argparse.Namespace) -> int:
         encoding=args.encoding,
         png_level=args.png_level,
         download=args.download,
+    )
+
+
+def convert_detection(args: argparse.Namespace) -> int:
+    from ..convert.sources import annotated
+
+    convert = getattr(annotated, f"convert_{args.source}")
+    files = {"annotations": args.annotations} if args.needs_file else {}
+    return _convert(
+        args,
+        convert,
+        **files,
+        split=args.split,
+        strict=args.strict,
+        validate=args.validate,
+        max_size=args.max_size,
+        quality=args.quality,
+        encoding=args.encoding,
     )
 
 

@@ -27,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 from ..errors import ConversionError
+from ..lifetime import end_with_parent
 from .inherit import mp_context
 from .jobs import Job, ShardResult, init_worker, run_job
 
@@ -83,7 +84,7 @@ def _init_worker(progress, parent: int, forked: bool) -> None:
     for signum in _STOP_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:  # ignored by the caller: stays so
             signal.signal(signum, _stop)
-    _exit_with_parent(parent, forked)
+    end_with_parent(parent)  # even when the conversion is killed with SIGKILL
     init_worker(progress)
 
 
@@ -117,61 +118,6 @@ class _Interruptible:
             if _stopping:
                 raise KeyboardInterrupt
             yield item
-
-
-def _exit_with_parent(parent: int, forked: bool) -> None:
-    """End this worker when the conversion's process dies, even by SIGKILL: an orphaned
-    worker would write on, holding the caller's stdout and stderr open.
-
-    A forked worker is ``parent``'s child. On Linux the kernel sends it SIGKILL when the
-    parent dies (PR_SET_PDEATHSIG); the parent may have died before that was armed, hence
-    the check after. Elsewhere, or when a fork server started the worker, a daemon
-    thread polls the parent.
-    """
-    if forked and os.getppid() != parent:  # died already, even before this worker ran
-        os._exit(1)
-    if forked and sys.platform == "linux":
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-                if os.getppid() != parent:  # died before the signal was armed
-                    os._exit(1)
-                return
-        except (OSError, AttributeError):
-            pass  # no prctl after all: poll
-    if sys.platform != "win32":  # os.kill(pid, 0) would kill the process there
-        threading.Thread(target=_watch_parent, args=(parent, forked), daemon=True).start()
-
-
-_PR_SET_PDEATHSIG = 1
-_WATCH_EVERY = 0.5  # seconds
-
-
-def _watch_parent(parent: int, forked: bool) -> None:
-    while True:
-        time.sleep(_WATCH_EVERY)
-        if forked:
-            if os.getppid() != parent:  # re-parented: the parent is gone
-                os._exit(1)
-            continue
-        try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:  # alive (or its pid reused by another user's process)
-            pass
-        if _is_zombie(parent):  # dead, not yet reaped by its caller
-            os._exit(1)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
-    except (OSError, IndexError):
-        return False
 
 
 # --- in the conversion's process

@@ -7,6 +7,7 @@ builds on the same rules.
     compression  none / gzip / zlib: detection and codecs both ways
     index        ``SHARD.idx`` lines
     example      the tf.train.Example feature keys, encoder and TF-free parser
+    detection    the detection API's object keys on top of ``example``: encoder, parser
     manifest     ``dataset.json``: builder and typed, validating reader
     writer       a shard and its index, written atomically
     scan         one pass over a record stream: every record or damaged stretch, named
@@ -15,4 +16,4 @@ builds on the same rules.
 #: The version of the FORMAT.md contract this code writes and reads (its "Contract version"
 #: line). Compatible extensions raise the minor number; the manifest's ``format_version``
 #: (``manifest.FORMAT_VERSION``) stays 1 until a change breaks old readers.
-CONTRACT_VERSION = "1.5"
+CONTRACT_VERSION = "1.6"

@@ -466,9 +466,7 @@ def _read_runs_fsspec(runs: Runs, opts: ReadOptions) -> tf.data.Dataset:
     return ds.unbatch()
 
 
-def _indexes(
-    files: list[str], counts: list[int] | None, sizes: Mapping[str, int]
-) -> list | None:
+def _indexes(files: list[str], counts: list[int] | None, sizes: Mapping[str, int]) -> list | None:
     """Every file's index entries, fetched at once (one concurrent batch of reads); None
     when one has none or lists another count than the manifest (then the shards are
     streamed instead)."""

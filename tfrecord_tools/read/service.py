@@ -14,7 +14,6 @@ interfaces and have no authentication: run them on a private network.
 from __future__ import annotations
 
 import collections
-import ctypes
 import os
 import queue
 import signal
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from ..errors import TFRecordToolsError
+from ..lifetime import child_env, end_with_parent
 from .options import service_address
 
 
@@ -121,48 +121,6 @@ def _check_port_free(port: int, kind: str) -> None:
             raise TFRecordToolsError(
                 f"cannot start the {kind} on port {port}: {e.strerror}"
             ) from None
-
-
-#: Set by a parent for a child process that must end with it (:func:`end_with_parent`).
-PARENT_ENV = "TFRECORD_TOOLS_PARENT_PID"
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_WATCH_EVERY = 0.5  # seconds between looks at the parent where prctl cannot be used
-
-
-def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """``env`` (default: this process's) for a child that calls :func:`end_with_parent`."""
-    return {**(os.environ if env is None else env), PARENT_ENV: str(os.getpid())}
-
-
-def end_with_parent() -> None:
-    """End this process when the parent that started it dies, even by SIGKILL, when that
-    parent asked for it (:func:`child_env`); else nothing. An orphaned benchmark cell or
-    server would run on for minutes, holding its cores and ports.
-
-    On Linux the kernel sends SIGKILL (``PR_SET_PDEATHSIG``; it fires when the parent's
-    thread that started this process ends, so start children from a thread that lives as
-    long as they should); elsewhere a daemon thread looks every half second. A parent that
-    died before this ran is seen at once."""
-    parent = os.environ.pop(PARENT_ENV, "")
-    if not parent.isdigit():
-        return
-    armed = False
-    if sys.platform == "linux":
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            armed = False
-    if os.getppid() != int(parent):  # re-parented: the parent died before the signal was armed
-        os._exit(1)
-    if not armed:
-        threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True).start()
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(_WATCH_EVERY)
-    os._exit(1)
 
 
 def run(kind: str, **options) -> int:

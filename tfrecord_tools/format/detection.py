@@ -1,0 +1,293 @@
+"""The record schema of detection and segmentation Examples: the keys TensorFlow's object
+detection API and DeepLab read, their TF-free encoder and parser. Built on ``example``
+(the image keys, the wire format helpers), so one module family owns every key.
+
+Data flow: image bytes + objects (normalised boxes, 1-based labels) -> **Example bytes** ->
+framing; and back: Example bytes -> :class:`DetectionFields` (``access``, ``read``).
+
+Boxes are stored normalised to [0, 1] of the stored image (so ``--max-size`` keeps them
+right); ``image/object/class/label`` is 1-based (line i of ``labels.txt`` is label i + 1;
+0 is the detection API's background), ``label_map.pbtxt`` spells the same mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .example import (
+    CHANNELS,
+    ENCODED,
+    FILENAME,
+    FORMAT,
+    HEIGHT,
+    ORIENTATION,
+    WIDTH,
+    _bytes_entry,
+    _bytes_head,
+    _entry_head,
+    _features_head,
+    _int64_entry,
+    _text_entry,
+    _varint,
+    decode_example,
+)
+
+SOURCE_ID = "image/source_id"
+KEY_SHA256 = "image/key/sha256"
+XMIN = "image/object/bbox/xmin"
+YMIN = "image/object/bbox/ymin"
+XMAX = "image/object/bbox/xmax"
+YMAX = "image/object/bbox/ymax"
+CLASS_LABEL = "image/object/class/label"
+CLASS_TEXT = "image/object/class/text"
+IS_CROWD = "image/object/is_crowd"
+AREA = "image/object/area"
+DIFFICULT = "image/object/difficult"
+TRUNCATED = "image/object/truncated"
+#: Pascal VOC's ``pose``, under the key the detection API's VOC script writes it.
+POSE = "image/object/view"
+MASK = "image/object/mask"
+KEYPOINT_X = "image/object/keypoint/x"
+KEYPOINT_Y = "image/object/keypoint/y"
+KEYPOINT_VISIBILITY = "image/object/keypoint/visibility"
+SEGMENTATION = "image/segmentation/class/encoded"
+SEGMENTATION_FORMAT = "image/segmentation/class/format"
+
+#: Feature key -> type of a detection record, as the manifest's "features" lists them
+#: ("[]": a list per record, one value per object, possibly empty).
+DETECTION_FEATURES: dict[str, str] = {
+    ENCODED: "bytes",
+    FORMAT: "bytes",
+    HEIGHT: "int64",
+    WIDTH: "int64",
+    CHANNELS: "int64",
+    FILENAME: "bytes",
+    SOURCE_ID: "bytes",
+    KEY_SHA256: "bytes",
+    XMIN: "float[]",
+    YMIN: "float[]",
+    XMAX: "float[]",
+    YMAX: "float[]",
+    CLASS_LABEL: "int64[]",
+    CLASS_TEXT: "bytes[]",
+    IS_CROWD: "int64[]",
+    AREA: "float[]",
+    DIFFICULT: "int64[]",
+    TRUNCATED: "int64[]",
+    POSE: "bytes[]",
+}
+#: Keys a detection record has only when its source gives them.
+OPTIONAL_DETECTION_FEATURES: dict[str, str] = {
+    ORIENTATION: "int64",
+    MASK: "bytes[]",
+    KEYPOINT_X: "float[]",
+    KEYPOINT_Y: "float[]",
+    KEYPOINT_VISIBILITY: "int64[]",
+    SEGMENTATION: "bytes",
+    SEGMENTATION_FORMAT: "bytes",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionObject:
+    """One object: a box normalised to [0, 1] (xmin <= xmax, ymin <= ymax), its 1-based
+    label and class name, and what the source says of it. ``keypoints``: (x, y, visibility)
+    normalised like the box."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    label: int
+    text: str
+    is_crowd: int = 0
+    area: float = 0.0
+    difficult: int = 0
+    truncated: int = 0
+    pose: str = ""
+    mask: bytes | None = None  # a PNG of the image's size, 0 / 1
+    keypoints: tuple[tuple[float, float, int], ...] = ()
+
+
+def _floats_entry(key: str, values: Sequence[float]) -> bytes:
+    packed = struct.pack(f"<{len(values)}f", *values)
+    float_list = b"\x0a" + _varint(len(packed)) + packed if values else b""  # packed
+    feature = b"\x12" + _varint(len(float_list)) + float_list  # Feature.float_list
+    return _entry_head(key, len(feature)) + feature
+
+
+def _ints_entry(key: str, values: Sequence[int]) -> bytes:
+    packed = b"".join(_varint(v) for v in values)
+    int_list = b"\x0a" + _varint(len(packed)) + packed if values else b""
+    feature = b"\x1a" + _varint(len(int_list)) + int_list  # Feature.int64_list
+    return _entry_head(key, len(feature)) + feature
+
+
+def _bytes_list_entry(key: str, values: Sequence[bytes]) -> bytes:
+    bytes_list = b"".join(b"\x0a" + _varint(len(v)) + v for v in values)
+    feature = b"\x0a" + _varint(len(bytes_list)) + bytes_list  # Feature.bytes_list
+    return _entry_head(key, len(feature)) + feature
+
+
+def encode_detection_parts(
+    *,
+    encoded: bytes,
+    image_format: str,
+    height: int,
+    width: int,
+    channels: int,
+    filename: str,
+    source_id: str,
+    objects: Sequence[DetectionObject],
+    orientation: int = 1,
+    segmentation: bytes | None = None,
+) -> tuple[bytes, bytes]:
+    """A serialised ``tf.train.Example`` of an image and its objects, as two parts (the
+    image bytes last, not copied). Masks and keypoints are written when some object has
+    them, the segmentation PNG when given; ``image/key/sha256`` is the image bytes'."""
+    if not 1 <= orientation <= 8:
+        raise ValueError(f"orientation must be an EXIF orientation 1-8, got {orientation}")
+    o = objects
+    parts = [
+        _text_entry(FORMAT, image_format),
+        _int64_entry(HEIGHT, height),
+        _int64_entry(WIDTH, width),
+        _int64_entry(CHANNELS, channels),
+        _int64_entry(ORIENTATION, orientation) if orientation != 1 else b"",
+        _bytes_entry(FILENAME, filename.encode("utf-8", "surrogateescape")),
+        _bytes_entry(SOURCE_ID, source_id.encode("utf-8", "surrogateescape")),
+        _bytes_entry(KEY_SHA256, hashlib.sha256(encoded).hexdigest().encode()),
+        _floats_entry(XMIN, [b.xmin for b in o]),
+        _floats_entry(YMIN, [b.ymin for b in o]),
+        _floats_entry(XMAX, [b.xmax for b in o]),
+        _floats_entry(YMAX, [b.ymax for b in o]),
+        _ints_entry(CLASS_LABEL, [b.label for b in o]),
+        _bytes_list_entry(CLASS_TEXT, [b.text.encode() for b in o]),
+        _ints_entry(IS_CROWD, [b.is_crowd for b in o]),
+        _floats_entry(AREA, [b.area for b in o]),
+        _ints_entry(DIFFICULT, [b.difficult for b in o]),
+        _ints_entry(TRUNCATED, [b.truncated for b in o]),
+        _bytes_list_entry(POSE, [b.pose.encode() for b in o]),
+    ]
+    if any(b.mask is not None for b in o):
+        if not all(b.mask is not None for b in o):
+            raise ValueError("either every object has a mask or none has")
+        parts.append(_bytes_list_entry(MASK, [b.mask or b"" for b in o]))
+    if any(b.keypoints for b in o):
+        points = [p for b in o for p in b.keypoints]
+        parts.append(_floats_entry(KEYPOINT_X, [p[0] for p in points]))
+        parts.append(_floats_entry(KEYPOINT_Y, [p[1] for p in points]))
+        parts.append(_ints_entry(KEYPOINT_VISIBILITY, [p[2] for p in points]))
+    if segmentation is not None:
+        parts.append(_bytes_entry(SEGMENTATION, segmentation))
+        parts.append(_text_entry(SEGMENTATION_FORMAT, "png"))
+    parts.append(_bytes_head(ENCODED, len(encoded)))
+    small = b"".join(parts)
+    return _features_head(len(small) + len(encoded)) + small, encoded
+
+
+def encode_detection(**fields: Any) -> bytes:
+    """The same Example as one bytes object (see :func:`encode_detection_parts`)."""
+    return b"".join(encode_detection_parts(**fields))
+
+
+@dataclass(frozen=True)
+class DetectionFields:
+    """A detection record's fields, parsed without TensorFlow. ``boxes``: per object
+    (ymin, xmin, ymax, xmax) normalised, the detection API's order."""
+
+    encoded: bytes
+    image_format: str
+    height: int
+    width: int
+    channels: int
+    orientation: int
+    filename: str
+    source_id: str
+    boxes: list[tuple[float, float, float, float]]
+    labels: list[int]
+    texts: list[str]
+    is_crowd: list[int] = field(default_factory=list)
+    area: list[float] = field(default_factory=list)
+    difficult: list[int] = field(default_factory=list)
+    truncated: list[int] = field(default_factory=list)
+    masks: list[bytes] = field(default_factory=list)
+    keypoints: list[tuple[float, float, int]] = field(default_factory=list)
+    segmentation: bytes | None = None
+
+
+class DetectionParseError(ValueError):
+    """An Example whose detection features are missing or inconsistent."""
+
+
+def parse_detection(data: bytes | memoryview) -> DetectionFields:
+    """The detection fields of one Example (ours, or any writer's with these keys: the
+    detection API's own scripts included). Per-object lists must agree in length."""
+    features = decode_example(bytes(data))
+
+    def values(key: str, kind: str) -> list[Any]:
+        if key not in features:
+            return []
+        found, vals = features[key]
+        if found not in (kind, "empty"):
+            raise DetectionParseError(f"{key} holds {found}, expected {kind}")
+        return vals
+
+    def first(key: str, kind: str, default: Any) -> Any:
+        vals = values(key, kind)
+        return vals[0] if vals else default
+
+    encoded = first(ENCODED, "bytes", None)
+    if encoded is None:
+        raise DetectionParseError(f"no image bytes under {ENCODED!r}")
+    xmin, ymin = values(XMIN, "float"), values(YMIN, "float")
+    xmax, ymax = values(XMAX, "float"), values(YMAX, "float")
+    labels = values(CLASS_LABEL, "int64")
+    n = len(xmin)
+    if not len(ymin) == len(xmax) == len(ymax) == n:
+        raise DetectionParseError(
+            f"box coordinates disagree: {n} xmin, {len(ymin)} ymin, {len(xmax)} xmax, "
+            f"{len(ymax)} ymax"
+        )
+    if len(labels) != n:
+        raise DetectionParseError(f"{n} boxes but {len(labels)} {CLASS_LABEL}")
+    kx, ky = values(KEYPOINT_X, "float"), values(KEYPOINT_Y, "float")
+    kv = values(KEYPOINT_VISIBILITY, "int64") or [2] * len(kx)
+
+    def text(key: str) -> str:
+        return first(key, "bytes", b"").decode("utf-8", "replace")
+
+    return DetectionFields(
+        encoded=encoded,
+        image_format=text(FORMAT),
+        height=int(first(HEIGHT, "int64", 0)),
+        width=int(first(WIDTH, "int64", 0)),
+        channels=int(first(CHANNELS, "int64", 0)),
+        orientation=int(first(ORIENTATION, "int64", 1)),
+        filename=text(FILENAME),
+        source_id=text(SOURCE_ID),
+        boxes=list(zip(ymin, xmin, ymax, xmax, strict=True)),
+        labels=[int(v) for v in labels],
+        texts=[v.decode("utf-8", "replace") for v in values(CLASS_TEXT, "bytes")],
+        is_crowd=values(IS_CROWD, "int64"),
+        area=values(AREA, "float"),
+        difficult=values(DIFFICULT, "int64"),
+        truncated=values(TRUNCATED, "int64"),
+        masks=values(MASK, "bytes"),
+        keypoints=list(zip(kx, ky, kv, strict=False)),
+        segmentation=first(SEGMENTATION, "bytes", None),
+    )
+
+
+def label_map_pbtxt(classes: Sequence[str]) -> str:
+    """The detection API's ``label_map.pbtxt``: ``item { id: i name: '...' }`` for label i
+    (1-based: line i of labels.txt is id i + 1)."""
+    items = []
+    for i, name in enumerate(classes, start=1):
+        quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+        items.append(f"item {{\n  id: {i}\n  name: '{quoted}'\n}}\n")
+    return "".join(items)
