@@ -86,7 +86,10 @@ def _normalised(src: TFRecordDataSource, indices: Sequence[int]) -> np.ndarray:
     n = len(src)
     if src._starts is None:  # compressed shards: this says they have no random access
         src._load_index()
-    wanted = np.fromiter((operator.index(i) for i in indices), np.int64)
+    wanted = np.asarray(indices)
+    if wanted.dtype.kind not in "iu" or wanted.ndim != 1:  # anything else index() takes
+        wanted = np.fromiter((operator.index(i) for i in indices), np.int64)
+    wanted = wanted.astype(np.int64, copy=True)
     wanted[wanted < 0] += n
     bad = np.flatnonzero((wanted < 0) | (wanted >= n))
     if len(bad):

@@ -11,6 +11,11 @@ Map-style, global shuffle through the DataLoader's sampler::
     for images, labels in loader:  # uint8 [64, 224, 224, 3], int64 [64]
         ...
 
+The DataLoader fetches a batch's indices in one call (``__getitems__``, torch >= 2.0):
+its records are read together (``fetch``: sorted by offset, one read per contiguous run,
+both CRCs checked, raw pixels of one shape as one array slice), with the same images,
+labels and order as ``ds[i]`` one at a time.
+
 Iterable, every record once across DataLoader workers and ``torch.distributed`` ranks,
 read in file order without any index (compressed shards too)::
 
@@ -30,6 +35,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from .fetch import fetch_batch
 from .source import TFRecordDataSource
 
 __all__ = ["TFRecordIterableDataset", "TFRecordMapDataset"]
@@ -52,6 +58,15 @@ class TFRecordMapDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image, label = self.source[index]
         return torch.from_numpy(image), label
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
+        """``[ds[i] for i in indices]``, read as one batch: the DataLoader's batched fetch
+        (its ``collate_fn`` then stacks them as usual)."""
+        images, labels = fetch_batch(self.source, indices)
+        tensors = torch.from_numpy(images).unbind(0) if isinstance(images, np.ndarray) else [
+            torch.from_numpy(image) for image in images
+        ]  # fmt: skip
+        return list(zip(tensors, labels.tolist(), strict=True))
 
 
 class TFRecordIterableDataset(torch.utils.data.IterableDataset):

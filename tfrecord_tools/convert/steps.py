@@ -53,13 +53,18 @@ def run(
     check: Callable[[], None] | None = None,
     max_size: dict[str, int] | None = None,
     in_process: bool = False,
+    companions: Mapping[str, str] | None = None,
+    tfds: bool = True,
 ) -> ConversionSummary:
     """The steps every source shares: plan, resume, run, labels, manifest.
 
     ``check`` (``--strict``) runs before OUT is touched: a failed check writes nothing. A
     finished conversion of the same plan in OUT is reported, not redone; one conversion at
     a time writes to OUT (its lock). ``in_process``: the jobs run in this process (SRC or
-    OUT is ``memory://``, which other processes do not see). Every error is a
+    OUT is ``memory://``, which other processes do not see). ``companions``: more files of
+    the dataset (name -> text), written with the labels, before the manifest; ``tfds``: write
+    TFDS's metadata (False: the records are not TFDS's image-classification features). Every
+    error is a
     :class:`ConversionError` (or another ``TFRecordToolsError``); an interrupt stays one.
     """
     start = time.monotonic()
@@ -129,18 +134,35 @@ def run(
                     },
                     max_size=max_size,
                 )
-                _publish(out, classes, summary.manifest, opts.compression)
+                _publish(
+                    out,
+                    classes,
+                    summary.manifest,
+                    opts.compression,
+                    companions or {},
+                    tfds=tfds,
+                )
     except OSError as e:  # OUT unwritable (before it held anything of this conversion)
         where = e.filename or outdir.shown(out)
         raise ConversionError(f"{where}: {e.strerror or e}") from e
     return replace(summary, notes=notes + tuple(tfds_notes(summary.manifest)))
 
 
-def _publish(out: Path | str, classes: list[str], manifest: dict, compression: str) -> None:
-    """The files after the shards: labels, TFDS metadata, the manifest last; then the work
-    folder goes. A file that cannot be written is named."""
+def _publish(
+    out: Path | str,
+    classes: list[str],
+    manifest: dict,
+    compression: str,
+    companions: Mapping[str, str],
+    *,
+    tfds: bool,
+) -> None:
+    """The files after the shards: labels and companions, TFDS metadata, the manifest
+    last; then the work folder goes. A file that cannot be written is named."""
     outdir.publish(out, LABELS, lambda folder: write_labels(folder, classes))
-    if compression == "none":  # TFDS loads it: tfds.builder_from_directory(out)
+    for name, text in companions.items():
+        outdir.write(out, name, text)
+    if compression == "none" and tfds:  # TFDS loads it: tfds.builder_from_directory(out)
         for name, text in build_tfds_metadata(manifest).items():
             outdir.write(out, name, text)
     else:  # TFDS cannot read compressed shards: none left from an earlier run

@@ -20,7 +20,6 @@ from pathlib import Path
 from ... import storage
 from ...errors import ConversionError
 from ...format.detection import DETECTION_FEATURES, label_map_pbtxt
-from ...format.tfds import TFDS_FILES
 from ...storage import time_limit
 from .. import DEFAULT_QUALITY, VALIDATE_MODES, outdir, plan, steps
 from ..options import ShardingOptions, choice, dataset_name, flag, location
@@ -170,16 +169,12 @@ def _convert(
             desc=name,
             max_size=None if max_size is None else {"size": max_size, "quality": quality},
             in_process=outdir.per_process(src, out),
+            # label_map.pbtxt beside labels.txt, before the manifest; no TFDS metadata: it
+            # would describe image/class/label, which detection records do not have
+            companions={LABEL_MAP: label_map_pbtxt(classes)},
+            tfds=False,
         )
-        _companions(outdir.location(out), classes)
     return summary
-
-
-def _companions(out: Path | str, classes: list[str]) -> None:
-    """``label_map.pbtxt`` beside ``labels.txt``; no TFDS metadata: it would describe the
-    classification keys (``image/class/label``), which detection records do not have."""
-    outdir.write(out, LABEL_MAP, label_map_pbtxt(classes))
-    outdir.remove(out, TFDS_FILES)
 
 
 def _default_name(root: str) -> str:
