@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..format.detection import parse_detection
+from ..format.detection import orient_box, parse_detection
 from .decode import decode_fields
 from .parse import ImageFields
 
@@ -59,24 +59,11 @@ def decode_detection(
 
 def orient_boxes(boxes: np.ndarray, orientation: int) -> np.ndarray:
     """Normalised (ymin, xmin, ymax, xmax) boxes of a stored image, turned as
-    ``decode.orient`` turns the image for its EXIF ``orientation``."""
-    y0, x0, y1, x1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    one = np.float32(1)
-    if orientation == 2:
-        return np.stack([y0, one - x1, y1, one - x0], axis=1)
-    if orientation == 3:
-        return np.stack([one - y1, one - x1, one - y0, one - x0], axis=1)
-    if orientation == 4:
-        return np.stack([one - y1, x0, one - y0, x1], axis=1)
-    if orientation == 5:  # x' = y, y' = x
-        return np.stack([x0, y0, x1, y1], axis=1)
-    if orientation == 6:  # x' = 1 - y, y' = x
-        return np.stack([x0, one - y1, x1, one - y0], axis=1)
-    if orientation == 7:  # x' = 1 - y, y' = 1 - x
-        return np.stack([one - x1, one - y1, one - x0, one - y0], axis=1)
-    if orientation == 8:  # x' = y, y' = 1 - x
-        return np.stack([one - x1, y0, one - x0, y1], axis=1)
-    return boxes
+    ``decode.orient`` turns the image for its EXIF ``orientation``
+    (``format.detection.orient_box``)."""
+    if not 2 <= orientation <= 8 or not len(boxes):
+        return boxes
+    return np.stack(orient_box(*boxes.T, orientation), axis=1).astype(np.float32)
 
 
 def collate_detection(

@@ -291,3 +291,25 @@ def label_map_pbtxt(classes: Sequence[str]) -> str:
         quoted = name.replace("\\", "\\\\").replace("'", "\\'")
         items.append(f"item {{\n  id: {i}\n  name: '{quoted}'\n}}\n")
     return "".join(items)
+
+
+def orient_box(y0: Any, x0: Any, y1: Any, x1: Any, orientation: int) -> tuple[Any, Any, Any, Any]:
+    """A normalised (ymin, xmin, ymax, xmax) box of a stored image, turned as the image is
+    turned upright for its EXIF ``orientation`` (2-8; anything else: as it is). Floats or
+    numpy arrays of boxes alike: the converter turns the boxes of an image it stores upright,
+    the readers those of an image they turn."""
+    if orientation == 2:  # mirrored
+        return y0, 1 - x1, y1, 1 - x0
+    if orientation == 3:  # turned 180
+        return 1 - y1, 1 - x1, 1 - y0, 1 - x0
+    if orientation == 4:  # flipped
+        return 1 - y1, x0, 1 - y0, x1
+    if orientation == 5:  # x' = y, y' = x
+        return x0, y0, x1, y1
+    if orientation == 6:  # x' = 1 - y, y' = x
+        return x0, 1 - y1, x1, 1 - y0
+    if orientation == 7:  # x' = 1 - y, y' = 1 - x
+        return 1 - x1, 1 - y1, 1 - x0, 1 - y0
+    if orientation == 8:  # x' = y, y' = 1 - x
+        return 1 - x1, y0, 1 - x0, y1
+    return y0, x0, y1, x1

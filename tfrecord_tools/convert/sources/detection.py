@@ -17,11 +17,11 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ... import storage
 from ...errors import ConversionError, InvalidImageError
-from ...format.detection import DetectionObject, encode_detection_parts
+from ...format.detection import DetectionObject, encode_detection_parts, orient_box
 from ...images.probe import probe_image
 from . import Item
 from .image_folder import read_listed
@@ -273,7 +273,11 @@ class DetectionShard:
             try:
                 data = read_listed(full)
                 stored, info = probe_image(data, path=rel, validate=self.validate)
+                turned = info.orientation
                 stored, info, resized = transcode(stored, info, self.storage, path=rel)
+                objects = image.objects
+                if turned != info.orientation:  # stored upright (re-encoded): boxes turn too
+                    objects = tuple(_turned(o, turned) for o in objects)
             except InvalidImageError as e:
                 yield self._skip(rel, e.reason, str(e), image.size)
                 continue
@@ -289,7 +293,7 @@ class DetectionShard:
                 channels=info.channels,
                 filename=rel,
                 source_id=image.source_id,
-                objects=image.objects,
+                objects=objects,
                 orientation=info.orientation,
             )
             yield Item(
@@ -308,3 +312,15 @@ class DetectionShard:
             where = storage.redact(storage.join(self.root, rel))
             raise ConversionError(f"{where}: {reason} (--strict): {message}")
         return Item(skipped=(rel, reason), source_bytes=size)
+
+
+def _turned(obj: DetectionObject, orientation: int) -> DetectionObject:
+    """``obj`` in the frame of its image turned upright for EXIF ``orientation``."""
+    if obj.keypoints or obj.mask is not None:
+        raise InvalidImageError(
+            "keypoints or masks on an image stored upright",
+            detail="turning them with the image is not supported yet; convert without "
+            "--max-size / --encoding for this dataset",
+        )
+    ymin, xmin, ymax, xmax = orient_box(obj.ymin, obj.xmin, obj.ymax, obj.xmax, orientation)
+    return replace(obj, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax)
