@@ -17,6 +17,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "convert_image_folder": "convert.api",
     "convert_mnist": "convert.api",
+    "convert_coco": "convert.sources.annotated",
+    "convert_voc": "convert.sources.annotated",
+    "convert_yolo": "convert.sources.annotated",
+    "convert_csv": "convert.sources.annotated",
     "ConversionSummary": "convert.summary",
     "make_dataset": "read.pipeline",
     "make_raw_dataset": "read.pipeline",
