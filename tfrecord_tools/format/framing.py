@@ -121,12 +121,14 @@ def iter_records(
     the file's size when a listing gave it (saves a request for a URL).
     """
     from ..storage import Location
-    from .compression import normalize_compression, open_source, reader_of
+    from .compression import MAX_INFLATE_RATIO, normalize_compression, open_source, reader_of
 
     name = normalize_compression(compression)
     loc = Location(path)
     with loc.open_stream(size=size) as raw:
-        total = raw.size if name == "none" else None  # type: ignore[attr-defined]
+        # a length field is checked against what is left: of the file, or of the most a
+        # compressed file can inflate to (a bomb's length field allocates nothing)
+        total = raw.size * (1 if name == "none" else MAX_INFLATE_RATIO)  # type: ignore[attr-defined]
         with reader_of(open_source(raw, name)) as stream:
             frames = read_frames(stream, loc.shown, size=total, check_crc=check_crc)
             yield from starmap(Record, frames)

@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import storage
-from ..format.compression import MAX_INFLATE_RATIO, normalize_compression, open_source, reader_of
-from ..format.framing import read_frames
-from ..storage.streams import open_stream
+from ..format.compression import reader_of
+from ..format.framing import iter_records, read_frames
 
 #: Bytes a remote read asks for at once (storage.REMOTE_BLOCK).
 REMOTE_BUFFER = storage.REMOTE_BLOCK
@@ -53,17 +52,11 @@ def frames(
 
 
 def shard_records(path: str, compression: str = "none", size: int = -1) -> Iterator[bytes]:
-    """Every record of the shard at ``path`` (a URL or a local path), read once front to
-    back by ``storage.streams.open_stream`` (``REMOTE_BUFFER`` blocks, the next one fetched
-    while this one is parsed). ``size``: the object's byte count when a listing gave it
-    (then no request asks for it), else -1."""
-    name = normalize_compression(compression)
-    where = storage.redact(path)
-    with open_stream(path, size=size if size >= 0 else None, block_size=REMOTE_BUFFER) as f:
-        total = f.size  # type: ignore[attr-defined]
-        limit = total if name == "none" else total * MAX_INFLATE_RATIO
-        for _, _, data in frames(open_source(f, name), where, size=limit):
-            yield data
+    """Every record of the shard at ``path`` (a URL or a local path): the package's one
+    record reader, ``framing.iter_records`` (8 MiB reads, every CRC checked). ``size``: the
+    object's byte count when a listing gave it (then no request asks for it), else -1."""
+    for record in iter_records(path, compression, size=size if size >= 0 else None):
+        yield record.data
 
 
 def run_records_of(path: str, offset: int, size: int, first: int) -> Iterator[bytes]:
