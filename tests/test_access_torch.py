@@ -220,6 +220,29 @@ def test_batched_fetch_gives_what_per_item_fetch_gives(request, workers, data, o
     ) == Counter(_key(*TFRecordDataSource(folder, **options)[i]) for i in range(N))
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("data", ["digits", "raw_digits"])
+def test_a_batch_sampler_gets_whole_batches(request, workers, data):
+    """``ds[[i, j, ...]]`` through a BatchSampler (``batch_size=None``): the same batches
+    as the DataLoader's own batching, stacked by the dataset."""
+    folder = request.getfixturevalue(data)
+    ds = TFRecordMapDataset(folder, channels=1)
+
+    def order():
+        return torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(3))
+
+    sampler = torch.utils.data.BatchSampler(order(), batch_size=8, drop_last=False)
+    loader = torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None, num_workers=workers)
+    got = list(loader)
+    single = _PerItem(folder, channels=1)
+    want = torch.utils.data.DataLoader(single, sampler=order(), batch_size=8, num_workers=workers)
+    assert _same_batches(got, list(want)) and sum(len(y) for _, y in got) == N
+    assert got[0][0].dtype == torch.uint8 and got[0][1].dtype == torch.int64
+    images, labels = ds[torch.tensor([4, 4, -1])]
+    assert images.shape == (3, 28, 28, 1) and labels.tolist() == [ds[4][1], ds[4][1], ds[59][1]]
+    assert torch.equal(images[2], ds[59][0]) and isinstance(ds[torch.tensor(4)][1], int)
+
+
 def test_batched_fetch_reads_each_run_once(raw_digits, monkeypatch):
     """One read per contiguous run of a batch's records in a shard, not one per record."""
     from tfrecord_tools.storage import RandomReader
@@ -268,6 +291,9 @@ def test_mixed_shapes_fall_back_to_one_image_each(mixed_raw):
         assert torch.equal(image, want_image) and label == want_label
     # the same-length pair alone (28x28 and 14x56: 784 bytes each) keeps its two shapes
     pair = [i for i in range(n) if tuple(ds[i][0].shape) != (20, 20, 1)][:4]
+    images, labels = ds[pair]  # a batch of two shapes: a list, as fetched
+    assert labels.tolist() == [ds[i][1] for i in pair]
+    assert [tuple(x.shape) for x in images] == [tuple(ds[i][0].shape) for i in pair]
     assert [tuple(x.shape) for x, _ in ds.__getitems__(pair)] == [
         tuple(ds[i][0].shape) for i in pair
     ]

@@ -238,7 +238,7 @@ _SOF_FIELDS = struct.Struct(">BHHB")  # precision, height, width, components
 
 # TF's decode_jpeg(channels=0) asks libjpeg for grayscale output when there is one component
 # and for RGB otherwise; CMYK and YCCK (4 components) come out as 3-channel RGB.
-# Checked against TF 2.21 in tests/test_probe.py.
+# Checked against TF 2.21 in tests/images/test_probe.py.
 _JPEG_COMPONENTS = {1: ("gray", 1), 3: ("rgb", 3), 4: ("cmyk", 3)}
 
 
@@ -343,7 +343,7 @@ _PNG_USER_LIMIT = 1_000_000  # libpng's default width/height limit: TF rejects l
 # libpng's channel count, except palette images, which it expands to RGB, or RGBA if a tRNS
 # chunk is present. A tRNS chunk on gray or RGB images adds no channel. 16-bit images keep
 # their channel count (decode_png's default dtype scales them to uint8). Checked against
-# TF 2.21 in tests/test_probe.py.
+# TF 2.21 in tests/images/test_probe.py.
 _PNG_COLOR_TYPES = {
     0: ("gray", 1, frozenset({1, 2, 4, 8, 16})),
     2: ("rgb", 3, frozenset({8, 16})),
