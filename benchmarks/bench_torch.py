@@ -20,7 +20,9 @@ Arms (each where it applies):
 - ``item``: ``TFRecordMapDataset`` in a ``DataLoader``, one index at a time (the dataset's
   ``__getitems__`` hidden: the map-style path before batched fetch).
 - ``getitems``: the same with torch's batched fetch (``__getitems__``: one read per
-  contiguous run, raw pixels of one shape as one array slice).
+  contiguous run, raw pixels of one shape as one array slice), then ``default_collate``.
+- ``sampler``: the same reads with a ``BatchSampler`` as the sampler (``batch_size=None``):
+  ``ds[[i, j, ...]]`` returns the batch stacked, no tensor per image.
 - ``batches``: ``TFRecordDataSource.batches`` (whole shards, shard-local shuffle).
 - ``index``: ``src[i]`` in random order, no DataLoader (PNG digits by index).
 - ``grain-item``: ``grain.MapDataset.source(src).shuffle(seed).batch(B)``;
@@ -62,23 +64,27 @@ HERE = Path(__file__).resolve()
 FAST_MODULES = ("pyspng", "simplejpeg", "cv2")
 BATCH = {"raw": 256, "png": 256, "photos": 32}
 ARMS = {
-    "raw": ["item", "getitems", "batches", "grain-item", "grain-batched", "tfrecord", "dali"],
+    "raw": [
+        "item", "getitems", "sampler", "batches", "grain-item", "grain-batched", "tfrecord",
+        "dali",
+    ],
     "png": [
-        "item", "getitems", "getitems-pillow", "batches", "index", "index-pillow",
+        "item", "getitems", "sampler", "getitems-pillow", "batches", "index", "index-pillow",
         "grain-item", "grain-batched", "tfrecord", "imagefolder", "dali",
     ],
     "photos": [
-        "item", "getitems", "batches", "grain-item", "grain-batched", "tfrecord",
+        "item", "getitems", "sampler", "batches", "grain-item", "grain-batched", "tfrecord",
         "imagefolder", "dali",
     ],
 }  # fmt: skip
 #: The ratios printed under each table: (ours, peer), CPU time per image.
 COMPARED = [
-    ("getitems", "dali"), ("getitems", "tfrecord"), ("grain-batched", "dali"),
-    ("grain-batched", "tfrecord"), ("grain-batched", "grain-item"),
+    ("getitems", "dali"), ("getitems", "tfrecord"), ("sampler", "dali"),
+    ("sampler", "tfrecord"), ("grain-batched", "dali"), ("grain-batched", "tfrecord"),
+    ("grain-batched", "grain-item"),
 ]  # fmt: skip
 #: Worker processes apply to the DataLoader arms only.
-LOADER_ARMS = {"item", "getitems", "getitems-pillow", "tfrecord", "imagefolder"}
+LOADER_ARMS = {"item", "getitems", "sampler", "getitems-pillow", "tfrecord", "imagefolder"}
 
 
 # --------------------------------------------------------------------------- the child
@@ -129,6 +135,16 @@ def _arm_ours(args, seed: int):
     class PerItem(TFRecordMapDataset):
         __getitems__ = None
 
+    if args.child == "sampler":
+        import torch
+        from torch.utils.data import BatchSampler, RandomSampler
+
+        ds = TFRecordMapDataset(args.data, **_options(args.kind))
+        order = RandomSampler(ds, generator=torch.Generator().manual_seed(seed))
+        batches = BatchSampler(order, args.batch, drop_last=False)
+        return torch.utils.data.DataLoader(
+            ds, sampler=batches, batch_size=None, num_workers=args.workers
+        )
     kind = PerItem if args.child == "item" else TFRecordMapDataset
     return _loader(kind(args.data, **_options(args.kind)), args, seed, shuffle=True)
 
@@ -263,7 +279,7 @@ def _arm_dali(args, seed: int):
 
 def _epoch(args, seed: int):
     arm = args.child
-    if arm in ("item", "getitems"):
+    if arm in ("item", "getitems", "sampler"):
         return _arm_ours(args, seed)
     return {
         "batches": _arm_batches,

@@ -88,8 +88,10 @@ def _read_piece(
     """Records ``[a, b)`` of one shard, in shuffled order when ``rng`` is given."""
     file = src.files[shard]
     promised = src.shard_counts()[shard]
+    # a bucket's object is fetched once (one request), for the vectorised path and the scan
+    data = src.shards[shard].location.read() if src.shards[shard].is_url else None
     try:
-        stream = read_stream(file, src.compression)
+        stream = read_stream(file, src.compression, data)
     except EOFError:  # a damaged compressed stream: the scan below names (or skips) it
         stream = np.empty(0, np.uint8)
     rows = fixed_rows(stream, slice(a, b))
@@ -109,7 +111,7 @@ def _read_piece(
     del stream
     records: dict[int, tuple[bytes, int]] = {}
     last = -1
-    with RecordScanner(file, src.compression, size=src.shards[shard].size) as scanner:
+    with RecordScanner(file, src.compression, size=src.shards[shard].size, data=data) as scanner:
         for item in scanner:
             last = item.index
             if isinstance(item, Damage):

@@ -40,14 +40,14 @@ from .frames import fixed_rows
 if TYPE_CHECKING:
     from .source import TFRecordDataSource
 
-__all__ = ["fetch_batch", "fetch_samples"]
+__all__ = ["fetch", "fetch_batch", "fetch_samples"]
 
 Images = np.ndarray | list[np.ndarray]
 
 
 def fetch_samples(src: TFRecordDataSource, indices: Sequence[int]) -> list[tuple[np.ndarray, int]]:
     """``[src[i] for i in indices]``, read and decoded as one batch."""
-    images, labels = fetch_batch(src, indices)
+    images, labels = fetch(src, indices)
     return list(zip(images, labels.tolist(), strict=True))
 
 
@@ -56,6 +56,16 @@ def fetch_batch(src: TFRecordDataSource, indices: Sequence[int]) -> tuple[Images
     images one uint8 ``[B, H, W, C]`` array when they share a shape (always with
     ``image_size``), else a list; labels int64 ``[B]``. Negative indices count from the
     end; one out of range is an ``IndexError``."""
+    images, labels = fetch(src, indices)
+    if isinstance(images, list) and images and all(i.shape == images[0].shape for i in images):
+        return np.stack(images), labels
+    return images, labels
+
+
+def fetch(src: TFRecordDataSource, indices: Sequence[int]) -> tuple[Images, np.ndarray]:
+    """:func:`fetch_batch` without stacking: the images as they come, one ``[B, H, W, C]``
+    array from the raw-pixel path, else a list of ``[H, W, C]`` arrays (no copy made to
+    stack them, for a caller that copies them anyway)."""
     wanted = _normalised(src, indices)
     if not len(wanted):
         return [], np.empty(0, np.int64)
@@ -67,16 +77,14 @@ def fetch_batch(src: TFRecordDataSource, indices: Sequence[int]) -> tuple[Images
     decoded: dict[int, tuple[np.ndarray, int]] = {}
     images, labels = [], []
     for index, k in zip(wanted.tolist(), order.tolist(), strict=True):
-        if batch.intact[k]:
-            if k not in decoded:
-                decoded[k] = batch.decode(k)
-            image, label = decoded[k]
-        else:  # damaged or cut short: named, or skipped to the next intact one, by src[i]
+        if not batch.intact[k]:  # damaged or cut short: named, or skipped, by src[i]
             image, label = src[index]
+        elif k in decoded:  # a repeat: its own copy, as src[i] gives
+            image, label = decoded[k][0].copy(), decoded[k][1]
+        else:
+            image, label = decoded[k] = batch.decode(k)
         images.append(image)
         labels.append(label)
-    if all(i.shape == images[0].shape for i in images):
-        return np.stack(images), np.array(labels, np.int64)
     return images, np.array(labels, np.int64)
 
 

@@ -13,6 +13,7 @@ compared as arrays.
 
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
@@ -32,13 +33,18 @@ from ..storage import Location
 __all__ = ["fixed_rows", "read_stream"]
 
 
-def read_stream(path: str | os.PathLike, compression: str) -> np.ndarray:
-    """The shard's whole (uncompressed) record stream as a uint8 array, local (one read
-    into the array) or at a URL (the object in one request)."""
+def read_stream(path: str | os.PathLike, compression: str, data: bytes | None = None) -> np.ndarray:
+    """The shard's whole (uncompressed) record stream as a uint8 array: from ``data`` (the
+    file's bytes, fetched already), else read (locally into the array, a URL in one
+    request)."""
     loc = Location(path)
+    if data is None and compression == "none" and not loc.is_url:
+        return np.fromfile(loc, np.uint8)
+    if data is None:
+        data = loc.read()
     if compression == "none":
-        return np.frombuffer(loc.read(), np.uint8) if loc.is_url else np.fromfile(loc, np.uint8)
-    with loc.open_stream() as raw, reader_of(open_source(raw, compression)) as stream:
+        return np.frombuffer(data, np.uint8)
+    with reader_of(open_source(io.BytesIO(data), compression)) as stream:
         return np.frombuffer(stream.read(), np.uint8)
 
 

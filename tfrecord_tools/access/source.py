@@ -96,6 +96,7 @@ class TFRecordDataSource:
         if task == "detection" and label_key == AUTO:  # objects, not an image label
             label_key = None
         self.keys: FeatureKeys = keys_for(self.dataset, image_key, label_key)
+        self._ours = self.keys == OURS  # decided once: parse() is on every record's path
         #: Damaged records met so far (by this process), as RecordError: file, record, offset.
         self.skipped: list[RecordError] = []
         self._offsets: list[array] | None = None  # per shard, record offsets
@@ -285,7 +286,7 @@ class TFRecordDataSource:
     def parse(self, data: bytes | memoryview) -> ImageFields:
         """The image fields of one record's Example bytes, by this source's keys: ours at C
         speed, any other layout ``dataset.keys_for`` found through the generic parser."""
-        if self.keys == OURS:
+        if self._ours:
             return parse_image_example(data)
         return fields_by_keys(decode_example(bytes(data)), self.keys)
 

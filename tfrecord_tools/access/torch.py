@@ -14,7 +14,15 @@ Map-style, global shuffle through the DataLoader's sampler::
 The DataLoader fetches a batch's indices in one call (``__getitems__``, torch >= 2.0):
 its records are read together (``fetch``: sorted by offset, one read per contiguous run,
 both CRCs checked, raw pixels of one shape as one array slice), with the same images,
-labels and order as ``ds[i]`` one at a time.
+labels and order as ``ds[i]`` one at a time. Its ``collate_fn`` then stacks the images
+one by one; a ``BatchSampler`` as the sampler (and ``batch_size=None``) hands the dataset
+whole batches instead, ``ds[[i, j, ...]]``, which come back stacked, the same batches
+without a tensor per image (cheaper when images are small: raw 28x28 digits)::
+
+    sampler = torch.utils.data.BatchSampler(
+        torch.utils.data.RandomSampler(ds), batch_size=64, drop_last=False
+    )
+    loader = torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None, num_workers=4)
 
 Iterable, every record once across DataLoader workers and ``torch.distributed`` ranks,
 read in file order without any index (compressed shards too)::
@@ -35,7 +43,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from .fetch import fetch_batch
+from .fetch import fetch, fetch_batch
 from .source import TFRecordDataSource
 
 __all__ = ["TFRecordIterableDataset", "TFRecordMapDataset"]
@@ -55,17 +63,28 @@ class TFRecordMapDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int | Sequence[int]) -> tuple[torch.Tensor, Any]:
+        """``ds[i] -> (image, label)``; ``ds[[i, j, ...]] -> (images, labels)``, the batch
+        read as one (what a ``BatchSampler`` asks for): images uint8 ``[B, H, W, C]`` (a
+        list when shapes differ and there is no ``image_size``), labels int64 ``[B]``."""
+        if isinstance(index, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(
+            index, (str, bytes)
+        ) and np.ndim(index) == 1:  # fmt: skip
+            images, labels = fetch_batch(self.source, np.asarray(index))
+            if isinstance(images, np.ndarray):
+                return torch.from_numpy(images), torch.from_numpy(labels)
+            return [torch.from_numpy(image) for image in images], torch.from_numpy(labels)
         image, label = self.source[index]
         return torch.from_numpy(image), label
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
         """``[ds[i] for i in indices]``, read as one batch: the DataLoader's batched fetch
         (its ``collate_fn`` then stacks them as usual)."""
-        images, labels = fetch_batch(self.source, indices)
-        tensors = torch.from_numpy(images).unbind(0) if isinstance(images, np.ndarray) else [
-            torch.from_numpy(image) for image in images
-        ]  # fmt: skip
+        images, labels = fetch(self.source, indices)
+        if isinstance(images, np.ndarray):  # one array: its rows as tensors, no copy
+            tensors = torch.from_numpy(images).unbind(0)
+        else:
+            tensors = [torch.from_numpy(image) for image in images]
         return list(zip(tensors, labels.tolist(), strict=True))
 
 

@@ -29,6 +29,7 @@ Each damaged stretch counts as one record for the indices that follow.
 from __future__ import annotations
 
 import contextlib
+import io
 import mmap
 import os
 import re
@@ -87,6 +88,7 @@ class RecordScanner:
     :meth:`payload` gives the data of the span just yielded, without copying.
     ``path`` may be a URL: ``size`` (its size, when a listing gave it already),
     ``block_size`` and ``ahead`` then shape its ranged reads (``storage.streams.open_stream``).
+    ``data``: the file's bytes when the caller holds them already (nothing is read again).
     """
 
     def __init__(
@@ -101,12 +103,17 @@ class RecordScanner:
         size: int | None = None,
         block_size: int = storage.REMOTE_BLOCK,
         ahead: int = 1,
+        data: bytes | None = None,
     ):
         self.path = os.fspath(path)
         self.compression = normalize_compression(compression)
         self._check_data = check_data
         self._chunk = buffer_size
-        if storage.is_url(self.path):
+        if data is not None:  # the file's bytes, fetched already (a bucket's object, whole)
+            self._raw = io.BytesIO(data)
+            self.raw_size = len(data)
+            use_mmap = False
+        elif storage.is_url(self.path):
             self._raw = open_stream(self.path, size=size, block_size=block_size, ahead=ahead)
             self.raw_size = self._raw.size  # type: ignore[attr-defined]
             use_mmap = False

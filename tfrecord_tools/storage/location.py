@@ -115,11 +115,11 @@ class RandomReader:
 
     def __init__(self, location: str | os.PathLike):
         self.location = Location(location)
+        self._url = self.location.is_url  # decided once: read() is on every record's path
         self._fd: int | None = None
-        self._fs: Any = None
 
     def read(self, offset: int, size: int) -> bytes:
-        if not self.location.is_url:
+        if not self._url:
             if self._fd is None:
                 self._fd = os.open(self.location, os.O_RDONLY)
             return os.pread(self._fd, size, offset)
