@@ -24,7 +24,7 @@ from tfrecord_tools import (  # noqa: E402
 from tfrecord_tools.access.torch import TFRecordMapDataset  # noqa: E402
 from tfrecord_tools.format.naming import MANIFEST  # noqa: E402
 
-from .helpers import make_mnist  # noqa: E402
+from ..helpers import make_mnist  # noqa: E402
 
 N = 60
 
