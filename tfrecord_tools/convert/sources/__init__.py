@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from ...errors import ConversionError
 
 __all__ = ["Item", "ShardSource"]
 
@@ -35,6 +37,30 @@ class Item:
     @property
     def count(self) -> int:
         return 1 if self.records is None else len(self.records)
+
+    @classmethod
+    def of_image(
+        cls, example: tuple[bytes, ...], info: Any, source_bytes: int, stored: int, resized: bool
+    ) -> Item:
+        """The item of one image file stored as ``info`` (an ``images.probe.ImageInfo``)
+        says; ``stored``: the bytes stored for it, counted when ``resized``."""
+        return cls(
+            example,
+            info.format,
+            info.kind,
+            info.converted_from,
+            source_bytes,
+            shape=(info.height, info.width, info.channels),
+            orientation=info.orientation,
+            resized=(source_bytes, stored) if resized else None,
+        )
+
+    @classmethod
+    def skip(cls, where: str, rel: str, reason: str, message: str, size: int, strict: bool) -> Item:
+        """A file left out (``where``: it as messages show it); ``strict``: an error instead."""
+        if strict:
+            raise ConversionError(f"{where}: {reason} (--strict): {message}")
+        return cls(skipped=(rel, reason), source_bytes=size)
 
 
 class ShardSource(Protocol):

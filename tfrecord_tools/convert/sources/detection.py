@@ -296,22 +296,11 @@ class DetectionShard:
                 objects=objects,
                 orientation=info.orientation,
             )
-            yield Item(
-                example,
-                info.format,
-                info.kind,
-                info.converted_from,
-                len(data),
-                shape=(info.height, info.width, info.channels),
-                orientation=info.orientation,
-                resized=(len(data), len(stored)) if resized else None,
-            )
+            yield Item.of_image(example, info, len(data), len(stored), resized)
 
     def _skip(self, rel: str, reason: str, message: str, size: int) -> Item:
-        if self.strict:
-            where = storage.redact(storage.join(self.root, rel))
-            raise ConversionError(f"{where}: {reason} (--strict): {message}")
-        return Item(skipped=(rel, reason), source_bytes=size)
+        where = storage.redact(storage.join(self.root, rel))
+        return Item.skip(where, rel, reason, message, size, self.strict)
 
 
 def _turned(obj: DetectionObject, orientation: int) -> DetectionObject:

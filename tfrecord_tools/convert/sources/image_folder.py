@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ... import storage
 from ...dataset.images import FolderListing, unpack
-from ...errors import ConversionError, InvalidImageError
+from ...errors import InvalidImageError
 from ...format.example import encode_example_parts
 from ...images.probe import probe_image, read_image
 
@@ -137,19 +137,8 @@ class FolderShard:
                 filename=rel,
                 orientation=info.orientation,
             )
-            yield Item(
-                example,
-                info.format,
-                info.kind,
-                info.converted_from,
-                read,
-                shape=(info.height, info.width, info.channels),
-                orientation=info.orientation,
-                resized=(len(data), len(stored)) if resized else None,
-            )
+            yield Item.of_image(example, info, read, len(stored), resized)
 
     def _skip(self, rel: str, reason: str, message: str, size: int) -> Item:
-        if self.strict:
-            where = storage.redact(storage.join(self.root, rel))
-            raise ConversionError(f"{where}: {reason} (--strict): {message}")
-        return Item(skipped=(rel, reason), source_bytes=size)
+        where = storage.redact(storage.join(self.root, rel))
+        return Item.skip(where, rel, reason, message, size, self.strict)
