@@ -34,12 +34,10 @@ shard, images per request) is a count, not a reading of the code.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +48,9 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 BUCKET = "tfrt-access"
 MARKERS = "markers"  # a bucket that never exists: marker requests are 404s
+sys.path.insert(0, str(HERE.parent))
+from bench_buckets import servers  # noqa: E402 - moto + latency proxy, one copy
+
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV.update(
     AWS_ACCESS_KEY_ID="bench",
@@ -67,55 +68,6 @@ CELLS = {
 
 
 # ---- servers -------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(port: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server on port {port} exited ({proc.returncode})")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"no server on port {port} after 30 s")
-
-
-@contextlib.contextmanager
-def servers(log: Path, latency_ms: float):
-    """moto's S3 server (its request log to ``log``) and the latency proxy in front of it:
-    (direct endpoint, proxied endpoint)."""
-    procs: list[subprocess.Popen] = []
-    try:
-        port = _free_port()
-        with open(log, "wb") as out:
-            moto = subprocess.Popen(
-                [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
-                 "-p", str(port)],
-                stdout=subprocess.DEVNULL,
-                stderr=out,
-                env={**ENV, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        procs.append(moto)
-        _wait_listening(port, moto)
-        proxy_port = _free_port()
-        proxy = subprocess.Popen(
-            [sys.executable, str(HERE.with_name("latency_proxy.py")), "--listen",
-             str(proxy_port), "--to", str(port), "--delay-ms", str(latency_ms)],
-        )  # fmt: skip
-        procs.append(proxy)
-        _wait_listening(proxy_port, proxy)
-        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{proxy_port}"
-    finally:
-        for proc in procs:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
 
 
 def mark(endpoint: str, name: str) -> None:
@@ -311,7 +263,7 @@ def main() -> int:
         "latency_ms": args.latency_ms,
         "cells": {},
     }
-    with servers(work / "moto.log", args.latency_ms) as (direct, proxied):
+    with servers(args.latency_ms, log=work / "moto.log") as (direct, proxied):
         urls = upload(direct, datasets)
         for folder in datasets.values():
             warm(folder)

@@ -71,22 +71,20 @@ def _wait(port: int, proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def servers(latency_ms: float):
-    """moto's S3 server and the latency proxy in front of it: (direct URL, proxied URL)."""
+def servers(latency_ms: float, log: Path | None = None):
+    """moto's S3 server and the latency proxy in front of it: (direct URL, proxied URL).
+    ``log``: where moto's request log goes (bench_access_bucket.py counts requests there)."""
     procs = []
     try:
         port = _free_port()
-        moto = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("moto_server")),
-                "-H",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with open(log, "wb") if log is not None else contextlib.nullcontext() as out:
+            moto = subprocess.Popen(
+                [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
+                 "-p", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=out if out is not None else subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
         procs.append(moto)
         _wait(port, moto)
         proxy_port = _free_port()

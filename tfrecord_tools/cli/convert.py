@@ -237,16 +237,7 @@ def _add_sharding(p: argparse.ArgumentParser, *, splits: bool) -> None:
 def convert_images(args: argparse.Namespace) -> int:
     from ..convert.api import convert_image_folder
 
-    return _convert(
-        args,
-        convert_image_folder,
-        split=args.split,
-        strict=args.strict,
-        validate=args.validate,
-        max_size=args.max_size,
-        quality=args.quality,
-        encoding=args.encoding,
-    )
+    return _convert(args, convert_image_folder, **_image_options(args))
 
 
 def convert_mnist(args: argparse.Namespace) -> int:
@@ -266,17 +257,13 @@ def convert_detection(args: argparse.Namespace) -> int:
 
     convert = getattr(annotated, f"convert_{args.source}")
     files = {"annotations": args.annotations} if args.needs_file else {}
-    return _convert(
-        args,
-        convert,
-        **files,
-        split=args.split,
-        strict=args.strict,
-        validate=args.validate,
-        max_size=args.max_size,
-        quality=args.quality,
-        encoding=args.encoding,
-    )
+    return _convert(args, convert, **files, **_image_options(args))
+
+
+def _image_options(args: argparse.Namespace) -> dict:
+    """What image files are checked and stored as: the options every image source takes."""
+    names = ("split", "strict", "validate", "max_size", "quality", "encoding")
+    return {name: getattr(args, name) for name in names}
 
 
 def _convert(args: argparse.Namespace, convert, **source_options) -> int:
