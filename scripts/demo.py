@@ -1,5 +1,6 @@
 """The README's main job: make sample images, convert them, read them back, summarise, then
-measure: the short benchmark (raw files vs TFRecords vs Keras' loader) on the same data.
+measure: the short benchmark (raw files vs TFRecords vs Keras' loader vs a hand-written
+tf.data pipeline, images/s and CPU time per image, with a bar plot) on the same data.
 
 Run through ``bash scripts/demo.sh`` (which makes the environment first). Everything goes
 to ./demo (or the folder given); a rerun reuses the sample images.
@@ -60,7 +61,8 @@ def main() -> None:
 
 
 def measure(work: Path) -> None:
-    """The short benchmark on the demo's images and shards: one process per cell."""
+    """The short benchmark on the demo's images and shards: one process per cell, one cell
+    per source (TFDS's too where it is installed)."""
     from tfrecord_tools.bench import run_benchmark
 
     print("\nshort benchmark (one repeat per cell, for a first look; see benchmarks/README.md):")

@@ -17,7 +17,7 @@ import pytest
 
 from tfrecord_tools.bench import BenchConfig, BenchError, run_benchmark
 from tfrecord_tools.bench.cache import evict_files, filesystem_type, resident_fraction
-from tfrecord_tools.bench.config import default_cores, usable_cpus
+from tfrecord_tools.bench.config import default_cores, has_tfds, usable_cpus
 from tfrecord_tools.bench.grid import Cell, child_spec, make_cells, read_options
 from tfrecord_tools.bench.report import BenchReport
 from tfrecord_tools.bench.runner import cell_record
@@ -29,7 +29,8 @@ from tfrecord_tools.sample import make_digits
 
 def test_defaults_full_and_short(tmp_path):
     full = BenchConfig(out=tmp_path)
-    assert full.sources == ("raw", "tfrecord", "keras")
+    tfds = ("tfds",) if has_tfds() else ()
+    assert full.sources == ("raw", "tfrecord", "keras", "handwritten", *tfds)
     assert full.threads == (1, 2, 4, 8, "auto")
     assert full.cache == ("warm", "cold")
     assert full.cores == default_cores(len(usable_cpus()))
@@ -42,7 +43,7 @@ def test_defaults_full_and_short(tmp_path):
         ("warm",),
         1,
     )
-    assert short.num_cells == 3
+    assert short.num_cells == 4 + len(tfds)
     photos = BenchConfig(sample="photos", threads="2,auto", image_size="160x120")
     assert (photos.threads, photos.image_size, photos.channels) == ((2, "auto"), (160, 120), 3)
 
@@ -61,7 +62,10 @@ def test_default_cores():
         ({"threads": "1,,2"}, "threads: expected a comma-separated list"),
         ({"cores": "999"}, "cores: expected integers from 1 to"),
         ({"cache": "hot"}, "cache: 'hot' is not one of warm, cold"),
-        ({"sources": "raw,lmdb"}, "sources: 'lmdb' is not one of raw, tfrecord, keras"),
+        (
+            {"sources": "raw,lmdb"},
+            "sources: 'lmdb' is not one of raw, tfrecord, keras, handwritten, tfds",
+        ),
         ({"repeats": 0}, "repeats must be an integer >= 1, got 0"),
         ({"batch_size": -1}, "batch_size must be an integer >= 1"),
         ({"image_size": "224x"}, "image_size must be N or HEIGHTxWIDTH"),
@@ -102,6 +106,7 @@ def test_decode_crop_dtype_axes_default_to_the_plain_cell():
 
 def test_decode_crop_dtype_axes_sweep_and_keras_runs_once():
     config = BenchConfig(
+        sources="raw,tfrecord,keras",
         threads="1",
         cores="1",
         cache="warm",
@@ -144,7 +149,12 @@ def test_stored_variants_parse_and_default_to_one_conversion():
 
 def test_stored_variants_multiply_only_the_tfrecord_cells():
     config = BenchConfig(
-        threads="1", cores="1", cache="warm", max_size="none,320", decode="full,scaled"
+        sources="raw,tfrecord,keras",
+        threads="1",
+        cores="1",
+        cache="warm",
+        max_size="none,320",
+        decode="full,scaled",
     )
     cells = make_cells(config)
     tfrecord = [c for c in cells if c.source == "tfrecord"]
@@ -157,7 +167,11 @@ def test_stored_variants_multiply_only_the_tfrecord_cells():
         "tfrecord threads=1 cores=1 warm max=320 raw"
     )
     # only max=320: raw and keras still read the folder, with the default stored slot
-    only = make_cells(BenchConfig(threads="1", cores="1", cache="warm", max_size="320"))
+    only = make_cells(
+        BenchConfig(
+            sources="raw,tfrecord,keras", threads="1", cores="1", cache="warm", max_size="320"
+        )
+    )
     assert [(c.source, c.max_size) for c in only] == [
         ("raw", None),
         ("tfrecord", 320),
@@ -166,7 +180,9 @@ def test_stored_variants_multiply_only_the_tfrecord_cells():
 
 
 def test_stored_variant_spec_reads_its_dataset():
-    config = BenchConfig(threads="1", cores="1", cache="warm", max_size="none,320")
+    config = BenchConfig(
+        sources="raw,tfrecord,keras", threads="1", cores="1", cache="warm", max_size="none,320"
+    )
     datasets = {(None, "keep"): Path("/d/plain"), (320, "keep"): Path("/d/max320")}
     specs = [
         child_spec(c, config, cpus=[0], image_dir=Path("/d/images"), tfrecords=datasets)
@@ -267,6 +283,7 @@ def test_cell_figures_are_medians_and_ranges():
     assert record["images_per_s"] == 100.0
     assert (record["images_per_s_min"], record["images_per_s_max"]) == (50.0, 200.0)
     assert record["mb_per_s"] == 2.0
+    assert record["cpu_us_per_image"] == pytest.approx(5000.0)
     assert record["cpu_ms_per_image"] == pytest.approx(5.0)
     assert record["cpu_utilisation"] == pytest.approx(0.5)
     assert record["images_per_s_steady"] == pytest.approx(90 / 0.9)
@@ -337,7 +354,7 @@ def test_tiny_grid_runs_and_writes_json(tiny_run):
     ]
     for cell in cells:
         assert cell["images"] == 24 and cell["images_per_s"] > 0 and cell["mb_per_s"] > 0
-        assert cell["cpu_ms_per_image"] > 0 and len(cell["seconds"]) == 1
+        assert cell["cpu_us_per_image"] > 0 and len(cell["seconds"]) == 1
         assert cell["inter_op_threads"] == cell["intra_op_threads"] == 1
         assert cell["options"]["num_parallel_calls"] == 1 and cell["options"]["threads"] == 1
         assert cell["output"]["shape"] == [None, 28, 28, 1] and cell["output"]["dtype"] == "uint8"

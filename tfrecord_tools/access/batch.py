@@ -30,7 +30,7 @@ from .parse import ExampleParseError, field_spans
 if TYPE_CHECKING:
     from .source import TFRecordDataSource
 
-__all__ = ["iter_batches", "iter_stream", "worker_range"]
+__all__ = ["iter_batches", "iter_stream", "raw_pixels", "worker_range"]
 
 Images = np.ndarray | list[np.ndarray]
 
@@ -99,7 +99,7 @@ def _read_piece(
         _too_many(src, shard, len(rows))
     if rows is not None and len(rows) >= b:
         order = np.arange(a, b) if rng is None else a + rng.permutation(b - a)
-        fast = _raw_pixels(
+        fast = raw_pixels(
             rows, order, src.channels, src.image_size, contiguous=rng is None,
             orientation=src.orientation,
         )  # fmt: skip
@@ -173,7 +173,7 @@ def _damaged(src: TFRecordDataSource, file: str, damage: Damage) -> None:
 _STRUCTURE_KEYS = (example.FORMAT, example.HEIGHT, example.WIDTH, example.CHANNELS)
 
 
-def _raw_pixels(
+def raw_pixels(
     rows: np.ndarray,
     order: np.ndarray,
     channels: int,

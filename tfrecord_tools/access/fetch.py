@@ -2,12 +2,13 @@
 one go: what the PyTorch DataLoader's batched fetch (``__getitems__``) and grain's batched
 reads call.
 
-Data flow: indices -> (shard, record, offset, size) through the source's index -> **sorted
-by offset within each shard, neighbours joined into runs** -> one read per run (the
-source's ``RandomReader``: one ``os.pread`` locally; ranged requests, four at a time, in a
-bucket) -> both CRCs of every record (as arrays when the batch's records are one length)
--> raw pixels of one layout as one array slice (``batch``'s vectorised path, as for
-sequential reads) | parse + decode per record -> the order asked.
+Data flow: indices -> (shard, record, offset, size) (``src.locate``) -> **sorted by offset
+within each shard, neighbours joined into runs** -> one read per run (``src.reader``: one
+``os.pread`` locally; ranged requests, four at a time, in a bucket) -> both CRCs and the
+header of every record, as arrays -> raw pixels of one layout: one array slice
+(``batch.raw_pixels``) | our records' image keys as arrays (``parse.parse_image_batch``),
+their simple PNGs decoded in one call (``decode.decode_simple_pngs``) | anything else:
+parse + decode per record -> the order asked.
 
 The answers are those of ``[src[i] for i in indices]``, record for record: a record that
 fails a check here (a CRC, a header, a short read) is handed to ``src[i]``, which names the
@@ -24,18 +25,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..dataset.keys import OURS
-from ..format.framing import (
-    FOOTER,
-    FOOTER_SIZE,
-    HEADER_SIZE,
-    OVERHEAD,
-    crc32c_function,
-    header,
-    mask,
-)
-from ..storage import RandomReader, read_pieces
-from .batch import _raw_pixels
+from ..format.framing import FOOTER_SIZE, HEADER_SIZE, OVERHEAD, crc32c_function, header, mask
+from ..storage import read_pieces
+from .batch import raw_pixels
+from .decode import decode_simple_pngs
 from .frames import fixed_rows
+from .parse import parse_image_batch
 
 if TYPE_CHECKING:
     from .source import TFRecordDataSource
@@ -74,15 +69,19 @@ def fetch(src: TFRecordDataSource, indices: Sequence[int]) -> tuple[Images, np.n
     fast = batch.raw_pixels(order)
     if fast is not None:
         return fast
-    decoded: dict[int, tuple[np.ndarray, int]] = {}
+    decoded = batch.decode_together()
+    used = [False] * len(unique)
     images, labels = [], []
     for index, k in zip(wanted.tolist(), order.tolist(), strict=True):
         if not batch.intact[k]:  # damaged or cut short: named, or skipped, by src[i]
             image, label = src[index]
-        elif k in decoded:  # a repeat: its own copy, as src[i] gives
-            image, label = decoded[k][0].copy(), decoded[k][1]
         else:
-            image, label = decoded[k] = batch.decode(k)
+            if decoded[k] is None:  # one at a time, in the order asked: errors too
+                decoded[k] = batch.decode(k)
+            image, label = decoded[k]  # type: ignore[misc]
+            if used[k]:  # a repeat: its own copy, as src[i] gives
+                image = image.copy()
+            used[k] = True
         images.append(image)
         labels.append(label)
     return images, np.array(labels, np.int64)
@@ -90,10 +89,8 @@ def fetch(src: TFRecordDataSource, indices: Sequence[int]) -> tuple[Images, np.n
 
 def _normalised(src: TFRecordDataSource, indices: Sequence[int]) -> np.ndarray:
     """``indices`` as int64 in ``[0, len(src))`` (negative ones counted from the end), as
-    ``src[i]`` takes them; the index is loaded on the way."""
+    ``src[i]`` takes them."""
     n = len(src)
-    if src._starts is None:  # compressed shards: this says they have no random access
-        src._load_index()
     wanted = np.asarray(indices)
     if wanted.dtype.kind not in "iu" or wanted.ndim != 1:  # anything else index() takes
         wanted = np.fromiter((operator.index(i) for i in indices), np.int64)
@@ -106,100 +103,115 @@ def _normalised(src: TFRecordDataSource, indices: Sequence[int]) -> np.ndarray:
 
 
 class _Batch:
-    """The records ``unique`` (sorted global indices) read in runs and checked. Record
-    ``k`` lies at byte ``at[k]`` of read ``piece_of[k]``; ``intact[k]`` says both its CRCs
-    and its header passed; ``rows`` holds every record's Example bytes as one array when
-    they are all one length (and all intact)."""
+    """The records ``unique`` (sorted global indices) read in runs into one buffer and
+    checked: record ``k``'s Example bytes are ``blob[start[k]:end[k]]`` when ``intact[k]``
+    (both CRCs and its header passed, and it was read whole); ``rows`` holds them all as one
+    array when they are all one length (and all intact)."""
 
     def __init__(self, src: TFRecordDataSource, unique: np.ndarray):
         self.src = src
-        starts = np.asarray(src._starts, np.int64)  # type: ignore[arg-type]
-        shards = np.searchsorted(starts, unique, side="right") - 1  # as source._read's bisect
-        records = unique - starts[shards]
+        shards, records, offsets, sizes = src.locate(unique)
         count = len(unique)
-        offsets, sizes = np.empty(count, np.int64), np.empty(count, np.int64)
         piece_of, piece_start = np.empty(count, np.int64), np.empty(count, np.int64)
-        self.pieces: list[bytes] = []
+        pieces: list[bytes] = []
+        wanted: list[int] = []  # bytes asked of each piece
         edges = np.flatnonzero(np.diff(shards)) + 1
         for lo, hi in zip([0, *edges.tolist()], [*edges.tolist(), count], strict=True):
-            shard = int(shards[lo])
-            picked = records[lo:hi]
-            o = np.frombuffer(src._offsets[shard], np.int64)[picked]  # type: ignore[index]
-            s = np.frombuffer(src._sizes[shard], np.int64)[picked]  # type: ignore[index]
-            offsets[lo:hi], sizes[lo:hi] = o, s
-            first = np.r_[True, o[1:] != o[:-1] + s[:-1]]  # a record that starts a run
+            o, s = offsets[lo:hi], sizes[lo:hi]
+            first = np.ones(hi - lo, bool)  # a record that starts a run
+            np.not_equal(o[1:], o[:-1] + s[:-1], out=first[1:])
             run = np.cumsum(first) - 1
             firsts = np.flatnonzero(first)
-            lasts = np.r_[firsts[1:], hi - lo] - 1
-            piece_of[lo:hi] = len(self.pieces) + run
+            lasts = np.append(firsts[1:], hi - lo) - 1
+            piece_of[lo:hi] = len(pieces) + run
             piece_start[lo:hi] = o[firsts][run]
             ranges = list(zip(o[firsts].tolist(), (o[lasts] + s[lasts]).tolist(), strict=True))
-            self.pieces.extend(self._read(shard, ranges))
-        self.sizes = sizes
-        # Python ints for the record-by-record paths
-        self.piece_of, self.at = piece_of.tolist(), (offsets - piece_start).tolist()
-        self.offsets, self.shards, self.records = (
-            offsets.tolist(),
-            shards.tolist(),
-            records.tolist(),
-        )
+            pieces.extend(self._read(int(shards[lo]), ranges))
+            wanted.extend(end - start for start, end in ranges)
+        self.blob = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self.buffer = np.frombuffer(self.blob, np.uint8)
+        got = np.array([len(p) for p in pieces], np.int64)
+        base = np.cumsum(got) - got  # where each piece starts in the blob
+        frame = base[piece_of] + (offsets - piece_start)  # each record's framing
+        # read whole (not cut short by the file's end), and framed (an index's size)
+        whole = (frame + sizes <= (base + got)[piece_of]) & (sizes >= OVERHEAD)
+        self.start, self.end = frame + HEADER_SIZE, frame + sizes - FOOTER_SIZE
+        self.sizes, self.shards, self.records, self.offsets = sizes, shards, records, offsets
         self.rows: np.ndarray | None = None
-        self.intact = self._check()
+        if (sizes == sizes[0]).all() and got.sum() == count * sizes[0]:
+            self.rows = fixed_rows(self.buffer)  # headers and CRCs as arrays, at C speed
+            if self.rows is not None and self.rows.shape[1] != sizes[0] - OVERHEAD:
+                self.rows = None
+        self.intact = [True] * count if self.rows is not None else self._check(whole).tolist()
 
     def _read(self, shard: int, ranges: list[tuple[int, int]]) -> list[bytes]:
-        src = self.src
-        reader = src._readers[shard]
-        if reader is None:
-            reader = src._readers[shard] = RandomReader(src.files[shard])
+        reader = self.src.reader(shard)
         if reader.location.is_url and len(ranges) > 1:
             return read_pieces(reader.location, ranges)
         return [reader.read(start, end - start) for start, end in ranges]
 
-    def _check(self) -> list[bool]:
-        """Both CRCs and the header of every record: as arrays when every record is one
-        size and all is well (the common case), else record by record."""
-        size = int(self.sizes[0])
-        count = len(self.sizes)
-        if (self.sizes == size).all():
-            blob = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
-            if len(blob) == count * size:
-                rows = fixed_rows(np.frombuffer(blob, np.uint8))
-                if rows is not None and rows.shape[1] == size - OVERHEAD:
-                    self.rows = rows
-                    return [True] * count
-        crc = crc32c_function()
-        views = [memoryview(p) for p in self.pieces]
-        intact = []
-        for piece, at, size in zip(self.piece_of, self.at, self.sizes.tolist(), strict=True):
-            view = views[piece]
-            end = at + size - FOOTER_SIZE
-            intact.append(
-                end + FOOTER_SIZE <= len(view)
-                and view[at : at + HEADER_SIZE] == header(size - OVERHEAD)
-                and mask(crc(view[at + HEADER_SIZE : end])) == FOOTER.unpack_from(view, end)[0]
-            )
-        return intact
+    def _check(self, whole: np.ndarray) -> np.ndarray:
+        """Which records read ``whole`` have the header of their index length and the
+        data CRC of their footer: as arrays, one C call per record for the CRC."""
+        buffer, start, end = self.buffer, self.start, self.end
+        ok = np.zeros(len(start), bool)
+        safe = np.flatnonzero(whole)  # where a record's bytes all lie in the blob
+        if not len(safe):
+            return ok
+        lengths, which = np.unique(self.sizes[safe] - OVERHEAD, return_inverse=True)
+        headers = np.frombuffer(b"".join(header(int(n)) for n in lengths), np.uint8)
+        window = np.lib.stride_tricks.sliding_window_view
+        found = window(buffer, HEADER_SIZE)[start[safe] - HEADER_SIZE]
+        heads_ok = (found == headers.reshape(-1, HEADER_SIZE)[which]).all(axis=1)
+        crc, view = crc32c_function(), memoryview(self.blob)
+        crcs = np.fromiter(
+            (crc(view[a:b]) for a, b in zip(start[safe].tolist(), end[safe].tolist(), strict=True)),
+            np.uint64,
+            count=len(safe),
+        )
+        footers = window(buffer, FOOTER_SIZE)[end[safe]].copy().view("<u4")[:, 0]
+        ok[safe] = heads_ok & (mask(crcs).astype("<u4") == footers)
+        return ok
 
     def raw_pixels(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Every record's pixels as one array slice, when they are raw pixels of one
         layout (what ``convert mnist --encoding raw`` writes); None otherwise."""
         src = self.src
-        if self.rows is None or src.keys != OURS:
+        if self.rows is None or src.keys != OURS or src.task != "classification":
             return None
-        return _raw_pixels(
+        return raw_pixels(
             self.rows, order, src.channels, src.image_size, contiguous=False,
             orientation=src.orientation,
         )  # fmt: skip
 
+    def decode_together(self) -> list[tuple[np.ndarray, int] | None]:
+        """``(image, label)`` of the intact records that decode as a batch: our records'
+        keys parsed as arrays, their simple PNGs in one call; None for the rest."""
+        src = self.src
+        out: list[tuple[np.ndarray, int] | None] = [None] * len(self.start)
+        intact = np.flatnonzero(self.intact)
+        if src.keys != OURS or src.task != "classification" or not len(intact):
+            return out
+        fields = parse_image_batch(self.buffer, self.start[intact], self.end[intact])
+        upright = (fields.orientation < 2) | (fields.orientation > 8) | (not src.orientation)
+        picked = np.flatnonzero(fields.ok & upright)
+        images = decode_simple_pngs(
+            [self.blob[a:b] for a, b in zip(
+                fields.encoded[0][picked].tolist(), fields.encoded[1][picked].tolist(),
+                strict=True,
+            )],
+            channels=src.channels,
+            image_size=src.image_size,
+        )  # fmt: skip
+        labels = fields.label[picked].tolist()
+        for k, image, label in zip(intact[picked].tolist(), images, labels, strict=True):
+            if image is not None:
+                out[k] = (image, label)
+        return out
+
     def decode(self, k: int) -> tuple[np.ndarray, int]:
         """Record ``k``'s ``(image, label)`` (its checks passed), with the source's options;
         an Example that is no image is an error naming file, record and offset."""
-        if self.rows is not None:
-            data = memoryview(self.rows[k])
-        else:
-            at = self.at[k] + HEADER_SIZE
-            data = memoryview(self.pieces[self.piece_of[k]])[
-                at : at + int(self.sizes[k]) - OVERHEAD
-            ]
-        file = self.src.files[self.shards[k]]
-        return self.src.decode(data, file, self.records[k], self.offsets[k])
+        data = memoryview(self.blob)[int(self.start[k]) : int(self.end[k])]
+        file = self.src.files[int(self.shards[k])]
+        return self.src.decode(data, file, int(self.records[k]), int(self.offsets[k]))

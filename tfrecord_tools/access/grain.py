@@ -23,6 +23,19 @@ checked, raw pixels of one shape as one array slice)::
 ``src.read_batch(indices)`` reads any batch of indices the same way (for index pipelines of
 your own: ``MapDataset.range(len(src)).shuffle(seed=0).batch(64).map(src.read_batch)``).
 ``grain.MapDataset.source(tt.TFRecordDataSource(...))`` works too, one record at a time.
+
+Detection and segmentation (``task=...``): ``src[i]`` is a dict. Detection records hold a
+different number of objects each, so grain's default ``batch`` (``np.stack`` of every
+field) cannot batch them: :func:`~tfrecord_tools.access.detection.pad_detection` pads the
+per-object fields to ``num_objects`` rows (fixed shapes, as JAX wants; ``classes`` -1,
+``num_objects`` [B] says how many are real), and ``src.batched(..., num_objects=...)`` /
+``src.read_batch`` do the same. Segmentation dicts (``image``, ``mask``) stack as they
+are. Either needs ``image_size`` (or images of one size) to make batches::
+
+    src = GrainSource("out/", task="detection", masks=True, image_size=(512, 512))
+    pad = functools.partial(pad_detection, num_objects=100)
+    ds = grain.MapDataset.source(src).shuffle(seed=0).batch(8, batch_fn=pad)
+    ds[0]["boxes"]  # float32 [8, 100, 4]; ds[0]["num_objects"]: int32 [8]
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ import grain
 import numpy as np
 
 from ..errors import TFRecordToolsError
+from .detection import pad_detection, stack_segmentation
 from .fetch import fetch_batch, fetch_samples
 from .source import TFRecordDataSource
 
@@ -46,17 +60,29 @@ class GrainSource(TFRecordDataSource):
     """A :class:`TFRecordDataSource` for grain: ``len(src)``, ``src[i]``, picklable by
     path (grain's worker processes reopen the files), and batched reads."""
 
-    def _getitems(self, indices: Sequence[int]) -> list[tuple[np.ndarray, int]]:
+    def _getitems(self, indices: Sequence[int]) -> list[Any]:
         """``[src[i] for i in indices]`` read as one batch: grain's batched-read hook
         (``SupportsBatchedReadRandomAccessDataSource``), which ``MapDataset.source(src)``
-        calls when it is asked for many records at once."""
+        calls when it is asked for many records at once. Detection and segmentation
+        records are read one by one."""
+        if self.task != "classification":
+            return [self[int(i)] for i in indices]
         return fetch_samples(self, indices)
 
-    def read_batch(self, indices: Sequence[int] | np.ndarray) -> tuple[Images, np.ndarray]:
+    def read_batch(
+        self, indices: Sequence[int] | np.ndarray, *, num_objects: int | None = None
+    ) -> Any:
         """``(images, labels)`` of records ``indices`` in that order, read as one batch:
         images one uint8 ``[B, H, W, C]`` array (a list when shapes differ and there is no
-        ``image_size``), labels int64 ``[B]``: what ``.batch(B)`` over ``src[i]`` gives."""
-        return fetch_batch(self, indices)
+        ``image_size``), labels int64 ``[B]``: what ``.batch(B)`` over ``src[i]`` gives.
+        Detection: the dict of ``pad_detection`` (``num_objects`` rows per object field;
+        default the batch's most); segmentation: ``{"image", "mask"}`` stacked."""
+        if self.task == "classification":
+            return fetch_batch(self, indices)
+        samples = self._getitems(indices)
+        if self.task == "detection":
+            return pad_detection(samples, num_objects=num_objects)
+        return stack_segmentation(samples)
 
     def batched(
         self,
@@ -65,17 +91,20 @@ class GrainSource(TFRecordDataSource):
         shuffle: bool = True,
         seed: int = 0,
         drop_remainder: bool = False,
+        num_objects: int | None = None,
     ) -> grain.MapDataset:
         """A grain ``MapDataset`` whose element ``b`` is ``(images, labels)`` of batch ``b``
-        (as :meth:`read_batch`): the records in a global permutation drawn from ``seed``,
-        a new one each epoch (past ``len(ds)``, as after ``.repeat()``), or in file order
-        when ``shuffle`` is False."""
+        (as :meth:`read_batch`; detection: the padded dict, ``num_objects`` rows): the
+        records in a global permutation drawn from ``seed``, a new one each epoch (past
+        ``len(ds)``, as after ``.repeat()``), or in file order when ``shuffle`` is False."""
         if batch_size < 1:
             raise TFRecordToolsError(f"batch_size must be at least 1, got {batch_size}")
+        if num_objects is not None and self.task != "detection":
+            raise TFRecordToolsError("num_objects pads detection batches: pass task='detection'")
         n = len(self)
         count = n // batch_size if drop_remainder else -(-n // batch_size)
         return grain.MapDataset.range(count).map_with_index(
-            _BatchReader(self, batch_size, count, seed if shuffle else None)
+            _BatchReader(self, batch_size, count, seed if shuffle else None, num_objects)
         )
 
 
@@ -83,8 +112,16 @@ class _BatchReader:
     """``(index, batch) -> read_batch(...)``: batch ``batch`` of epoch ``index // count``'s
     order. Picklable (by the source's path); the permutation is drawn again per process."""
 
-    def __init__(self, src: GrainSource, batch_size: int, count: int, seed: int | None):
+    def __init__(
+        self,
+        src: GrainSource,
+        batch_size: int,
+        count: int,
+        seed: int | None,
+        num_objects: int | None = None,
+    ):
         self.src, self.batch_size, self.count, self.seed = src, batch_size, count, seed
+        self.num_objects = num_objects
         self._order: tuple[int, np.ndarray] | None = None  # (epoch, permutation)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -97,10 +134,12 @@ class _BatchReader:
             cached = self._order = (epoch, rng.permutation(len(self.src)))
         return cached[1]
 
-    def __call__(self, index: int, batch: int) -> tuple[Images, np.ndarray]:
+    def __call__(self, index: int, batch: int) -> Any:
         start = batch * self.batch_size
         if self.seed is None:
             indices = np.arange(start, min(start + self.batch_size, len(self.src)))
         else:
             indices = self.order(index // self.count)[start : start + self.batch_size]
+        if self.num_objects is not None:
+            return self.src.read_batch(indices, num_objects=self.num_objects)
         return self.src.read_batch(indices)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dataset import AUTO, FeatureKeys, Shard, keys_for, resolve
+from ..dataset import AUTO, TASKS, FeatureKeys, Shard, check_task, keys_for, resolve
 from ..dataset.keys import OURS
 from ..dataset.options import CHANNEL_CHOICES, normalise_size
 from ..errors import Damage, RecordError, TFRecordToolsError
@@ -33,7 +33,7 @@ from ..format.example import decode_example
 from ..format.framing import FOOTER, HEADER, OVERHEAD, header, iter_headers, masked_crc32c
 from ..storage import RandomReader
 from .decode import decode_fields
-from .detection import TASKS, decode_detection
+from .detection import decode_detection, decode_segmentation
 from .parse import ExampleParseError, ImageFields, parse_image_example
 
 __all__ = ["TFRecordDataSource"]
@@ -57,6 +57,12 @@ class TFRecordDataSource:
     ``skip_corrupt=True`` they are skipped instead and listed in ``src.skipped`` (and
     logged): ``src[i]`` of a damaged record gives the next intact one. Compressed shards
     have no random access: read them with :meth:`batches` or :meth:`stream`.
+
+    ``task="detection"``: ``src[i]`` is a dict (``detection.decode_detection``: image,
+    boxes, classes, keypoints when the records have them, and with ``masks=True`` a mask
+    per object); ``task="segmentation"``: ``{"image", "mask"}``
+    (``detection.decode_segmentation``). A task that does not fit the records is an error
+    saying which to pass (``dataset.check_task``).
     """
 
     def __init__(
@@ -72,10 +78,17 @@ class TFRecordDataSource:
         image_key: str | None = AUTO,
         label_key: str | None = AUTO,
         task: str = "classification",
+        masks: bool = False,
     ):
         if task not in TASKS:
             raise TFRecordToolsError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         self.task = task
+        if not isinstance(masks, bool) or (masks and task != "detection"):
+            raise TFRecordToolsError(
+                f"masks=True reads a mask per object: it needs task='detection', got "
+                f"masks={masks!r} with task={task!r}"
+            )
+        self.masks = masks
         if channels not in CHANNEL_CHOICES:
             raise TFRecordToolsError(f"channels must be 1, 3 or 4, got {channels}")
         self.path = path if isinstance(path, (str, os.PathLike)) else list(path)
@@ -93,7 +106,8 @@ class TFRecordDataSource:
         self.files: list[str] = self.dataset.files
         self.compression = self.dataset.compression
         self._manifest_counts = self.dataset.counts
-        if task == "detection" and label_key == AUTO:  # objects, not an image label
+        check_task(self.dataset, task)
+        if task != "classification" and label_key == AUTO:  # objects, not an image label
             label_key = None
         self.keys: FeatureKeys = keys_for(self.dataset, image_key, label_key)
         self._ours = self.keys == OURS  # decided once: parse() is on every record's path
@@ -202,7 +216,8 @@ class TFRecordDataSource:
     # -- random access -------------------------------------------------------------------
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        """``(image, label)`` of record ``index`` (negative counts from the end)."""
+        """``(image, label)`` of record ``index`` (negative counts from the end); the
+        task's dict for detection and segmentation."""
         i = operator.index(index)
         n = self._total if self._starts is not None else len(self)
         if i < 0:
@@ -225,6 +240,30 @@ class TFRecordDataSource:
         index in that shard. One ``os.pread`` of the whole record."""
         data, shard, j = self._read(index)
         return bytes(data), shard, j
+
+    def locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Shard, record in that shard, byte offset and whole record size (framing included)
+        of records ``indices`` (int64, each in ``[0, len(self))``), as int64 arrays: how
+        batched reads (``fetch``) plan theirs. Loads the index."""
+        if self._starts is None:
+            self._load_index()
+        starts = np.asarray(self._starts, np.int64)
+        shards = np.searchsorted(starts, indices, side="right") - 1  # as _read's bisect
+        records = indices - starts[shards]
+        offsets, sizes = np.empty_like(records), np.empty_like(records)
+        for shard in np.unique(shards).tolist():
+            mine = shards == shard
+            offsets[mine] = np.frombuffer(self._offsets[shard], np.int64)[records[mine]]  # type: ignore[index]
+            sizes[mine] = np.frombuffer(self._sizes[shard], np.int64)[records[mine]]  # type: ignore[index]
+        return shards, records, offsets, sizes
+
+    def reader(self, shard: int) -> RandomReader:
+        """This process's reader of shard ``shard`` (opened on first use, closed by
+        :meth:`close`)."""
+        reader = self._readers[shard]
+        if reader is None:
+            reader = self._readers[shard] = RandomReader(self.files[shard])
+        return reader
 
     def _read(self, index: int) -> tuple[memoryview, int, int]:
         """:meth:`read_record` without copying the Example out of the record read."""
@@ -261,10 +300,19 @@ class TFRecordDataSource:
     ) -> tuple[np.ndarray, int]:
         """``(image, label)`` of one record's Example bytes, with this source's options;
         a record that is not an image Example is an error naming ``file``, record, offset.
-        ``task="detection"``: the dict of ``detection.decode_detection`` instead."""
+        ``task="detection"`` / ``"segmentation"``: the dict of
+        ``detection.decode_detection`` / ``decode_segmentation`` instead."""
         try:
             if self.task == "detection":
                 return decode_detection(
+                    data,
+                    channels=self.channels,
+                    image_size=self.image_size,
+                    orientation=self.orientation,
+                    masks=self.masks,
+                )  # type: ignore[return-value]
+            if self.task == "segmentation":
+                return decode_segmentation(
                     data,
                     channels=self.channels,
                     image_size=self.image_size,
@@ -278,8 +326,9 @@ class TFRecordDataSource:
                 orientation=self.orientation,
             )
         except (ExampleParseError, TFRecordToolsError, OSError, ValueError) as e:
+            what = "image Example" if self.task == "classification" else f"{self.task} record"
             raise TFRecordToolsError(
-                f"{file}: record {index} at byte {offset}: not a decodable image Example: {e}"
+                f"{file}: record {index} at byte {offset}: not a decodable {what}: {e}"
             ) from None
         return image, fields.label
 
@@ -308,12 +357,14 @@ class TFRecordDataSource:
         drop_remainder: bool = False,
     ) -> Iterator[tuple[np.ndarray | list[np.ndarray], np.ndarray]]:
         """``(images, labels)`` batches read whole shards at a time (see
-        :func:`~tfrecord_tools.access.batch.iter_batches`); classification only (detection:
-        ``src[i]`` batched by ``detection.collate_detection``)."""
+        :func:`~tfrecord_tools.access.batch.iter_batches`); classification only (detection,
+        segmentation: ``src[i]`` or ``stream()``, batched by ``detection.collate_detection``,
+        ``pad_detection``, ``collate_segmentation``)."""
         if self.task != "classification":
             raise TFRecordToolsError(
-                "batches() stacks (image, label) pairs: for task='detection' read src[i] "
-                "and batch with tfrecord_tools.access.detection.collate_detection"
+                f"batches() stacks (image, label) pairs: for task={self.task!r} read src[i] "
+                "or src.stream() and batch with tfrecord_tools.access.detection's "
+                "collate_detection, pad_detection or collate_segmentation"
             )
         from .batch import iter_batches
 
@@ -333,7 +384,8 @@ class TFRecordDataSource:
         """Every record in file order, no index needed (compressed shards too); worker
         ``worker_index`` of ``num_workers`` gets its share: whole files dealt round-robin
         when there are at least as many files as workers, else every ``num_workers``-th
-        record. Together the workers get every record once."""
+        record. Together the workers get every record once. Detection, segmentation: the
+        dicts ``src[i]`` gives."""
         from .batch import iter_stream
 
         return iter_stream(self, num_workers=num_workers, worker_index=worker_index)

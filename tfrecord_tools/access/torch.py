@@ -31,6 +31,19 @@ read in file order without any index (compressed shards too)::
     loader = torch.utils.data.DataLoader(ds, batch_size=64, num_workers=4)
 
 Both pickle by path: workers reopen the files themselves.
+
+Detection and segmentation (``task=...``): ``ds[i]`` is the source's dict of numpy arrays;
+``access.detection.collate_detection`` batches detection dicts for torchvision's detection
+models (images, and targets with absolute boxes, labels, and masks / keypoints when the
+records have them), ``collate_segmentation`` segmentation ones for its segmentation
+models::
+
+    from tfrecord_tools.access.detection import collate_detection
+
+    ds = TFRecordMapDataset("out/", task="detection", masks=True)
+    loader = torch.utils.data.DataLoader(ds, batch_size=8, collate_fn=collate_detection)
+    for images, targets in loader:  # lists: float [3, H, W]; {"boxes", "labels", "masks"}
+        loss = model(images, targets)
 """
 
 from __future__ import annotations
@@ -54,8 +67,9 @@ def _source(path: Any, kwargs: dict[str, Any]) -> TFRecordDataSource:
 
 
 class TFRecordMapDataset(torch.utils.data.Dataset):
-    """``ds[i] -> (image tensor uint8 [H, W, C], label int)``; takes a path and
-    :class:`TFRecordDataSource`'s options, or a source."""
+    """``ds[i] -> (image tensor uint8 [H, W, C], label int)`` (detection, segmentation:
+    the source's dict of numpy arrays, for the ``collate_fn`` of ``access.detection``);
+    takes a path and :class:`TFRecordDataSource`'s options, or a source."""
 
     def __init__(self, path: str | os.PathLike | Sequence[str] | TFRecordDataSource, **options):
         self.source = _source(path, options)
@@ -63,23 +77,31 @@ class TFRecordMapDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int | Sequence[int]) -> tuple[torch.Tensor, Any]:
+    def __getitem__(self, index: int | Sequence[int]) -> Any:
         """``ds[i] -> (image, label)``; ``ds[[i, j, ...]] -> (images, labels)``, the batch
         read as one (what a ``BatchSampler`` asks for): images uint8 ``[B, H, W, C]`` (a
-        list when shapes differ and there is no ``image_size``), labels int64 ``[B]``."""
+        list when shapes differ and there is no ``image_size``), labels int64 ``[B]``
+        (detection, segmentation: the list of the records' dicts)."""
         if isinstance(index, (Sequence, np.ndarray, torch.Tensor)) and not isinstance(
             index, (str, bytes)
         ) and np.ndim(index) == 1:  # fmt: skip
+            if self.source.task != "classification":
+                return self.__getitems__(index)
             images, labels = fetch_batch(self.source, np.asarray(index))
             if isinstance(images, np.ndarray):
                 return torch.from_numpy(images), torch.from_numpy(labels)
             return [torch.from_numpy(image) for image in images], torch.from_numpy(labels)
+        if self.source.task != "classification":
+            return self.source[index]
         image, label = self.source[index]
         return torch.from_numpy(image), label
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         """``[ds[i] for i in indices]``, read as one batch: the DataLoader's batched fetch
-        (its ``collate_fn`` then stacks them as usual)."""
+        (its ``collate_fn`` then stacks them as usual). Detection and segmentation
+        records are read one by one."""
+        if self.source.task != "classification":
+            return [self.source[int(i)] for i in indices]
         images, labels = fetch(self.source, indices)
         if isinstance(images, np.ndarray):  # one array: its rows as tensors, no copy
             tensors = torch.from_numpy(images).unbind(0)
@@ -91,17 +113,22 @@ class TFRecordMapDataset(torch.utils.data.Dataset):
 class TFRecordIterableDataset(torch.utils.data.IterableDataset):
     """Every record once per pass, shared among ``torch.distributed`` ranks (when a process
     group is initialised) and the DataLoader's workers of each rank; see
-    :meth:`TFRecordDataSource.stream` for how the share is cut."""
+    :meth:`TFRecordDataSource.stream` for how the share is cut. Detection, segmentation:
+    the source's dicts."""
 
     def __init__(self, path: str | os.PathLike | Sequence[str] | TFRecordDataSource, **options):
         self.source = _source(path, options)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, int]]:
+    def __iter__(self) -> Iterator[Any]:
         rank, world = 0, 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         share = rank * workers + worker
-        for image, label in self.source.stream(num_workers=world * workers, worker_index=share):
+        stream = self.source.stream(num_workers=world * workers, worker_index=share)
+        if self.source.task != "classification":
+            yield from stream
+            return
+        for image, label in stream:
             yield torch.from_numpy(np.ascontiguousarray(image)), label

@@ -1,6 +1,8 @@
-"""Benchmark harness: raw image files vs TFRecords vs Keras' ``image_dataset_from_directory``,
-over thread settings, core counts and page-cache states, each cell in a fresh process pinned
-to its cores. ``tfrecord-tools bench`` is this, from the command line.
+"""Benchmark harness: raw image files vs TFRecords vs their peers (Keras'
+``image_dataset_from_directory``, the tf.data pipeline a user writes by hand, TFDS's
+``as_dataset``), over thread settings, core counts and page-cache states, each cell in a
+fresh process pinned to its cores; images/s and CPU time per image. ``tfrecord-tools bench``
+is this, from the command line.
 
 Modules, in data-flow order: ``config`` (options) -> ``data`` (sample set, timed conversion)
 -> ``grid`` (cells) -> ``runner`` (one child per cell) -> ``child`` (the pinned process:

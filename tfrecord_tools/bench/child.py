@@ -195,12 +195,7 @@ def _keras(spec: dict[str, Any], tf) -> Source:
         return tf.keras.utils.image_dataset_from_directory(spec["path"], **kwargs)
 
     def make():
-        ds = build()
-        if threads != "auto":
-            options = tf.data.Options()
-            options.threading.private_threadpool_size = threads
-            ds = ds.with_options(options)
-        return ds
+        return _private_pool(build(), None if threads == "auto" else threads, tf)
 
     files = list(build().file_paths)
     applied = {
@@ -211,7 +206,155 @@ def _keras(spec: dict[str, Any], tf) -> Source:
     return make, files, applied
 
 
-_SOURCES = {"raw": _raw, "tfrecord": _tfrecord, "keras": _keras}
+def _handwritten(spec: dict[str, Any], tf) -> Source:
+    """The tf.data pipeline a user writes by hand over the same shards: TFRecordDataset, a
+    map of parse_single_example + decode_image + resize + cast, batch, prefetch (no DCT
+    scaling, no batched parse, tf.data's default options). Records of raw pixels (one shape,
+    the manifest's) are decoded with decode_raw, as their user would. The thread setting
+    reaches it as it reaches the reader: parallel calls, files read at once, private pool."""
+    from ..dataset.keys import keys_for
+    from ..format.compression import tf_compression_type
+    from ..read.shards import resolve_shards
+
+    shards = resolve_shards(spec["path"])
+    keys = keys_for(shards)
+    files = shards.files
+    options = _reader_options(spec, len(files))
+    raw_shape = shards.image_shape if shards.image_format == "raw" else None
+    if shards.image_format == "raw" and raw_shape is None:
+        raise TFRecordToolsError(
+            f"{spec['path']}: raw pixels of several shapes; the handwritten source decodes "
+            "images of one shape or encoded ones"
+        )
+    features = {keys.image: tf.io.FixedLenFeature([], tf.string)}
+    if keys.label is not None:
+        features[keys.label] = tf.io.FixedLenFeature([], tf.int64)
+    finish = _resize_and_cast(spec, tf)
+
+    def parse(record):
+        f = tf.io.parse_single_example(record, features)
+        if raw_shape is not None:
+            image = tf.reshape(tf.io.decode_raw(f[keys.image], tf.uint8), raw_shape)
+        else:
+            image = tf.io.decode_image(
+                f[keys.image], channels=spec["channels"], expand_animations=False
+            )
+        label = f[keys.label] if keys.label is not None else tf.constant(-1, tf.int64)
+        return finish(image), label
+
+    reads = options["cycle_length"]
+    compression = tf_compression_type(shards.compression)
+
+    def make():
+        ds = tf.data.TFRecordDataset(
+            files, compression_type=compression, num_parallel_reads=reads if reads > 1 else None
+        )
+        ds = ds.map(parse, num_parallel_calls=options["num_parallel_calls"])
+        ds = ds.batch(spec["batch_size"]).prefetch(tf.data.AUTOTUNE)
+        return _private_pool(ds, options["threads"], tf)
+
+    applied = {**options, "dtype": spec.get("dtype", "uint8"), "decode": "decode_image"}
+    if raw_shape is not None:
+        applied["decode"] = "decode_raw"
+    return make, files, applied
+
+
+def _tfds(spec: dict[str, Any], tf) -> Source:
+    """``tfds.builder_from_directory(PATH).as_dataset(split="train")`` (TFDS decodes the
+    images), then the same resize, cast, batch and prefetch as :func:`_handwritten`. The
+    thread setting sets TFDS's parallel decode and file reads, the files read at once and
+    the private pool; TFDS's in-memory cache of small datasets is off (it would time RAM)."""
+    import tensorflow_datasets as tfds
+
+    from ..dataset.keys import keys_for
+    from ..read.shards import resolve_shards
+
+    shards = resolve_shards(spec["path"])
+    keys = keys_for(shards)
+    files = shards.files
+    options = _reader_options(spec, len(files))
+    builder = tfds.builder_from_directory(str(spec["path"]))
+    pool = tf.data.Options()
+    if options["threads"] is not None:
+        pool.threading.private_threadpool_size = options["threads"]
+    read_config = tfds.ReadConfig(
+        options=pool,
+        try_autocache=False,
+        interleave_cycle_length=options["cycle_length"],
+        num_parallel_calls_for_interleave_files=options["num_parallel_calls"],
+        num_parallel_calls_for_decode=options["num_parallel_calls"],
+    )
+    finish = _resize_and_cast(spec, tf)
+
+    def example(ex):
+        image = _nested(ex, keys.image)
+        if image.dtype == tf.string:
+            raise TFRecordToolsError(
+                f"{spec['path']}: TFDS gives {keys.image} as bytes (raw pixels of several "
+                "shapes); the tfds source needs images TFDS decodes"
+            )
+        label = _nested(ex, keys.label) if keys.label is not None else tf.constant(-1, tf.int64)
+        return finish(image), label
+
+    def make():
+        ds = builder.as_dataset(split="train", shuffle_files=False, read_config=read_config)
+        ds = ds.map(example, num_parallel_calls=options["num_parallel_calls"])
+        ds = ds.batch(spec["batch_size"]).prefetch(tf.data.AUTOTUNE)
+        return _private_pool(ds, options["threads"], tf)
+
+    applied = {**options, "dtype": spec.get("dtype", "uint8"), "tfds": tfds.__version__}
+    return make, files, applied
+
+
+def _resize_and_cast(spec: dict[str, Any], tf) -> Callable[[Any], Any]:
+    """What a user's map does after decoding: the channels asked for, ``tf.image.resize``
+    (bilinear) to the cell's size, ``tf.cast`` to its dtype."""
+    if not spec["image_size"]:
+        raise TFRecordToolsError(f"the {spec['source']} source needs an image size")
+    size = tuple(spec["image_size"])
+    channels = spec["channels"]
+    dtype = tf.dtypes.as_dtype(spec.get("dtype", "uint8"))
+
+    def finish(image):
+        have = image.shape[-1]
+        if have == 1 and channels == 3:
+            image = tf.image.grayscale_to_rgb(image)
+        elif have in (3, 4) and channels == 1:
+            image = tf.image.rgb_to_grayscale(image[..., :3])
+        elif have == 4 and channels == 3:
+            image = image[..., :3]
+        elif have is not None and have != channels:
+            raise TFRecordToolsError(
+                f"the {spec['source']} source cannot make {channels} channels of {have}"
+            )
+        return tf.cast(tf.image.resize(image, size), dtype)
+
+    return finish
+
+
+def _nested(example: dict[str, Any], key: str) -> Any:
+    """``image/class/label`` of TFDS's nested example dict (TFDS nests on ``/``)."""
+    for part in key.split("/"):
+        example = example[part]
+    return example
+
+
+def _private_pool(ds, threads: int | None, tf):
+    """The thread setting's private pool (``None``, ``auto``: tf.data's shared pool)."""
+    if threads is None:
+        return ds
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    return ds.with_options(options)
+
+
+_SOURCES = {
+    "raw": _raw,
+    "tfrecord": _tfrecord,
+    "keras": _keras,
+    "handwritten": _handwritten,
+    "tfds": _tfds,
+}
 
 
 if __name__ == "__main__":

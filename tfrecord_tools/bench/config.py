@@ -10,10 +10,11 @@ Standard library only: the parent process of a benchmark never imports TensorFlo
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,21 @@ from ..cores import usable_cpus
 from ..errors import TFRecordToolsError
 from ..storage import is_url
 
-SOURCES = ("raw", "tfrecord", "keras")
+SOURCES = ("raw", "tfrecord", "keras", "handwritten", "tfds")
+#: The sources that read the converted shards (one cell per stored variant); the others read
+#: the image folder.
+STORED_SOURCES = ("tfrecord", "handwritten", "tfds")
+#: The decode, crop and dtype axes each source takes; it runs once with the first value of
+#: the others. Keras has none of them; the hand-written and TFDS pipelines decode in full,
+#: crop nothing and cast to the dtype, as a user's pipeline does.
+SOURCE_AXES = {
+    "raw": ("decode", "crop", "dtype"),
+    "tfrecord": ("decode", "crop", "dtype"),
+    "keras": (),
+    "handwritten": ("dtype",),
+    "tfds": ("dtype",),
+}
+TFDS_MISSING = "tfds: tensorflow_datasets is not installed (pip install 'tfrecord-tools[tfds]')"
 CACHE_STATES = ("warm", "cold")
 SAMPLES = ("digits", "photos")
 AUTO = "auto"
@@ -62,15 +77,21 @@ class BenchConfig:
       of ``count`` images in ``work`` (``digits``: 28x28 PNG, ``photos``: ~100 KB JPEG).
     - ``tfrecords``: converted dataset folder (or glob); ``None``: convert ``image_dir``
       into ``work`` first, timed and reported on its own.
+    - ``sources``: of ``raw`` (the image files through the reader's raw twin), ``tfrecord``
+      (the reader), ``keras`` (``image_dataset_from_directory``), ``handwritten`` (the
+      tf.data pipeline a user writes over the same shards) and ``tfds`` (TFDS's
+      ``as_dataset`` over them); default: all, ``tfds`` only where tensorflow_datasets is
+      installed (``skipped`` says so), ``tfds`` asked for without it: an error.
     - Grid: ``sources`` x ``threads`` (ints or ``"auto"``) x ``cores`` x ``cache`` x
       ``decode`` (``scaled``: JPEG DCT scaling, the reader's default; ``full``) x ``crop``
       (``none``, ``center``, ``random``) x ``dtype`` (``uint8``, ``float32``); each cell runs
-      in a fresh process pinned to ``cores`` CPUs. Keras cells only take the first decode,
-      crop and dtype (it has none of them).
+      in a fresh process pinned to ``cores`` CPUs. A source runs once with the first value of
+      an axis it does not take (``SOURCE_AXES``).
     - Stored form, for the ``tfrecord`` cells: ``max_size`` (``None``/``"none"``: images as
       they are, or the longest side in pixels) x ``encoding`` (``keep``, ``png``, ``raw``,
       ``auto``), the converter's options; one dataset is converted (and timed) per stored
-      variant. The raw and keras cells read the image folder and run once.
+      variant, read by the ``STORED_SOURCES``. The raw and keras cells read the image folder
+      and run once.
     - Per cell: a warm-up pass, then ``repeats`` timed repeats of ``epochs`` passes each.
     """
 
@@ -98,6 +119,8 @@ class BenchConfig:
     short: bool = False
     plot: bool = True
     quiet: bool = False
+    #: default sources left out, and why (set here, shown as notes in the report)
+    skipped: tuple[str, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
         short = bool(self.short)
@@ -106,7 +129,13 @@ class BenchConfig:
         sample = SAMPLE_DEFAULTS[self.sample]
         from_sample = self.image_dir is None and self.tfrecords is None
         usable = len(usable_cpus())
-        self._set("sources", _choices("sources", self.sources, SOURCES, default=SOURCES))
+        sources = _choices("sources", self.sources, SOURCES, default=SOURCES)
+        if "tfds" in sources and not has_tfds():
+            if self.sources is not None:
+                raise BenchError(f"sources: {TFDS_MISSING}; leave tfds out of --sources")
+            sources = tuple(s for s in sources if s != "tfds")
+            self._set("skipped", (f"{TFDS_MISSING}: its cells are left out",))
+        self._set("sources", sources)
         remote = any(is_url(v) for v in (self.image_dir, self.tfrecords) if v is not None)
         default_cache = ("warm",) if remote else _cache(short)
         self._set("cache", _choices("cache", self.cache, CACHE_STATES, default=default_cache))
@@ -188,6 +217,11 @@ class BenchConfig:
                 value = list(value)
             out[f.name] = value
         return out
+
+
+def has_tfds() -> bool:
+    """Is tensorflow_datasets importable (found, not imported: it imports TensorFlow)?"""
+    return importlib.util.find_spec("tensorflow_datasets") is not None
 
 
 def _or(value: Any, default: Any) -> Any:

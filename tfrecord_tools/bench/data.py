@@ -3,7 +3,8 @@
 Data flow: config -> **image folder** (the user's, or a deterministic sample set) ->
 **TFRecords** (given, or converted here, one dataset per stored variant (max size x
 encoding): each conversion is timed and reported as a cell of its own) -> the sources that
-can run. No TensorFlow here: the converter does not need it.
+can run (a note for each one left out, and why). No TensorFlow here: the converter does
+not need it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from .. import storage
 from ..cores import usable_cpus
 from ..errors import TFRecordToolsError
 from ..format.naming import MANIFEST
+from ..format.tfds import TFDS_INFO
 from ..storage import is_url
-from .config import BenchConfig, BenchError
+from .config import STORED_SOURCES, BenchConfig, BenchError
 
 Log = Callable[[str], None]
 
@@ -41,7 +43,7 @@ class BenchData:
 
 def prepare_data(config: BenchConfig, log: Log) -> BenchData:
     """Find or make the image folder and the TFRecords; drop sources that cannot run."""
-    notes: list[str] = []
+    notes: list[str] = list(config.skipped)
     sample = None
     image_dir = config.image_dir
     if image_dir is None and config.tfrecords is None:
@@ -58,12 +60,28 @@ def prepare_data(config: BenchConfig, log: Log) -> BenchData:
                 f"{config.tfrecords}: its manifest names no image folder that exists here; "
                 "only the tfrecord source runs (give IMAGE_DIR to compare)"
             )
-    sources = tuple(s for s in config.sources if s == "tfrecord" or image_dir is not None)
+    sources = tuple(s for s in config.sources if s in STORED_SOURCES or image_dir is not None)
     if image_dir is not None and is_url(image_dir) and "keras" in sources:
         sources = tuple(s for s in sources if s != "keras")
         notes.append(
             "keras: image_dataset_from_directory reads local folders only (and gs:// through "
             "TensorFlow), not this URL; its cells are left out"
+        )
+    shards_at = config.tfrecords if config.tfrecords is not None else config.work
+    tf_only = [s for s in ("handwritten", "tfds") if s in sources]
+    if tf_only and is_url(shards_at):
+        sources = tuple(s for s in sources if s not in tf_only)
+        notes.append(
+            f"{', '.join(tf_only)}: tf.data.TFRecordDataset reads local files (and gs:// "
+            "through TensorFlow), not this URL; the cells are left out"
+        )
+    given = config.tfrecords
+    if given is not None and "tfds" in sources and not _has_tfds_info(given):
+        sources = tuple(s for s in sources if s != "tfds")
+        notes.append(
+            f"tfds: {storage.redact(given)} has no {TFDS_INFO} (compressed, or converted "
+            "before TFDS metadata): `tfrecord-tools tfds-metadata DIR` writes it; the tfds "
+            "cells are left out"
         )
     if not sources:
         raise BenchError("no source can run: give IMAGE_DIR for the raw and keras sources")
@@ -94,6 +112,14 @@ def prepare_data(config: BenchConfig, log: Log) -> BenchData:
         variants,
         tuple(conversions),
     )
+
+
+def _has_tfds_info(tfrecords: Path | str) -> bool:
+    """Can ``tfds.builder_from_directory`` load it (a folder with TFDS's metadata)?"""
+    try:
+        return storage.is_file(storage.join(tfrecords, TFDS_INFO))
+    except (OSError, TFRecordToolsError):
+        return False
 
 
 def _suffix(max_size: int | None, encoding: str) -> str:

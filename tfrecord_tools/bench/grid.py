@@ -1,13 +1,13 @@
 """The grid: which cells a benchmark runs, and what each child process is told.
 
 Data flow: config -> **cells** (source x thread setting x cores x cache state x stored
-variant (max size x encoding, tfrecord only) x decode x crop x dtype) -> one child spec
-per cell (JSON on the child's command line). Pure functions, no I/O.
+variant (max size x encoding; for the sources that read the shards) x decode x crop x
+dtype) -> one child spec per cell (JSON on the child's command line). Pure functions, no
+I/O.
 
 Cells are ordered cores, cache, threads, then stored variant, decode, crop, dtype and
-source, so the
-cells compared with each other run next to each other in time (a drifting machine shifts
-them alike).
+source, so the cells compared with each other run next to each other in time (a drifting
+machine shifts them alike).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import AUTO, BenchConfig
+from .config import AUTO, SOURCE_AXES, STORED_SOURCES, BenchConfig
 
 
 @dataclass(frozen=True)
 class Cell:
     """One measurement: a source read with one thread setting on N cores, warm or cold."""
 
-    source: str  # raw | tfrecord | keras
+    source: str  # raw | tfrecord | keras | handwritten | tfds
     threads: int | str  # T or "auto"
     cores: int
     cache: str  # warm | cold
@@ -74,11 +74,12 @@ def stored_label(max_size: int | None, encoding: str) -> str:
 
 
 def make_cells(config: BenchConfig) -> list[Cell]:
-    """Every cell of the grid, in run order. Keras has no decode, crop or dtype setting: it
-    is measured once, with the first of each. Only the tfrecord source reads a stored
-    variant: raw and keras read the image folder, and run with the first variant's slot
-    (their cells carry the default max_size and encoding)."""
-    first = (config.decode[0], config.crop[0], config.dtype[0])
+    """Every cell of the grid, in run order. A source runs once with the first value of the
+    decode, crop and dtype axes it does not take (``SOURCE_AXES``: Keras takes none, the
+    hand-written and TFDS pipelines only the dtype). Only the ``STORED_SOURCES`` read a
+    stored variant: raw and keras read the image folder, and run with the first variant's
+    slot (their cells carry the default max_size and encoding)."""
+    first = {"decode": config.decode[0], "crop": config.crop[0], "dtype": config.dtype[0]}
     first_stored = config.stored[0]
     cells = []
     for cores, cache, threads, stored, decode, crop, dtype, source in itertools.product(
@@ -91,11 +92,13 @@ def make_cells(config: BenchConfig) -> list[Cell]:
         config.dtype,
         config.sources,
     ):
-        if source != "tfrecord" and stored != first_stored:
+        reads_stored = source in STORED_SOURCES
+        if not reads_stored and stored != first_stored:
             continue
-        if source == "keras" and (decode, crop, dtype) != first:
+        axes = {"decode": decode, "crop": crop, "dtype": dtype}
+        if any(axes[a] != first[a] for a in axes if a not in SOURCE_AXES[source]):
             continue
-        if source != "tfrecord":
+        if not reads_stored:
             stored = (None, "keep")
         cells.append(Cell(source, threads, cores, cache, decode, crop, dtype, *stored))
     return cells
@@ -115,7 +118,7 @@ def child_spec(
         tfrecords = tfrecords.get(cell.stored)
     return cell_spec(
         cell,
-        tfrecords if cell.source == "tfrecord" else image_dir,
+        tfrecords if cell.source in STORED_SOURCES else image_dir,
         cpus=cpus,
         batch_size=config.batch_size,
         image_size=config.image_size,

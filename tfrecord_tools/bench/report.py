@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from .config import STORED_SOURCES
 from .grid import stored_label
 
 SCHEMA_VERSION = 1
@@ -45,6 +46,7 @@ CSV_COLUMNS = (
     "images_per_s",
     "images_per_s_min",
     "images_per_s_max",
+    "cpu_us_per_image",
     "mb_per_s",
     "images_per_s_steady",
     "cpu_ms_per_image",
@@ -178,11 +180,15 @@ class BenchReport:
             f"Keras {m['keras']}; data on {m['data_filesystem']}",
         ]
         swept = self._stored_swept()
+        same: dict[tuple, list[str]] = {}  # the sources reading the shards read one set
         for source, d in self.data["sources"].items():
-            if source == "tfrecord" and swept:
+            if source in STORED_SOURCES and swept:
                 continue  # one line per stored variant below
+            same.setdefault((d["path"], d["files"], d["bytes"], d["images"]), []).append(source)
+        for sources in same.values():
+            d = self.data["sources"][sources[0]]
             lines.append(
-                f"{source:>8}: {d['images']:,} images in {d['files']:,} files, "
+                f"{', '.join(sources):>8}: {d['images']:,} images in {d['files']:,} files, "
                 f"{_size(d['bytes'])} ({_size(d['mean_file_bytes'])} per file)"
             )
         for d in self.data.get("stored") or [] if swept else []:
@@ -208,10 +214,11 @@ class BenchReport:
 
     def _footer(self) -> list[str]:
         lines = [
-            "img/s: median (min-max) over repeats; steady: img/s from the first element on; "
-            "CPU ms: CPU time per image; CPU: cores busy on average; start: ms from iterator "
-            "creation to the first element; end: ms from the last element to the end of the "
-            "data (not timed)."
+            "img/s: median (min-max) over repeats; CPU us/img: CPU time per image (user + "
+            "system, every thread of the cell's process; load from other processes changes it "
+            "little, unlike img/s); steady: img/s from the first element on; CPU: cores busy "
+            "on average; start: ms from iterator creation to the first element; end: ms from "
+            "the last element to the end of the data (not timed)."
         ]
         dtypes = {
             c["source"]: c["output"]["dtype"]
@@ -237,8 +244,7 @@ class BenchReport:
                 f"FAILED {c['source']} threads={c['threads']} cores={c['cores']} "
                 f"{c['cache']}{variant}: {c['error'].splitlines()[-1]}"
             )
-        for kind, path in self.paths.items():
-            lines.append(f"{kind}: {path}")
+        lines.extend(f"{kind}: {path}" for kind, path in self.paths.items() if path)
         return lines
 
 
@@ -249,9 +255,9 @@ _HEADERS = (
     "cache",
     "img/s",
     "min-max",
+    "CPU us/img",
     "MB/s",
     "steady",
-    "CPU ms",
     "CPU",
     "start",
     "end",
@@ -259,9 +265,9 @@ _HEADERS = (
 
 
 def cell_stored_label(c: dict[str, Any]) -> str:
-    """``max=320 raw``: a tfrecord cell's stored form where not the default ("" otherwise,
-    and for the raw and keras cells, which read the image folder)."""
-    if c.get("source") != "tfrecord":
+    """``max=320 raw``: the stored form a cell reading the shards reads, where not the
+    default ("" otherwise, and for the raw and keras cells, which read the image folder)."""
+    if c.get("source") not in STORED_SOURCES:
         return ""
     return stored_label(c.get("max_size"), c.get("encoding") or "keep")
 
@@ -303,7 +309,7 @@ def _row(c: dict[str, Any], extra: tuple[str, ...] = ()) -> list[str]:
     head = [c["source"], str(c["cores"]), str(c["threads"]), _cache_label(c)]
     if "stored" in extra:
         stored = cell_stored_label(c) or "keep"
-        head.append(stored if c["source"] == "tfrecord" else "-")
+        head.append(stored if c["source"] in STORED_SOURCES else "-")
     if "decode/crop/dtype" in extra:
         head.append(variant_label(c) or "-")
     if c.get("error"):
@@ -313,13 +319,20 @@ def _row(c: dict[str, Any], extra: tuple[str, ...] = ()) -> list[str]:
         *head,
         f"{c['images_per_s']:,.0f}",
         f"{c['images_per_s_min']:,.0f}-{c['images_per_s_max']:,.0f}",
+        _us(c),
         f"{c['mb_per_s']:.1f}",
         "-" if steady is None else f"{steady:,.0f}",
-        f"{c['cpu_ms_per_image']:.3f}",
         f"{c['cpu_utilisation']:.2f}",
         f"{1000 * c['first_s']:.0f}",
         f"{1000 * c['end_wait_s']:.0f}",
     ]
+
+
+def _us(c: dict[str, Any]) -> str:
+    """CPU us per image (from ms in a results.json written before the us figure)."""
+    us = c.get("cpu_us_per_image")
+    us = 1000 * c["cpu_ms_per_image"] if us is None else us
+    return f"{us:,.1f}" if us < 100 else f"{us:,.0f}"
 
 
 def _line(cols, widths: list[int], names: int = 4) -> str:

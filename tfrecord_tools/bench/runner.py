@@ -18,7 +18,7 @@ from typing import Any
 from ..cores import usable_cpus
 from ..lifetime import child_env
 from ..storage import redact
-from .config import BenchConfig
+from .config import STORED_SOURCES, BenchConfig
 from .data import BenchData, Log, prepare_data
 from .grid import Cell, child_spec, make_cells
 from .machine import describe_machine
@@ -93,9 +93,10 @@ def cell_record(cell: Cell, spec: dict[str, Any], result: dict[str, Any]) -> dic
         "decode": cell.decode,
         "crop": cell.crop,
         "dtype": cell.dtype,
-        # the stored form read: only the tfrecord source has one (null for raw and keras)
-        "max_size": cell.max_size if cell.source == "tfrecord" else None,
-        "encoding": cell.encoding if cell.source == "tfrecord" else None,
+        # the stored form read: only the sources reading the shards have one (null for raw
+        # and keras)
+        "max_size": cell.max_size if cell.source in STORED_SOURCES else None,
+        "encoding": cell.encoding if cell.source in STORED_SOURCES else None,
         "batch_size": spec["batch_size"],
         "image_size": spec["image_size"],
         "channels": spec["channels"],
@@ -116,6 +117,7 @@ def cell_record(cell: Cell, spec: dict[str, Any], result: dict[str, Any]) -> dic
         "images_per_s_max": fig["images_per_s_max"],
         "mb_per_s": result["bytes_per_pass"] * spec["epochs"] / fig["seconds_median"] / 1e6,
         "images_per_s_steady": fig["images_per_s_steady"],
+        "cpu_us_per_image": fig["cpu_us_per_image"],
         "cpu_ms_per_image": fig["cpu_ms_per_image"],
         "cpu_utilisation": fig["cpu_utilisation"],
         "seconds": fig["seconds"],
@@ -165,7 +167,7 @@ def progress_line(record: dict[str, Any]) -> str:
     where += "".join(
         f" {k}={record[k]}" for k, v in _DEFAULT_VARIANT.items() if record.get(k, v) != v
     )
-    if record.get("encoding"):  # a tfrecord cell
+    if record.get("encoding"):  # a cell reading the shards
         where += "".join(
             f" {k}={record[k]}" for k, v in _DEFAULT_STORED.items() if record.get(k, v) != v
         )
@@ -174,7 +176,7 @@ def progress_line(record: dict[str, Any]) -> str:
     line = (
         f"{where}: {record['images_per_s']:,.0f} img/s "
         f"({record['images_per_s_min']:,.0f}-{record['images_per_s_max']:,.0f}), "
-        f"{record['cpu_ms_per_image']:.3f} CPU ms/img"
+        f"{record['cpu_us_per_image']:,.0f} CPU us/img"
     )
     if record["evicted"] is False:
         line += f"; {record['cache_note']}"
@@ -204,7 +206,7 @@ def _data_json(data: BenchData, records: list[dict[str, Any]]) -> dict[str, Any]
             stored[r["path"]] = {"max_size": r["max_size"], "encoding": r["encoding"], **read}
         if r["source"] in per_source:
             continue
-        if r["source"] != "tfrecord" or r["path"] == str(data.tfrecords):
+        if r["source"] not in STORED_SOURCES or r["path"] == str(data.tfrecords):
             per_source[r["source"]] = read
     return {
         "image_dir": redact(data.image_dir) if data.image_dir else None,

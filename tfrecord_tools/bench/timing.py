@@ -7,7 +7,8 @@ build, **timed pass** -> figures (median and range over repeats, steady rate, CP
 A timed pass runs from the iterator's creation to the **arrival of the last element**.
 tf.data may wait after the last element before it reports the end of the data (with
 autotuning, ~10 ms x (2^k - 1)); that wait is excluded and reported as ``end_wait_s``. CPU
-time (``time.process_time``, every thread of the process) is taken over the same interval.
+time (``time.process_time``: user + system time of every thread of the process) is taken
+over the same interval.
 
 No TensorFlow import here: the functions iterate whatever dataset they are given, so a
 process can import this module before pinning itself and importing TensorFlow.
@@ -124,7 +125,8 @@ def rates(images: int, seconds: Sequence[float]) -> dict[str, Any]:
 
 def figures(repeats: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The figures of :func:`measure`'s repeats: :func:`rates` of the time to the last
-    element, the steady rate from the first element on, CPU per image and cores busy, and
+    element, the steady rate from the first element on, CPU time per image (user + system,
+    every thread, in us; also in ms, the older name) and cores busy, and
     the medians of start-up, end-of-data wait and build time."""
     images = repeats[0]["images"]
     steady = [
@@ -136,6 +138,7 @@ def figures(repeats: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         **rates(images, [r["last_s"] for r in repeats]),
         "images_per_s_steady": statistics.median(steady) if steady else None,
+        "cpu_us_per_image": 1e6 * cpu / images,
         "cpu_ms_per_image": 1000 * cpu / images,
         "cpu_utilisation": statistics.median(r["cpu_s"] / r["last_s"] for r in repeats),
         "first_s": statistics.median(r["first_s"] for r in repeats),

@@ -4,8 +4,11 @@ Data flow: locate -> count (manifest / .idx / header scan) + a sample of records
 few of a few shards) -> schema.decode_example -> probe image headers -> **report**. Splits,
 shards, counts and bytes cover every shard; feature keys and types, image formats and sizes
 come from the sample only, and the report says so. (Named ``inspecting`` so that it cannot
-shadow the standard library's ``inspect``.) In a bucket the sample is read with small ranged
-reads from each sampled object's start: the records it needs, never the whole object.
+shadow the standard library's ``inspect``.) Detection records (the object detection API's
+keys: ours, or any writer's) are also shown record by record: each object's class, box and
+flags; segmentation records, their mask's format and size. In a bucket the sample is read
+with small ranged reads from each sampled object's start: the records it needs, never the
+whole object.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from .. import storage
 from ..dataset import Dataset, FeatureKeys, Shard, keys_for, resolve
 from ..errors import Damage, InvalidImageError, TFRecordToolsError
+from ..format import detection
 from ..format import example as schema
 from ..format.naming import LABELS
 from ..format.scan import RecordScanner
@@ -29,7 +33,25 @@ from .count import count_shard
 #: Ranged reads of a sampled object: its first records, not the whole object.
 _SAMPLE_BLOCK = 1 << 20
 
-__all__ = ["InspectReport", "ShardSummary", "inspect_dataset"]
+__all__ = [
+    "InspectReport",
+    "MaskSummary",
+    "ObjectSummary",
+    "ObjectsSample",
+    "RecordObjects",
+    "ShardSummary",
+    "inspect_dataset",
+]
+#: Keys that make a record a detection (or segmentation) record.
+_OBJECT_KEYS = (
+    detection.XMIN,
+    detection.YMIN,
+    detection.XMAX,
+    detection.YMAX,
+    detection.CLASS_LABEL,
+)
+#: Objects of one record listed in the text (``--json`` carries them all).
+_SHOWN_OBJECTS = 20
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,122 @@ class ShardSummary:
     records: int | None  # None when it could not be counted
     bytes: int | None  # on disk; None for a missing shard
     count_source: str | None
+
+
+@dataclass(frozen=True)
+class ObjectSummary:
+    """One object of a detection record: its 1-based label and class text, its box
+    (ymin, xmin, ymax, xmax) normalised, flags (crowd, difficult, truncated, mask) and its
+    keypoints (when the record holds the same number for every object)."""
+
+    label: int
+    text: str
+    box: tuple[float, float, float, float]
+    flags: tuple[str, ...] = ()
+    keypoints: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "text": self.text,
+            "box": [round(v, 6) for v in self.box],
+            "flags": list(self.flags),
+            "keypoints": self.keypoints,
+        }
+
+    def format_text(self) -> str:
+        box = " ".join(f"{v:.3f}" for v in self.box)
+        flags = [*self.flags, *([f"{self.keypoints} keypoints"] if self.keypoints else [])]
+        return f"{self.label} {self.text or '?'}: {box}" + "".join(f", {f}" for f in flags)
+
+
+@dataclass(frozen=True)
+class MaskSummary:
+    """A segmentation record's class map: its format and size (None: not a PNG or JPEG
+    whose header gives one)."""
+
+    format: str
+    height: int | None
+    width: int | None
+    bytes: int
+
+    def format_text(self) -> str:
+        size = f" {self.height}x{self.width}" if self.height is not None else ""
+        return f"segmentation mask {self.format}{size} ({self.bytes:,} bytes)"
+
+
+@dataclass(frozen=True)
+class RecordObjects:
+    """A sampled detection or segmentation record: where it is (shard file name, record
+    number), its image's file name, its objects, keypoints and segmentation mask."""
+
+    shard: str
+    record: int
+    filename: str
+    objects: tuple[ObjectSummary, ...]
+    keypoints: int = 0
+    segmentation: MaskSummary | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shard": self.shard,
+            "record": self.record,
+            "filename": self.filename,
+            "objects": [o.to_json() for o in self.objects],
+            "keypoints": self.keypoints,
+            "segmentation": asdict(self.segmentation) if self.segmentation else None,
+        }
+
+    def format_text(self) -> list[str]:
+        n = len(self.objects)
+        head = f"{self.shard}: record {self.record}" + (
+            f" ({self.filename})" if self.filename else ""
+        )
+        what = [f"{n} object(s)" if n else "no objects"]
+        if self.keypoints:
+            what.append(f"{self.keypoints} keypoints")
+        if self.segmentation is not None:
+            what.append(self.segmentation.format_text())
+        lines = [f"    {head}: {', '.join(what)}"]
+        lines += [f"      {o.format_text()}" for o in self.objects[:_SHOWN_OBJECTS]]
+        if n > _SHOWN_OBJECTS:
+            lines.append(f"      … {n - _SHOWN_OBJECTS} more (--json lists them all)")
+        return lines
+
+
+@dataclass(frozen=True)
+class ObjectsSample:
+    """What the sample's detection / segmentation records hold: how many, objects per class
+    (class text, else label number), and the first ``show_records`` of them in full."""
+
+    records: int
+    without_objects: int
+    per_class: dict[str, int]
+    shown: list[RecordObjects]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "without_objects": self.without_objects,
+            "total": sum(self.per_class.values()),
+            "per_class": self.per_class,
+            "shown": [r.to_json() for r in self.shown],
+        }
+
+    def format_text(self) -> list[str]:
+        total = sum(self.per_class.values())
+        lines = [
+            f"  objects: {total} in {self.records} records ({self.without_objects} without): "
+            f"{_counts(self.per_class)}"
+        ]
+        if self.shown:
+            lines.append("  records (box: ymin xmin ymax xmax, normalised):")
+            for record in self.shown:
+                lines += record.format_text()
+        more = self.records - len(self.shown)
+        if more:
+            lines.append(f"    … {more} more in the sample (--show-records N shows more)")
+        return lines
 
 
 @dataclass(frozen=True)
@@ -60,6 +198,8 @@ class InspectReport:
     notes: list[str] = field(default_factory=list)
     # key -> a short sample value from the first record that has the key
     feature_samples: dict[str, str] = field(default_factory=dict)
+    # the sample's detection / segmentation records; None when it has none
+    objects: ObjectsSample | None = None
 
     @property
     def splits(self) -> dict[str, dict[str, Any]]:
@@ -96,6 +236,7 @@ class InspectReport:
                 "image_formats": self.image_formats,
                 "image_sizes": self.image_sizes,
                 "labels": self.labels,
+                **({"objects": self.objects.to_json()} if self.objects is not None else {}),
             },
             "notes": self.notes,
         }
@@ -122,7 +263,10 @@ class InspectReport:
             lines.append(f"  feature {key}: {kind}" + (f" = {sample}" if sample else ""))
         lines.append(f"  image formats: {_counts(self.image_formats)}")
         lines.append(f"  image sizes (HxWxC): {_counts(self.image_sizes)}")
-        lines.append(f"  labels: {_counts(self.labels)}")
+        if self.objects is None or self.labels:  # detection records have no image label
+            lines.append(f"  labels: {_counts(self.labels)}")
+        if self.objects is not None:
+            lines += self.objects.format_text()
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -136,11 +280,15 @@ def inspect_dataset(
     *,
     sample_shards: int = 4,
     sample_records: int = 16,
+    show_records: int = 8,
 ) -> InspectReport:
     """Describe a dataset folder or shard files: counts for every shard, contents from the
-    first ``sample_records`` records of ``sample_shards`` shards spread over the list."""
+    first ``sample_records`` records of ``sample_shards`` shards spread over the list; the
+    objects of the first ``show_records`` detection / segmentation records of the sample."""
     if sample_shards < 1 or sample_records < 1:
         raise TFRecordToolsError("sample sizes must be at least 1")
+    if show_records < 0:
+        raise TFRecordToolsError(f"records to show must be 0 or more, not {show_records}")
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     located = resolve(paths)
@@ -152,10 +300,15 @@ def inspect_dataset(
             f"{located.shown}: none of the {len(located.shards)} shard(s) "
             f"{located.shards[0].promised_by} lists is there"
         )
-    sample = _Sample(_keys(replace(located, shards=present), notes))
+    keys, unlabelled = _keys(replace(located, shards=present), notes)
+    at = len(notes)
+    sample = _Sample(keys, show_records)
     picked = _spread(present, sample_shards)
     for ref in picked:
         sample.read(ref, sample_records, notes)
+    objects = sample.objects()
+    if unlabelled is not None and objects is None:  # detection records have no image label
+        notes.insert(at, unlabelled)
     manifest = located.manifest
     classes = manifest.classes if manifest is not None else None
     if classes is None and located.root is not None:
@@ -174,6 +327,7 @@ def inspect_dataset(
         sample_shards=len(picked),
         notes=notes,
         feature_samples=dict(sorted(sample.samples.items())),
+        objects=objects,
     )
 
 
@@ -185,14 +339,20 @@ def _labels(root: Path | str) -> list[str] | None:
         return None
 
 
-def _keys(located: Dataset, notes: list[str]) -> FeatureKeys | None:
+def _keys(located: Dataset, notes: list[str]) -> tuple[FeatureKeys | None, str | None]:
     """The image and label keys the readers would use (``dataset.keys_for``); None, with a
-    note saying why, when no layout fits (inspect still lists what the records hold)."""
+    note saying why, when no layout fits (inspect still lists what the records hold). Records
+    with images but no label (detection records...) give the image keys and, apart, the
+    note, which the caller makes only when they are not detection records."""
     try:
-        return keys_for(located)
+        return keys_for(located), None
     except TFRecordToolsError as e:
-        notes.append(str(e))
-        return None
+        problem = str(e)
+    try:
+        return keys_for(located, label_key=None), problem
+    except TFRecordToolsError:
+        notes.append(problem)
+        return None, None
 
 
 def _summarise(ref: Shard, notes: list[str]) -> ShardSummary:
@@ -219,8 +379,13 @@ def _spread(items: list[Shard], n: int) -> list[Shard]:
 class _Sample:
     """Accumulates what the sampled records show."""
 
-    def __init__(self, keys: FeatureKeys | None) -> None:
+    def __init__(self, keys: FeatureKeys | None, show_records: int) -> None:
         self.keys = keys
+        self.show_records = show_records
+        self.object_records = 0
+        self.without_objects = 0
+        self.per_class: Counter[str] = Counter()
+        self.shown: list[RecordObjects] = []
         self.features: dict[str, str] = {}
         self.samples: dict[str, str] = {}
         self.formats: Counter[str] = Counter()
@@ -249,10 +414,11 @@ class _Sample:
                 if item.index >= limit:
                     return
                 data = bytes(scanner.payload(item))
-                self.add(data, f"{ref.shown}: record {item.index}", notes)
+                self.add(data, ref, item.index, notes)
 
-    def add(self, data: bytes, where: str, notes: list[str]) -> None:
+    def add(self, data: bytes, ref: Shard, index: int, notes: list[str]) -> None:
         self.records += 1
+        where = f"{ref.shown}: record {index}"
         try:
             example = schema.decode_example(data)
         except schema.ExampleParseError as e:
@@ -262,6 +428,8 @@ class _Sample:
             self.features.setdefault(key, kind)
             if key not in self.samples:
                 self.samples[key] = _show(values)
+        if detection.SEGMENTATION in example or any(k in example for k in _OBJECT_KEYS):
+            self._objects(data, ref.name, index, notes)
         # the image and label keys the readers use: ours, TFDS's, the Keras tutorial's...
         # (dataset/keys.py)
         keys = self.keys
@@ -276,6 +444,31 @@ class _Sample:
             label = _first(example, keys.label)
         if label is not None:
             self.labels[str(label)] += 1
+
+    def _objects(self, data: bytes, shard: str, index: int, notes: list[str]) -> None:
+        """A detection / segmentation record: its objects counted, and kept in full while
+        fewer than ``show_records`` are."""
+        try:
+            fields = detection.parse_detection(data)
+        except detection.DetectionParseError as e:
+            notes.append(f"{shard}: record {index}: not a valid detection record: {e}")
+            return
+        record = _record_objects(fields, shard, index)
+        self.object_records += 1
+        self.without_objects += not record.objects
+        self.per_class.update(o.text or f"label {o.label}" for o in record.objects)
+        if len(self.shown) < self.show_records:
+            self.shown.append(record)
+
+    def objects(self) -> ObjectsSample | None:
+        if not self.object_records:
+            return None
+        return ObjectsSample(
+            self.object_records,
+            self.without_objects,
+            dict(self.per_class.most_common()),
+            self.shown,
+        )
 
     def _image(self, encoded: bytes, example: dict, where: str, notes: list[str]) -> None:
         keys = self.keys
@@ -297,6 +490,50 @@ class _Sample:
         self.formats[fmt] += 1
         if all(isinstance(d, int) for d in dims):
             self.sizes["x".join(map(str, dims))] += 1
+
+
+def _record_objects(fields: detection.DetectionFields, shard: str, index: int) -> RecordObjects:
+    """What inspect shows of a parsed detection record. Keypoints are per object when the
+    record holds the same number for each (the detection API's layout), else only counted."""
+    n = len(fields.labels)
+    points = len(fields.keypoints)
+    per_object = points // n if n and points % n == 0 else None
+
+    def flag(values: list[Any], i: int) -> bool:
+        return i < len(values) and bool(values[i])
+
+    objects = []
+    for i, (label, box) in enumerate(zip(fields.labels, fields.boxes, strict=True)):
+        flags = [
+            name
+            for name, values in (
+                ("crowd", fields.is_crowd),
+                ("difficult", fields.difficult),
+                ("truncated", fields.truncated),
+                ("mask", fields.masks),
+            )
+            if flag(values, i)
+        ]
+        text = fields.texts[i] if i < len(fields.texts) else ""
+        objects.append(ObjectSummary(label, text, box, tuple(flags), per_object))
+    return RecordObjects(
+        shard, index, fields.filename, tuple(objects), points, _mask(fields.segmentation)
+    )
+
+
+def _mask(data: bytes | None) -> MaskSummary | None:
+    """A segmentation map's format and size from its header (no decoding)."""
+    if data is None:
+        return None
+    fmt = sniff_format(data)
+    if fmt in ("jpeg", "png"):
+        try:
+            _data, info = probe_image(data)
+        except InvalidImageError:
+            pass
+        else:
+            return MaskSummary(fmt, info.height, info.width, len(data))
+    return MaskSummary(fmt or "unknown", None, None, len(data))
 
 
 _SHOWN_VALUES = 4

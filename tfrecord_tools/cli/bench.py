@@ -1,4 +1,5 @@
-"""``tfrecord-tools bench`` (raw files vs TFRecords vs Keras) and ``make-sample``."""
+"""``tfrecord-tools bench`` (raw files vs TFRecords vs Keras, a hand-written tf.data pipeline
+and TFDS) and ``make-sample``."""
 
 from __future__ import annotations
 
@@ -8,22 +9,27 @@ EXIT_PROBLEMS = 1
 
 
 def register(commands) -> None:
-    """``bench`` (raw files vs TFRecords vs Keras, each cell in a pinned fresh process) and
+    """``bench`` (raw files vs TFRecords vs their peers, each cell in a pinned fresh process) and
     ``make-sample`` (deterministic sample image folders)."""
     bench = commands.add_parser(
         "bench",
-        help="benchmark raw files vs TFRecords vs Keras' image_dataset_from_directory",
+        help="benchmark raw files vs TFRecords vs Keras, hand-written tf.data and TFDS",
         description="Read the same images as raw files (the reader's raw twin), as TFRecords "
-        "(the reader) and through tf.keras.utils.image_dataset_from_directory, over thread "
-        "settings x core counts x warm/cold page cache; every cell runs in a fresh process "
-        "pinned to its cores. Without IMAGE_DIR a sample set is made; without --tfrecords "
-        "the folder is converted first (timed). Writes results.json, results.csv and "
-        "results.png to --out.",
+        "(the reader), through tf.keras.utils.image_dataset_from_directory, through the "
+        "tf.data pipeline a user writes by hand over the same TFRecords, and through TFDS's "
+        "as_dataset (when tensorflow_datasets is installed), over thread settings x core "
+        "counts x warm/cold page cache; every cell runs in a fresh process pinned to its "
+        "cores and reports images/s and CPU time per image. Without IMAGE_DIR a sample set "
+        "is made; without --tfrecords the folder is converted first (timed). Writes "
+        "results.json, results.csv and results.png to --out.",
     )
     bench.add_argument("image_dir", metavar="IMAGE_DIR", nargs="?", help="one subfolder per class")
     bench.add_argument("--tfrecords", metavar="DIR", help="converted dataset (default: convert)")
     bench.add_argument(
-        "--sources", metavar="LIST", help="of raw,tfrecord,keras (default: all three)"
+        "--sources",
+        metavar="LIST",
+        help="of raw,tfrecord,keras,handwritten,tfds (default: all; tfds only where "
+        "tensorflow_datasets is installed)",
     )
     bench.add_argument(
         "--threads",
@@ -86,7 +92,9 @@ def register(commands) -> None:
     bench.add_argument("--count", type=int, metavar="N", help="sample size (default: by mode)")
     bench.add_argument("--seed", type=int, default=0, help="sample seed (default: 0)")
     bench.add_argument(
-        "--short", action="store_true", help="a quick look: 1000 digits, 3 cells, 1 repeat"
+        "--short",
+        action="store_true",
+        help="a quick look: 1000 digits, one cell per source, 1 repeat",
     )
     bench.add_argument("--no-plot", action="store_true", help="skip results.png")
     bench.add_argument("--quiet", "-q", action="store_true", help="no progress lines")

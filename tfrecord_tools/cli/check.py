@@ -17,9 +17,10 @@ def register(commands) -> None:
     )
     inspect = commands.add_parser(
         "inspect",
-        help="show splits, counts, features, classes and image sizes",
+        help="show splits, counts, features, classes, image sizes and objects",
         description="Describe a dataset: splits, shards, counts and bytes of every shard; "
-        "feature keys, image formats and sizes from a sample of records.",
+        "feature keys, image formats and sizes from a sample of records; for detection "
+        "records, each object's class, box and flags.",
     )
     inspect.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
     inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -36,6 +37,14 @@ def register(commands) -> None:
         default=16,
         metavar="N",
         help="records read from the start of each sampled shard (default: 16)",
+    )
+    inspect.add_argument(
+        "--show-records",
+        type=int,
+        default=8,
+        metavar="N",
+        help="detection / segmentation records: how many of the sample to list object by "
+        "object (class, box, flags) or with their mask (default: 8; 0: none)",
     )
     inspect.add_argument(
         "--grid",
@@ -130,7 +139,10 @@ def _inspect(args: argparse.Namespace) -> int:
     from ..check.inspect import inspect_dataset
 
     report = inspect_dataset(
-        args.paths, sample_shards=args.sample_shards, sample_records=args.sample_records
+        args.paths,
+        sample_shards=args.sample_shards,
+        sample_records=args.sample_records,
+        show_records=args.show_records,
     )
     return _print(report, as_json=args.json)
 

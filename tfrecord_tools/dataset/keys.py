@@ -2,7 +2,8 @@
 tools write, found from the first record. TensorFlow-free.
 
 Data flow: resolved dataset (``resolve.py``) + ``image_key`` / ``label_key`` -> **first
-record** (framing + ``format.example.decode_example``) -> :class:`FeatureKeys` -> parse spec
+record** (framing + ``format.example.decode_example``; read once per ``Dataset``, which
+``task.py`` looks at too) -> :class:`FeatureKeys` -> parse spec
 (``read/decode.py``) | fields (``access/source.py``).
 
 The layouts detected, in this order (the first whose image key holds bytes wins):
@@ -82,17 +83,20 @@ def resolve_keys(
     image_key: str | None = AUTO,
     label_key: str | None = AUTO,
     ours: bool = False,
+    first: tuple[str, dict[str, tuple[str, list[Any]]]] | str | None = AUTO,
 ) -> FeatureKeys:
     """The keys to parse ``files`` with. ``ours`` (a dataset folder with ``dataset.json``):
     our keys, no record read. Otherwise the first record of the first non-empty file
+    (``first``, when the caller has read it already: :func:`first_record`'s answer)
     decides what ``AUTO`` stands for, and checks explicit keys; raises
     :class:`TFRecordToolsError` naming the keys (and types) found when none fits."""
     if ours:
         return _override(OURS, image_key, label_key)
-    first = _first_record(files, compression)
+    if first == AUTO:
+        first = first_record(files, compression)
     if first is None:  # no record at all: nothing to parse, any keys do
         return _override(OURS, image_key, label_key)
-    where, features = first
+    where, features = first  # type: ignore[misc]
     if image_key == AUTO:
         layout = next(
             (k for k in LAYOUTS.values() if _kind(features, k.image) == "bytes"),
@@ -189,8 +193,11 @@ _NOT_EXAMPLES = {
 }
 
 
-def _first_record(files: list[str], compression: str):
-    """``(where, features)`` of the first record of the first non-empty file, or None."""
+def first_record(
+    files: list[str], compression: str
+) -> tuple[str, dict[str, tuple[str, list[Any]]]] | None:
+    """``(where, features)`` of the first record of the first non-empty file, or None
+    (``Dataset.first_record`` keeps it, read once)."""
     for path in files:
         record = _first(path, compression)
         if record is None:
@@ -247,4 +254,5 @@ def keys_for(dataset: Dataset, image_key: str | None = AUTO, label_key: str | No
         image_key=image_key,
         label_key=label_key,
         ours=dataset.ours,
+        first=AUTO if dataset.ours else dataset.first_record,
     )

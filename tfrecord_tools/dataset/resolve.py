@@ -30,7 +30,9 @@ import concurrent.futures
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from ..errors import FormatError, TFRecordToolsError
 from ..format.compression import (
@@ -46,7 +48,8 @@ from ..format.naming import LABELS, MANIFEST, WORK_DIR, is_shard_name, is_temp_n
 from ..format.tfds import TFDS_FILES, TFDS_INFO, TfdsInfo, read_tfds_info
 from ..images.probe import sniff_format
 from ..storage import INDEX_SUFFIX, Location
-from .keys import tfds_feature_keys
+from .keys import first_record, tfds_feature_keys
+from .task import task_of
 
 __all__ = ["Dataset", "Shard", "resolve"]
 
@@ -188,6 +191,24 @@ class Dataset:
     tfds: TfdsInfo | None = None
     # a TFDS folder's (Image feature, ClassLabel feature or None) from its features.json
     tfds_keys: tuple[str, str | None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the first record (image bytes and all) is read again where it is needed
+        return {k: v for k, v in self.__dict__.items() if k != "first_record"}
+
+    @cached_property
+    def first_record(self) -> tuple[str, dict[str, tuple[str, list[Any]]]] | None:
+        """``(where, features)`` of the first record of the first non-empty shard (read
+        once per Dataset, by whoever asks first: the key finder, the task check), or None
+        when there is no record."""
+        return first_record(self.files, self.compression)
+
+    @cached_property
+    def task(self) -> str:
+        """``"classification"``, ``"detection"`` or ``"segmentation"``: the manifest's
+        ``task`` (absent: classification), else from the first record's keys
+        (``task.task_of``: records others wrote with the detection API's keys too)."""
+        return task_of(self)
 
     @property
     def manifest_file(self) -> str | None:

@@ -80,6 +80,20 @@ DETECTION_FEATURES: dict[str, str] = {
     TRUNCATED: "int64[]",
     POSE: "bytes[]",
 }
+#: Feature key -> type of a segmentation record (DeepLab's keys: an image and its class
+#: mask, no objects), as the manifest's "features" lists them.
+SEGMENTATION_FEATURES: dict[str, str] = {
+    ENCODED: "bytes",
+    FORMAT: "bytes",
+    HEIGHT: "int64",
+    WIDTH: "int64",
+    CHANNELS: "int64",
+    FILENAME: "bytes",
+    SOURCE_ID: "bytes",
+    KEY_SHA256: "bytes",
+    SEGMENTATION: "bytes",
+    SEGMENTATION_FORMAT: "bytes",
+}
 #: Keys a detection record has only when its source gives them.
 OPTIONAL_DETECTION_FEATURES: dict[str, str] = {
     ORIENTATION: "int64",
@@ -187,6 +201,41 @@ def encode_detection_parts(
         parts.append(_text_entry(SEGMENTATION_FORMAT, "png"))
     parts.append(_bytes_head(ENCODED, len(encoded)))
     small = b"".join(parts)
+    return _features_head(len(small) + len(encoded)) + small, encoded
+
+
+def encode_segmentation_parts(
+    *,
+    encoded: bytes,
+    image_format: str,
+    height: int,
+    width: int,
+    channels: int,
+    filename: str,
+    source_id: str,
+    segmentation: bytes,
+    orientation: int = 1,
+) -> tuple[bytes, bytes]:
+    """A serialised ``tf.train.Example`` of an image and its class mask (a PNG of the
+    stored image's size), as two parts (the image bytes last, not copied): DeepLab's keys
+    and ours, no object keys (so the record's keys say "segmentation", not "detection")."""
+    if not 1 <= orientation <= 8:
+        raise ValueError(f"orientation must be an EXIF orientation 1-8, got {orientation}")
+    small = b"".join(
+        [
+            _text_entry(FORMAT, image_format),
+            _int64_entry(HEIGHT, height),
+            _int64_entry(WIDTH, width),
+            _int64_entry(CHANNELS, channels),
+            _int64_entry(ORIENTATION, orientation) if orientation != 1 else b"",
+            _bytes_entry(FILENAME, filename.encode("utf-8", "surrogateescape")),
+            _bytes_entry(SOURCE_ID, source_id.encode("utf-8", "surrogateescape")),
+            _bytes_entry(KEY_SHA256, hashlib.sha256(encoded).hexdigest().encode()),
+            _bytes_entry(SEGMENTATION, segmentation),
+            _text_entry(SEGMENTATION_FORMAT, "png"),
+            _bytes_head(ENCODED, len(encoded)),
+        ]
+    )
     return _features_head(len(small) + len(encoded)) + small, encoded
 
 

@@ -11,13 +11,19 @@ Data flow: manifest -> **dataset_info.json + features.json + image-class-label.l
                                          splits (shard lengths, bytes, file name template)
       features.json                      TFDS's FeaturesDict as JSON (see ``features_json``)
       image-class-label.labels.txt       the ClassLabel's names, line i = label i
+      image-object-class-label.labels.txt   (a detection dataset's instead: its objects'
+                                         ClassLabel, line 0 the background, i = label i)
 
 TFDS flattens a nested FeaturesDict into ``/``-joined keys, so ``{"image": {"encoded":
 Image, "class": {"label": ClassLabel}}}`` parses exactly our records' ``image/encoded``
 and ``image/class/label``; a ClassLabel at ``image/class/label`` keeps its names in
-``image-class-label.labels.txt``. TFDS names datasets ``[A-Za-z][A-Za-z0-9_]*`` and parses
-``{DATASET}`` in file names with that pattern, so a name such as ``my-data`` is written as
-``my_data`` in ``dataset_info.json`` with a file template that spells the real shard names
+``image-class-label.labels.txt``. A detection dataset (manifest ``task: "detection"``) is
+described the same way: its per-object lists ``image/object/...`` are a TFDS Sequence at
+``image/object``, which flattens to exactly the detection API's keys (see
+``detection_features_json``), so TFDS reads the records as they are, nothing stored twice.
+TFDS names datasets ``[A-Za-z][A-Za-z0-9_]*`` and parses ``{DATASET}`` in file names with
+that pattern, so a name such as ``my-data`` is written as ``my_data`` in
+``dataset_info.json`` with a file template that spells the real shard names
 (``my-data-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}``): shards and manifest keep the user's
 name. TFDS reads only uncompressed TFRecords: compressed datasets get no TFDS metadata.
 Nothing here holds a date, path or version of a tool: the bytes follow from the manifest.
@@ -37,6 +43,21 @@ from typing import Any
 from .. import storage
 from ..errors import FormatError
 from ..storage.atomic import write_atomic
+from .detection import (
+    AREA,
+    CLASS_LABEL,
+    CLASS_TEXT,
+    DIFFICULT,
+    IS_CROWD,
+    KEY_SHA256,
+    POSE,
+    SOURCE_ID,
+    TRUNCATED,
+    XMAX,
+    XMIN,
+    YMAX,
+    YMIN,
+)
 from .example import CHANNELS, ENCODED, FILENAME, FORMAT, HEIGHT, LABEL, TEXT, WIDTH
 from .manifest import (
     LABELS,
@@ -50,13 +71,16 @@ from .manifest import (
 )
 
 __all__ = [
+    "TFDS_DETECTION_FILES",
     "TFDS_FEATURES",
     "TFDS_FILES",
     "TFDS_INFO",
     "TFDS_LABELS",
+    "TFDS_OBJECT_LABELS",
     "TfdsInfo",
     "TfdsSplit",
     "build_tfds_metadata",
+    "detection_features_json",
     "is_tfds_folder",
     "read_tfds_info",
     "remove_tfds_metadata",
@@ -70,6 +94,14 @@ TFDS_FEATURES = "features.json"
 #: TFDS names a nested ClassLabel's names file after its path, ``/`` -> ``-``.
 TFDS_LABELS = LABEL.replace("/", "-") + ".labels.txt"
 TFDS_FILES = (TFDS_INFO, TFDS_FEATURES, TFDS_LABELS)
+#: A detection dataset's objects' ClassLabel (``image/object/class/label``): its names file.
+TFDS_OBJECT_LABELS = CLASS_LABEL.replace("/", "-") + ".labels.txt"
+TFDS_DETECTION_FILES = (TFDS_INFO, TFDS_FEATURES, TFDS_OBJECT_LABELS)
+#: The Sequence of a detection record's objects: every ``image/object/...`` list.
+OBJECTS = "image/object"
+#: Label 0 of a detection dataset (the detection API's background; no record has it):
+#: TFDS's ClassLabel names every number from 0.
+BACKGROUND = "background"
 #: Written as the dataset's TFDS version; TFDS needs one (x.y.z). Our format's version lives
 #: in the manifest.
 TFDS_VERSION = "1.0.0"
@@ -80,6 +112,8 @@ FILE_FORMAT = "tfrecord"
 _TFDS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _PREFIX = "tensorflow_datasets.core.features."
 _DICT = _PREFIX + "features_dict.FeaturesDict"
+_SEQUENCE = _PREFIX + "sequence_feature.Sequence"
+_CLASS_LABEL = _PREFIX + "class_label_feature.ClassLabel"
 
 
 def tfds_name(name: str) -> str:
@@ -121,22 +155,46 @@ def tfds_notes(manifest: Manifest | Mapping[str, Any]) -> list[str]:
 
 def build_tfds_metadata(manifest: Manifest | Mapping[str, Any]) -> dict[str, str]:
     """{file name: text} of the TFDS metadata for ``manifest`` (a typed manifest or the dict
-    ``build_manifest`` made); raises FormatError for a compressed dataset."""
+    ``build_manifest`` made): a classification dataset's, or a detection dataset's when the
+    manifest says ``task: "detection"``; raises FormatError for a compressed dataset."""
     manifest = _typed(manifest)
     if manifest.compression != "none":
         raise FormatError(
             f"{manifest.path}: TFDS reads only uncompressed TFRecords, these are "
             f"{manifest.compression}; convert with --compression none"
         )
-    info = dataset_info_json(manifest)
+    task = manifest.data.get("task", "classification")
+    if task == "detection":
+        return {
+            TFDS_INFO: _dump(dataset_info_json(manifest, description=_DETECTION_DESCRIPTION)),
+            TFDS_FEATURES: _dump(detection_features_json(manifest)),
+            TFDS_OBJECT_LABELS: _names_file(object_label_names(manifest.classes or [])),
+        }
+    if task != "classification":
+        raise FormatError(f"{manifest.path}: no TFDS metadata for task {task!r}")
     return {
-        TFDS_INFO: _dump(info),
+        TFDS_INFO: _dump(dataset_info_json(manifest)),
         TFDS_FEATURES: _dump(features_json(manifest)),
-        TFDS_LABELS: "".join(f"{c}\n" for c in manifest.classes or []),
+        TFDS_LABELS: _names_file(manifest.classes or []),
     }
 
 
-def dataset_info_json(manifest: Manifest) -> dict[str, Any]:
+def _names_file(names: list[str]) -> str:
+    return "".join(f"{c}\n" for c in names)
+
+
+_DESCRIPTION = (
+    "Converted by tfrecord-tools: records with the image/* keys of TensorFlow's image "
+    "scripts (see dataset.json beside this file)."
+)
+_DETECTION_DESCRIPTION = (
+    "Converted by tfrecord-tools: detection records with the keys of TensorFlow's object "
+    "detection API; image/object/class/label is 1-based, 0 is the background (see "
+    "dataset.json and label_map.pbtxt beside this file)."
+)
+
+
+def dataset_info_json(manifest: Manifest, *, description: str = _DESCRIPTION) -> dict[str, Any]:
     """TFDS's DatasetInfo proto as JSON (int64 values as strings, as protobuf writes them)."""
     template = file_template(manifest.name)
     splits = []
@@ -150,8 +208,7 @@ def dataset_info_json(manifest: Manifest) -> dict[str, Any]:
             }
         )
     return {
-        "description": "Converted by tfrecord-tools: records with the image/* keys of "
-        "TensorFlow's image scripts (see dataset.json beside this file).",
+        "description": description,
         "fileFormat": FILE_FORMAT,
         "name": tfds_name(manifest.name),
         "splits": splits,
@@ -166,19 +223,74 @@ def features_json(manifest: Manifest) -> dict[str, Any]:
     every image shares one shape, then its shape) or, for raw pixels of one shape, a uint8
     Tensor stored as bytes; raw pixels of several shapes stay bytes. ``image/orientation``
     is left out (a record has it only sometimes; TFDS gives images as stored)."""
-    keys: dict[str, dict[str, Any]] = {
+    keys = {
+        **_image_features(manifest),
+        LABEL: _class_label(len(manifest.classes or [])),
+        TEXT: _text(),
+    }
+    return _features_dict(_nest(keys))
+
+
+def detection_features_json(manifest: Manifest) -> dict[str, Any]:
+    """TFDS's features.json of a detection dataset: the image keys as ``features_json``'s,
+    ``image/source_id`` and ``image/key/sha256`` as Text, and a Sequence at ``image/object``
+    of every per-object list (float32 box corners, the ClassLabel and its Text, is_crowd,
+    area, difficult, truncated, view). TFDS gives ``ex["image"]["object"]["bbox"]["ymin"]``
+    ... as [N] arrays (not TFDS's BBoxFeature, which stores one [N, 4] list under a key of
+    its own); the ClassLabel names label 0 the background (``object_label_names``).
+    Keypoints, masks, ``image/orientation`` and segmentation maps are left out (a record has
+    them only sometimes, keypoints not one per object): TFDS ignores them."""
+    n = len(manifest.classes or [])
+    per_object = {
+        XMIN: _scalar("float32"),
+        YMIN: _scalar("float32"),
+        XMAX: _scalar("float32"),
+        YMAX: _scalar("float32"),
+        CLASS_LABEL: _class_label(n + 1),
+        CLASS_TEXT: _text(),
+        IS_CROWD: _scalar(),
+        AREA: _scalar("float32"),
+        DIFFICULT: _scalar(),
+        TRUNCATED: _scalar(),
+        POSE: _text(),
+    }
+    inner = {key.removeprefix(OBJECTS + "/"): f for key, f in per_object.items()}
+    sequence = {
+        "pythonClassName": _SEQUENCE,
+        "sequence": {"feature": _features_dict(_nest(inner)), "length": "-1"},
+    }
+    keys = {
+        **_image_features(manifest),
+        SOURCE_ID: _text(),
+        KEY_SHA256: _text(),
+        OBJECTS: sequence,
+    }
+    return _features_dict(_nest(keys))
+
+
+def object_label_names(classes: list[str]) -> list[str]:
+    """The names of a detection dataset's ClassLabel: label i + 1 is ``classes[i]``, label 0
+    the background, named ``background`` (with ``_`` before it until no class has it)."""
+    background = BACKGROUND
+    while background in classes:
+        background = "_" + background
+    return [background, *classes]
+
+
+def _image_features(manifest: Manifest) -> dict[str, dict[str, Any]]:
+    """The features of every record's image keys."""
+    return {
         ENCODED: _encoded_feature(manifest),
         FORMAT: _text(),
         HEIGHT: _scalar(),
         WIDTH: _scalar(),
         CHANNELS: _scalar(),
-        LABEL: {
-            "classLabel": {"numClasses": str(len(manifest.classes or []))},
-            "pythonClassName": _PREFIX + "class_label_feature.ClassLabel",
-        },
-        TEXT: _text(),
         FILENAME: _text(),
     }
+
+
+def _nest(keys: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a/b": f}`` as ``{"a": {"b": f}}``: the tree TFDS flattens back to the keys."""
     nested: dict[str, Any] = {}
     for key, feature in keys.items():
         *parents, leaf = key.split("/")
@@ -186,7 +298,11 @@ def features_json(manifest: Manifest) -> dict[str, Any]:
         for part in parents:
             level = level.setdefault(part, {})
         level[leaf] = feature
-    return _features_dict(nested)
+    return nested
+
+
+def _class_label(num_classes: int) -> dict[str, Any]:
+    return {"classLabel": {"numClasses": str(num_classes)}, "pythonClassName": _CLASS_LABEL}
 
 
 def _features_dict(tree: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,10 +334,10 @@ def _tensor(dims: list[str], dtype: str, *, encoding: str = "none") -> dict[str,
     }
 
 
-def _scalar() -> dict[str, Any]:
+def _scalar(dtype: str = "int64") -> dict[str, Any]:
     return {
         "pythonClassName": _PREFIX + "scalar.Scalar",
-        "tensor": {"dtype": "int64", "encoding": "none", "shape": {}},
+        "tensor": {"dtype": dtype, "encoding": "none", "shape": {}},
     }
 
 
@@ -253,8 +369,9 @@ def write_tfds_metadata(
 
 def remove_tfds_metadata(out_dir: str | os.PathLike) -> None:
     """Remove the TFDS metadata files from ``out_dir`` (a compressed reconversion must not
-    leave TFDS a description of shards it cannot read)."""
-    for name in TFDS_FILES:
+    leave TFDS a description of shards it cannot read): a classification or detection
+    dataset's."""
+    for name in dict.fromkeys(TFDS_FILES + TFDS_DETECTION_FILES):
         with contextlib.suppress(FileNotFoundError):
             (Path(out_dir) / name).unlink()
 

@@ -29,6 +29,13 @@ from .options import CHANNEL_CHOICES, ReadOptions
 from .orient import orient
 
 JPEG, PNG, RAW, OTHER = 0, 1, 2, 3
+#: Not a record's format but a promise about all of them: every record is a JPEG or a PNG
+#: (the manifest's counts) and 3 channels are asked for, so ``decode_image`` sniffs the
+#: magic bytes in its kernel. A ``tf.case`` or ``tf.switch_case`` inside a tf.data function
+#: costs ~70-100 us a record (500x375 photos, one core: ~5 % of the decode each).
+ANY = 4
+#: The formats ``ANY`` stands for.
+ANY_FORMATS = frozenset({"jpeg", "png"})
 
 
 def format_code(
@@ -107,7 +114,12 @@ def decoders(
             return to_channels(image, 4)
         return tf.io.decode_image(encoded, channels=channels, expand_animations=False)
 
-    return {JPEG: jpeg, PNG: png, RAW: raw, OTHER: other}
+    def any_() -> tf.Tensor:  # a JPEG or a PNG, to 3 channels: what jpeg() and png() give
+        if channels != 3:
+            raise ValueError("the ANY decoder is for 3 channels (CMYK JPEGs give no other count)")
+        return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+    return {JPEG: jpeg, PNG: png, RAW: raw, OTHER: other, ANY: any_}
 
 
 def _opaque_low_depth_alpha(encoded: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
@@ -167,6 +179,9 @@ class Plan:
     #: header: image files), ``"either"`` (stored when > 0, else the header). A ``tf.cond``
     #: between the two in every record's graph: 214 against 222 1024x768 photos/s, one core.
     dims: str = "either"
+    #: The DCT ratio every JPEG decodes at, when one image shape for all records fixes it
+    #: (:func:`static_ratio`): no stored size to parse, no ``tf.switch_case`` per record.
+    ratio: int | None = None
 
     @classmethod
     def of(cls, opts: ReadOptions) -> Plan:
@@ -188,7 +203,9 @@ class Plan:
     @property
     def needs_dims(self) -> bool:
         """A JPEG's stored height and width decide how it is decoded."""
-        return self.image_size is not None and (self.scaling or self.crop is not None)
+        if self.image_size is None:
+            return False
+        return self.crop is not None or (self.scaling and self.ratio is None)
 
     @property
     def tf_dtype(self) -> tf.DType:
@@ -219,7 +236,10 @@ def decode_record(
     """
     rand = _uniforms(key) if plan.random else None
     fns = decoders(encoded, height, width, stored_channels, plan.channels)
-    if plan.needs_dims:
+    if plan.ratio is not None and plan.crop is None:
+        if plan.ratio != 1:
+            fns[JPEG] = _jpeg_at(encoded, plan.channels, plan.ratio)
+    elif plan.needs_dims:
         target = _stored_target(plan.image_size, orientation)  # type: ignore[arg-type]
         fns[JPEG] = _scaled_jpeg(encoded, height, width, plan, target, rand)
     if plan.crop is not None:
@@ -347,15 +367,15 @@ def _scaled_jpeg(encoded, height, width, plan: Plan, target, rand) -> Callable[[
         want = 3 if channels == 3 else 0  # CMYK cannot give 1 channel directly
 
         def at(r: int) -> Callable[[], tf.Tensor]:
+            if window is None:
+                return _jpeg_at(encoded, channels, r)
+
             def go() -> tf.Tensor:
-                if window is None:
-                    image = tf.io.decode_jpeg(encoded, channels=want, ratio=r)
-                else:
-                    y0, x0 = window[0] // r, window[1] // r
-                    y1 = tf.minimum(-(-(window[0] + window[2]) // r), -(-h // r))
-                    x1 = tf.minimum(-(-(window[1] + window[3]) // r), -(-w // r))
-                    scaled = tf.stack([y0, x0, y1 - y0, x1 - x0])
-                    image = tf.io.decode_and_crop_jpeg(encoded, scaled, channels=want, ratio=r)
+                y0, x0 = window[0] // r, window[1] // r
+                y1 = tf.minimum(-(-(window[0] + window[2]) // r), -(-h // r))
+                x1 = tf.minimum(-(-(window[1] + window[3]) // r), -(-w // r))
+                scaled = tf.stack([y0, x0, y1 - y0, x1 - x0])
+                image = tf.io.decode_and_crop_jpeg(encoded, scaled, channels=want, ratio=r)
                 return image if channels == 3 else to_channels(image, channels)
 
             return go
@@ -368,6 +388,24 @@ def _scaled_jpeg(encoded, height, width, plan: Plan, target, rand) -> Callable[[
     return run
 
 
+def _jpeg_at(encoded: tf.Tensor, channels: int, ratio: int) -> Callable[[], tf.Tensor]:
+    """A whole JPEG decoded at DCT scale 1/``ratio``, to ``channels``."""
+
+    def go() -> tf.Tensor:
+        want = 3 if channels == 3 else 0  # CMYK cannot give 1 channel directly
+        image = tf.io.decode_jpeg(encoded, channels=want, ratio=ratio)
+        return image if channels == 3 else to_channels(image, channels)
+
+    return go
+
+
+def static_ratio(stored: tuple[int, int], target: tuple[int, int]) -> int:
+    """:func:`scale_ratio` in Python, for one stored (height, width) known up front."""
+    height, width = stored
+    fits = [r for r in RATIOS if -(-height // r) >= target[0] and -(-width // r) >= target[1]]
+    return max(fits, default=1)
+
+
 def _cropped(fn: Callable[[], tf.Tensor], plan: Plan, rand) -> Callable[[], tf.Tensor]:
     """Decode whole, then crop (formats without a cropping decoder)."""
 
@@ -378,6 +416,12 @@ def _cropped(fn: Callable[[], tf.Tensor], plan: Plan, rand) -> Callable[[], tf.T
         return image[y : y + ch, x : x + cw]
 
     return run
+
+
+def known_code(image_format: str | None) -> int | None:
+    """The decoder of every record when ``image_format`` says which (``"any"``: ANY), else
+    None (a ``tf.case`` per record)."""
+    return {"jpeg": JPEG, "png": PNG, "any": ANY}.get(image_format or "")
 
 
 def decode_batch(
@@ -406,7 +450,7 @@ def decode_batch(
     n = tf.shape(encoded)[0]
 
     def one(i: tf.Tensor) -> tf.Tensor:
-        code = {"jpeg": JPEG, "png": PNG}.get(image_format or "")
+        code = known_code(image_format)
         if code is None:
             code = format_code(encoded[i], fmt[i], height[i], width[i], stored_channels[i])
         return decode_record(

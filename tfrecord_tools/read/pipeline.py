@@ -81,6 +81,7 @@ def make_dataset(
     dtype: str = "uint8",
     image_key: str = "auto",
     label_key: str | None = "auto",
+    task: str = "classification",
     **unknown: Any,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image, label)`` from converted shards.
@@ -128,6 +129,10 @@ def make_dataset(
     for name in ("path", "split", "compression", "unknown"):
         given.pop(name)
     opts = options_from({**given, **unknown}, also=("split", "compression"))
+    if opts.task != "classification":  # boxes, classes, masks: read/detection.py
+        from .detection import make_task_dataset
+
+        return make_task_dataset(path, split, compression, opts)
     shards = resolve_shards(path, split, compression)
     keys = keys_for(shards, opts.image_key, opts.label_key)
     if opts.global_shuffle:  # runs of records across all shards, split between the hosts
@@ -160,8 +165,9 @@ def make_dataset(
     quarter_turns = orientations is None or any(o in orientations for o in ("5", "6", "7", "8"))
     if orient and quarter_turns and shape is not None and shape[0] != shape[1]:
         shape = None  # some images come out width x height
+    plan, image_format = _fixed_decoder(plan, image_format, shards, turned=orient and quarter_turns)
     spec = decode.parse_spec(keys, orientation=orient)
-    if image_format in ("png", "jpeg") or raw:
+    if image_format in ("png", "jpeg", "any") or raw:
         # the format and shape are known: the bytes and the label are all a record must give
         # (parse_example's cost grows with the keys: 2 instead of 6 is ~1.6x faster), and the
         # stored size when it decides how a JPEG is decoded (scale, crop)
@@ -181,9 +187,18 @@ def make_dataset(
             features["key"] = _record_keys(batch[0], opts)
         return features, labels
 
-    if opts.batch_size and not raw and (opts.image_size or shape):
-        # batched output of one image size: parse and decode a whole batch in one map
-        out_shape = opts.image_size or shape[:2]  # type: ignore[index]
+    def parse_one(*element):
+        record = records.check(element[-1][None])[0]
+        features, label = decode.parsed(tf.io.parse_single_example(record, spec), keys)
+        if plan.random:
+            features["key"] = _record_keys(element[0], opts)
+        return features, label
+
+    out_shape = opts.image_size or (shape[:2] if shape is not None else None)
+    large = out_shape is not None and _large(out_shape, opts)
+    if opts.batch_size and not raw and out_shape and not large:
+        # batched output of small images of one size: parse and decode a whole batch in
+        # one map
 
         def parse_and_decode(*records):
             f, labels = parse(*records)
@@ -220,11 +235,13 @@ def make_dataset(
             )
             ds = _unbatch(ds, counts, opts)
         return _finish(ds, opts, batched=True)
-    ds = ds.batch(_PARSE_BATCH)
-    ds = ds.map(parse, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
-    ds = _unbatch(ds, counts, opts)
+    par = {"num_parallel_calls": opts.num_parallel_calls, "deterministic": opts.deterministic}
     orientation = "record" if orient else None
-    ds = _decode_each(ds, plan, opts, image_format, shape, orientation)
+    if large:  # a record an element, parsed and decoded in one map
+        ds = _decode_each(ds, plan, opts, image_format, shape, orientation, parse=parse_one)
+    else:
+        ds = _unbatch(ds.batch(_PARSE_BATCH).map(parse, **par), counts, opts)
+        ds = _decode_each(ds, plan, opts, image_format, shape, orientation)
     if any_size:
         ds = decode.batch_one_size(ds, opts.batch_size, opts.drop_remainder)  # type: ignore[arg-type]
     return _finish(ds, opts, batched=any_size)
@@ -333,6 +350,19 @@ _SMALL_IMAGES_GROUP = 1024
 _GROUP_OUTPUT_BYTES = 8 << 20
 
 
+#: Output images of at least this many bytes are decoded one tf.data element each, then
+#: batched; smaller ones a batch per graph loop (``decode.decode_batch``). For 224x224 RGB
+#: photos the loop's copies cost more than an element's overhead (one core, 600 sample
+#: photos: ~1,755 against ~1,680 CPU us/image); for 28x28 digits the element's overhead
+#: is most of the work (see the module docstring).
+_PER_RECORD_BYTES = 32 << 10
+
+
+def _large(image_hw: tuple[int, int], opts: ReadOptions) -> bool:
+    size = image_hw[0] * image_hw[1] * opts.channels * (4 if opts.dtype == "float32" else 1)
+    return size >= _PER_RECORD_BYTES
+
+
 def _map_batches(ds, fn, opts: ReadOptions, image_hw: tuple[int, int]):
     """``batch`` + ``map(fn)`` for batched output of one image size. For small images
     several batches go through one ``fn`` call (``rebatch`` cuts them back to
@@ -374,14 +404,17 @@ def _decode_each(
     image_format: str | None,
     shape,
     orientation: str | None = None,
+    parse=None,
 ):
     """Per-record decode (+ orientation, crop, resize, flip, dtype): one format's decoder
     when known, else ``tf.case``. ``orientation``: None, ``"record"`` (the features'
-    ``orientation``) or ``"exif"`` (parsed from the image bytes)."""
+    ``orientation``) or ``"exif"`` (parsed from the image bytes). ``parse``: elements are
+    records, which it turns into (features, label) in the same map."""
 
-    def decode_one(f, label):
+    def decode_one(*element):
+        f, label = parse(*element) if parse is not None else element
         encoded = f["encoded"]
-        code = _known_code(image_format)
+        code = decode.known_code(image_format)
         if code is None:
             code = decode.format_code(encoded, f["format"], f["height"], f["width"], f["channels"])
         turns = None
@@ -410,9 +443,31 @@ def _decode_each(
     )
 
 
-def _known_code(image_format: str | None) -> int | None:
-    """The format code when every record is PNG or JPEG (no ``tf.case``)."""
-    return {"jpeg": decode.JPEG, "png": decode.PNG}.get(image_format or "")
+def _fixed_decoder(
+    plan: decode.Plan, image_format: str | None, shards, *, turned: bool
+) -> tuple[decode.Plan, str | None]:
+    """What the manifest lets be decided once instead of per record (each ``tf.case`` or
+    ``tf.switch_case`` in a record's graph costs ~5 % of a 500x375 photo's decode): the DCT
+    ratio, when every record has one stored shape (and none is turned a quarter); then
+    ``"any"`` for the format, when every record is a JPEG or a PNG (the converter counts
+    them from the bytes), 3 channels are asked for, nothing is cropped and every JPEG
+    decodes at full scale (``decode_image`` sniffs the bytes in its kernel)."""
+    shape = shards.image_shape
+    if plan.scaling and plan.crop is None and shape is not None and not turned:
+        plan = dataclasses.replace(plan, ratio=decode.static_ratio(shape[:2], plan.image_size))
+    manifest = shards.manifest
+    formats = set(manifest.image_formats) if manifest is not None else set()
+    one_scale = not plan.scaling or plan.ratio == 1
+    if (
+        image_format is None
+        and formats
+        and formats <= decode.ANY_FORMATS
+        and plan.channels == 3
+        and plan.crop is None
+        and one_scale
+    ):
+        image_format = "any"
+    return plan, image_format
 
 
 def _decode_raw_batch(encoded, opts: ReadOptions, shape):
