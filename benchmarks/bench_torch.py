@@ -27,8 +27,10 @@ Arms (each where it applies):
 - ``index``: ``src[i]`` in random order, no DataLoader (PNG digits by index).
 - ``grain-item``: ``grain.MapDataset.source(src).shuffle(seed).batch(B)``;
   ``grain-batched``: ``GrainSource.batched(B, seed=...)``.
-- ``*-pillow``: the same in a process where the ``fast`` extra's modules (pyspng,
-  simplejpeg, cv2) cannot be imported: what a plain ``pip install tfrecord-tools`` gives.
+- ``*-plain``: the same in a process where OpenCV (the ``fast`` extra) cannot be imported:
+  what a plain ``pip install tfrecord-tools`` gives (pyspng and simplejpeg, Pillow's
+  resize); ``*-pillow``: pyspng and simplejpeg hidden too: Pillow only, as where their
+  wheels do not exist (pyspng: Intel Macs).
 - ``tfrecord``: the ``tfrecord`` package (pip install tfrecord), its ``TFRecordDataset``
   per shard in a ``DataLoader`` (a shuffle queue of one batch), decoding with our
   decoder (``decode_fields``): the same decode, its reading and parsing (no CRC checks).
@@ -62,6 +64,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 FAST_MODULES = ("pyspng", "simplejpeg", "cv2")
+#: Modules hidden in an arm, by its suffix.
+HIDDEN = {"-pillow": FAST_MODULES, "-plain": ("cv2",)}
 BATCH = {"raw": 256, "png": 256, "photos": 32}
 ARMS = {
     "raw": [
@@ -73,8 +77,8 @@ ARMS = {
         "grain-item", "grain-batched", "tfrecord", "imagefolder", "dali",
     ],
     "photos": [
-        "item", "getitems", "sampler", "batches", "grain-item", "grain-batched", "tfrecord",
-        "imagefolder", "dali",
+        "item", "getitems", "sampler", "getitems-plain", "getitems-pillow", "batches",
+        "grain-item", "grain-batched", "tfrecord", "imagefolder", "dali",
     ],
 }  # fmt: skip
 #: The ratios printed under each table: (ours, peer), CPU time per image.
@@ -84,18 +88,23 @@ COMPARED = [
     ("grain-batched", "grain-item"),
 ]  # fmt: skip
 #: Worker processes apply to the DataLoader arms only.
-LOADER_ARMS = {"item", "getitems", "sampler", "getitems-pillow", "tfrecord", "imagefolder"}
+LOADER_ARMS = {
+    "item", "getitems", "sampler", "getitems-plain", "getitems-pillow", "tfrecord", "imagefolder"
+}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the child
 
 
-class _NoFastDecoders(importlib.abc.MetaPathFinder):
-    """Makes the ``fast`` extra's modules unimportable, as in an install without it."""
+class _Hidden(importlib.abc.MetaPathFinder):
+    """Makes ``modules`` unimportable, as in an install without them."""
+
+    def __init__(self, modules: tuple[str, ...]):
+        self.modules = modules
 
     def find_spec(self, name, path, target=None):
-        if name.partition(".")[0] in FAST_MODULES:
-            raise ImportError(f"{name}: not installed (a Pillow-only run)")
+        if name.partition(".")[0] in self.modules:
+            raise ImportError(f"{name}: not installed (hidden in this arm)")
         return None
 
 
@@ -295,9 +304,10 @@ def _epoch(args, seed: int):
 def child(args) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, set(cpus[-args.cores :]))
-    if args.child.endswith("-pillow"):
-        sys.meta_path.insert(0, _NoFastDecoders())
-    args.child = args.child.removesuffix("-pillow")
+    for suffix, modules in HIDDEN.items():
+        if args.child.endswith(suffix):
+            sys.meta_path.insert(0, _Hidden(modules))
+            args.child = args.child.removesuffix(suffix)
     import torch
 
     torch.set_num_threads(args.cores)
@@ -425,7 +435,8 @@ def main() -> None:
         for arm in ARMS[kind]:
             if wanted is not None and arm not in wanted:
                 continue
-            base = "grain-item" if arm.startswith("grain") else arm.removesuffix("-pillow")
+            base = arm.removesuffix("-pillow").removesuffix("-plain")
+            base = "grain-item" if base.startswith("grain") else base
             if base in skipped or arm in skipped:
                 continue
             plan.append((kind, arm, pythons.get(arm, pythons.get(base, sys.executable))))

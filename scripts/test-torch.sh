@@ -14,6 +14,6 @@ if ! .venv-torch/bin/python -c "import torch, sys; sys.exit(torch.__version__.sp
 fi
 VENV=.venv-torch EXTRAS=test,torch,fast,cloud source scripts/_env.sh
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-.venv-torch/bin/python -m pytest -q -p no:cacheprovider tests/access/test_access_torch.py "$@"
+.venv-torch/bin/python -m pytest -q -p no:cacheprovider tests/access/test_access_torch.py tests/access/test_access_detection_torch.py "$@"
 # the docs' PyTorch and grain examples, which the main environment skips
 .venv-torch/bin/python -m pytest -q -p no:cacheprovider tests/test_docs.py -k test_optional_example_runs

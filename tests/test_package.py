@@ -23,7 +23,7 @@ def test_exported_names():
         "VerifyReport", "__version__", "convert_image_folder", "convert_mnist",
         "count_records", "index_shards", "inspect_dataset", "make_dataset",
         "make_raw_dataset", "repair", "run_benchmark", "verify", "TFRecordDataSource",
-        "convert_coco", "convert_voc", "convert_yolo", "convert_csv",
+        "convert_coco", "convert_voc", "convert_yolo", "convert_csv", "convert_segmentation",
     ])  # fmt: skip
     for name in tfrecord_tools.__all__:
         assert getattr(tfrecord_tools, name) is not None

@@ -21,6 +21,7 @@ _EXPORTS = {
     "convert_voc": "convert.sources.annotated",
     "convert_yolo": "convert.sources.annotated",
     "convert_csv": "convert.sources.annotated",
+    "convert_segmentation": "convert.sources.annotated",
     "ConversionSummary": "convert.summary",
     "make_dataset": "read.pipeline",
     "make_raw_dataset": "read.pipeline",

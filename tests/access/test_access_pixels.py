@@ -264,6 +264,40 @@ def test_png_without_the_fast_extra_or_fast_paths_is_the_same(png_records, chann
         assert np.array_equal(image, plugin[i]) and np.array_equal(image, direct[i]), i
 
 
+#: The cases decode_simple_pngs takes: 8-bit gray, RGB, RGBA, the image data right after
+#: the header (Pillow writes nothing in between either); colour is never made gray there.
+SIMPLE = {"gray8": 0, "rgb8": 2, "rgba8": 6, "pillow-L": 0, "pillow-RGB": 2, "pillow-RGBA": 6}
+
+
+@pytest.mark.parametrize("channels", CHANNELS)
+@pytest.mark.parametrize("pyspng", [True, False])
+def test_pngs_decoded_together_equal_one_at_a_time(png_records, channels, pyspng, monkeypatch):
+    path, names = png_records
+    src = TFRecordDataSource(str(path), channels=channels)
+    fields = [parse_image_example(src.read_record(i)[0]) for i in range(len(src))]
+    if not pyspng:  # Pillow's decoder directly
+        monkeypatch.setattr(decode, "pyspng", None)
+    together = decode.decode_simple_pngs([bytes(f.encoded) for f in fields], channels=channels)
+    taken = {name for name, image in zip(names, together, strict=True) if image is not None}
+    assert taken == {n for n, colour in SIMPLE.items() if channels != 1 or colour == 0}
+    for name, one, image in zip(names, fields, together, strict=True):
+        if image is not None:
+            assert np.array_equal(image, decode.decode_fields(one, channels=channels)), name
+
+
+@pytest.mark.parametrize("channels", CHANNELS)
+def test_batched_reads_of_every_png_equal_src_i(png_records, channels):
+    from tfrecord_tools.access.fetch import fetch
+
+    path, _ = png_records
+    src = TFRecordDataSource(str(path), channels=channels)
+    indices = list(range(len(src)))[::-1]
+    images, labels = fetch(src, indices)
+    assert labels.tolist() == indices
+    for i, image in zip(indices, images, strict=True):
+        assert np.array_equal(image, src[i][0]), i
+
+
 def test_16_bit_pngs_keep_their_high_byte(tmp_path):
     """16-bit samples become their high byte (``png_set_strip_16``: ``value >> 8``, not
     rounded), for gray, gray + alpha, RGB and RGBA; they used to come out clipped."""

@@ -301,3 +301,21 @@ def test_make_dataset_reads_a_raw_folder(digits, tmp_path):
     assert len(got) == 30
     for (image, _label), expected in zip(got, stored, strict=True):
         np.testing.assert_array_equal(image, expected)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_max_size_keeps_an_upright_images_aspect_for_every_orientation(tmp_path, orientation):
+    """A 40x20 (width x height) landscape JPEG shown as EXIF ``orientation`` says, bounded
+    to 20: stored upright, its shown sides halved (2-4 mirror or turn it half way, keeping
+    them; 5-8 turn it a quarter, swapping them)."""
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    _photo(np.random.default_rng(orientation), 20, 40).save(
+        src / "x.jpg", quality=95, exif=_exif(orientation)
+    )
+    convert_image_folder(tmp_path / "src", tmp_path / "out", workers=1, quiet=True, max_size=20)
+    record = _records(tmp_path / "out")["a/x.jpg"]
+    shown = (40, 20) if orientation >= 5 else (20, 40)  # (height, width) as shown
+    stored = (record["image/height"], record["image/width"])
+    assert stored == (shown[0] // 2, shown[1] // 2)
+    assert _pixels(record).shape[:2] == stored

@@ -193,7 +193,9 @@ def test_every_layout_reads_back_the_truth(tmp_path, kind):
     }
     label_map = (tmp_path / "out" / "label_map.pbtxt").read_text()
     assert "id: 1\n  name: 'circle'" in label_map and "id: 3\n  name: 'triangle'" in label_map
-    assert not (tmp_path / "out" / "features.json").exists()
+    # TFDS metadata describing the objects (format/tfds.py; loaded by TFDS in its venv)
+    assert (tmp_path / "out" / "features.json").exists()
+    assert (tmp_path / "out" / "image-object-class-label.labels.txt").exists()
 
 
 def test_coco_keeps_its_category_mapping(tmp_path):

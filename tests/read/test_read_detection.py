@@ -150,8 +150,10 @@ def elements(ds) -> list[dict]:
 
 def assert_framed(e: dict, counts: dict | None = None) -> None:
     """Every box of ``e`` (one element) lies in [0, 1] and its centre is its class's colour
-    (boxes of 3 output pixels or more a side); every colour seen in the image has a box of
-    its class, and the pixels of exactly that colour lie inside that box."""
+    (at least half of it, blended with the black background: a box cut to less than a
+    stored pixel is a blend once enlarged; boxes of 3 output pixels or more a side); every
+    colour seen in the image has a box of its class, and the pixels of exactly that colour
+    lie inside that box."""
     image, boxes, classes = e["image"], e["boxes"], e["classes"].tolist()
     height, width = image.shape[:2]
     assert boxes.min(initial=0) >= 0 and boxes.max(initial=1) <= 1, boxes
@@ -161,7 +163,8 @@ def assert_framed(e: dict, counts: dict | None = None) -> None:
         y0, x0, y1, x1 = box
         if y1 - y0 >= 3 and x1 - x0 >= 3:
             centre = image[int((y0 + y1) / 2), int((x0 + x1) / 2)]
-            assert tuple(centre) == COLOURS[label], (e["filename"], box, label, centre)
+            lit = np.array(COLOURS[label]) > 0
+            assert (centre[lit] >= 128).all() and not centre[~lit].any(), (e, box, label)
     for label, colour in COLOURS.items():
         ys, xs = np.nonzero(np.all(image == colour, axis=-1))
         if not len(ys):
@@ -240,6 +243,7 @@ def test_detection_api_records_read_with_defaults(api_records):
         {"crop": "random", "flip": True},
         {"crop": "center", "central_fraction": 0.6, "flip": True},
         {"crop": "random", "flip": True, "keep_aspect": True},
+        {"crop": "random", "flip": True, "image_size": 112},  # a record an element
     ],
     ids=lambda o: "+".join(f"{k}={v}" for k, v in o.items()),
 )
@@ -247,11 +251,12 @@ def test_transforms_keep_boxes_on_their_shapes(coco, api_records, options):
     """Six epochs (new crops and flips each: the record numbers differ) of each source."""
     counts: dict = {}
     for path in (coco, api_records):
-        ds = make_dataset(path, task="detection", image_size=48, seed=7, repeat=6, **options)
+        options = {"image_size": 48, **options}
+        ds = make_dataset(path, task="detection", seed=7, repeat=6, **options)
         got = elements(ds)
         assert len(got) == 6 * len(SCENES)
         for e in got:
-            assert e["image"].shape == (48, 48, 3)
+            assert e["image"].shape == (*[options["image_size"]] * 2, 3)
             assert_framed(e, counts)
     whole = 2 * 6 * sum(len(im["boxes"]) for im in SCENES)
     if options.get("crop"):  # the crops did cut some shapes away
@@ -484,37 +489,38 @@ def test_masks_and_keypoints_follow_crop_resize_and_flip(tmp_path):
     records = [_stored_scene(o)[1] for o in (1, 6, 3, 8)]
     path = write_records(tmp_path / "m.tfrecord", records)
     seen = 0
-    for seed in range(3):
-        ds = make_dataset(
-            path,
-            task="detection",
-            masks=True,
-            keypoints=True,
-            image_size=40,
-            crop="random",
-            flip=True,
-            seed=seed,
-        )
-        for e in elements(ds):
-            assert e["masks"].shape == (len(e["classes"]), 40, 40) and e["masks"].dtype == np.uint8
-            for mask, label, box, points in zip(
-                e["masks"], e["classes"], e["boxes"], e["keypoints"], strict=True
-            ):
-                coloured = np.all(e["image"] == COLOURS[label], axis=-1)
-                # a nearest-neighbour mask of a bilinear image: every pixel of exactly the
-                # colour is in the mask, and no mask pixel is pure background
-                assert (mask[coloured] == 1).all()
-                assert not np.all(e["image"][mask == 1] == 0, axis=-1).any()
-                if mask.any():  # the clipped box holds the clipped mask (not tightly:
-                    ys, xs = np.nonzero(mask)  # a cut triangle may not fill its box)
-                    y0, x0, y1, x1 = box * 40
-                    assert y0 - 1 <= ys.min() and ys.max() + 1 <= y1 + 1
-                    assert x0 - 1 <= xs.min() and xs.max() + 1 <= x1 + 1
-                for y, x, visible in points:  # a visible keypoint is on its object's mask
-                    if visible:
-                        row, col = int(y * 40), int(x * 40)
-                        assert mask[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].any()
-                        seen += 1
+    # three epochs: new crops and flips each
+    ds = make_dataset(
+        path,
+        task="detection",
+        masks=True,
+        keypoints=True,
+        image_size=40,
+        crop="random",
+        flip=True,
+        seed=1,
+        repeat=3,
+    )
+    for e in elements(ds):
+        assert e["masks"].shape == (len(e["classes"]), 40, 40) and e["masks"].dtype == np.uint8
+        for mask, label, box, points in zip(
+            e["masks"], e["classes"], e["boxes"], e["keypoints"], strict=True
+        ):
+            coloured = np.all(e["image"] == COLOURS[label], axis=-1)
+            # a nearest-neighbour mask of a bilinear image: every pixel of exactly the
+            # colour is in the mask, and no mask pixel is pure background
+            assert (mask[coloured] == 1).all()
+            assert not np.all(e["image"][mask == 1] == 0, axis=-1).any()
+            if mask.any():  # the clipped box holds the clipped mask (not tightly:
+                ys, xs = np.nonzero(mask)  # a cut triangle may not fill its box)
+                y0, x0, y1, x1 = box * 40
+                assert y0 - 1 <= ys.min() and ys.max() + 1 <= y1 + 1
+                assert x0 - 1 <= xs.min() and xs.max() + 1 <= x1 + 1
+            for y, x, visible in points:  # a visible keypoint is on its object's mask
+                if visible:
+                    row, col = int(y * 40), int(x * 40)
+                    assert mask[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].any()
+                    seen += 1
     assert seen > 0
 
 
@@ -537,22 +543,23 @@ def test_segmentation_masks_equal_and_move_with_the_image(tmp_path):
         assert set(e) == {"image", "mask", "filename"}
         np.testing.assert_array_equal(e["image"], pixels)
         np.testing.assert_array_equal(e["mask"][..., 0], ids)
-    for seed in range(3):
-        ds = make_dataset(
-            path,
-            task="segmentation",
-            image_size=32,
-            crop="random",
-            flip=True,
-            seed=seed,
-            batch_size=3,
-        )
-        for batch in elements(ds):
-            assert batch["mask"].shape[1:] == (32, 32, 1) and batch["mask"].dtype == np.uint8
-            for image, mask in zip(batch["image"], batch["mask"][..., 0], strict=True):
-                for label, colour in COLOURS.items():
-                    assert (mask[np.all(image == colour, axis=-1)] == label).all()
-                assert (mask[np.all(image == 0, axis=-1)] == 0).all()
+    # three epochs: new crops and flips each
+    ds = make_dataset(
+        path,
+        task="segmentation",
+        image_size=32,
+        crop="random",
+        flip=True,
+        seed=1,
+        batch_size=3,
+        repeat=3,
+    )
+    for batch in elements(ds):
+        assert batch["mask"].shape[1:] == (32, 32, 1) and batch["mask"].dtype == np.uint8
+        for image, mask in zip(batch["image"], batch["mask"][..., 0], strict=True):
+            for label, colour in COLOURS.items():
+                assert (mask[np.all(image == colour, axis=-1)] == label).all()
+            assert (mask[np.all(image == 0, axis=-1)] == 0).all()
 
 
 def test_keep_aspect_pads_the_class_mask_with_0(tmp_path):

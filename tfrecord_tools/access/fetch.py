@@ -114,7 +114,6 @@ class _Batch:
         count = len(unique)
         piece_of, piece_start = np.empty(count, np.int64), np.empty(count, np.int64)
         pieces: list[bytes] = []
-        wanted: list[int] = []  # bytes asked of each piece
         edges = np.flatnonzero(np.diff(shards)) + 1
         for lo, hi in zip([0, *edges.tolist()], [*edges.tolist(), count], strict=True):
             o, s = offsets[lo:hi], sizes[lo:hi]
@@ -127,7 +126,6 @@ class _Batch:
             piece_start[lo:hi] = o[firsts][run]
             ranges = list(zip(o[firsts].tolist(), (o[lasts] + s[lasts]).tolist(), strict=True))
             pieces.extend(self._read(int(shards[lo]), ranges))
-            wanted.extend(end - start for start, end in ranges)
         self.blob = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         self.buffer = np.frombuffer(self.blob, np.uint8)
         got = np.array([len(p) for p in pieces], np.int64)
@@ -194,12 +192,13 @@ class _Batch:
             return out
         fields = parse_image_batch(self.buffer, self.start[intact], self.end[intact])
         upright = (fields.orientation < 2) | (fields.orientation > 8) | (not src.orientation)
-        picked = np.flatnonzero(fields.ok & upright)
+        first, last = fields.encoded
+        png = last - first >= 41  # a PNG's signature, header and first chunk: no JPEG copied
+        png[png] = self.buffer[first[png]] == 0x89
+        picked = np.flatnonzero(fields.ok & upright & png)
+        spans = zip(first[picked].tolist(), last[picked].tolist(), strict=True)
         images = decode_simple_pngs(
-            [self.blob[a:b] for a, b in zip(
-                fields.encoded[0][picked].tolist(), fields.encoded[1][picked].tolist(),
-                strict=True,
-            )],
+            [self.blob[a:b] for a, b in spans],
             channels=src.channels,
             image_size=src.image_size,
         )  # fmt: skip

@@ -304,9 +304,10 @@ def parse_image_example(data: bytes | memoryview) -> ImageFields:
 
 # -- many records at once ------------------------------------------------------------------
 
-#: Layouts tried per batch (the first record's, then the first one left over...); records
-#: of any other layout are parsed one by one.
-LAYOUTS_PER_BATCH = 4
+#: Layouts tried per batch (the first record's, then the first one left over...), unless
+#: three have fitted one record only (records of many layouts, or not of our writer's, are
+#: cheaper parsed one by one); the records left are parsed one by one.
+LAYOUTS_PER_BATCH = 16
 _INTS = {_HEIGHT: "height", _WIDTH: "width", _CHANNELS: "channels", _LABEL: "label"}
 _INT_DEFAULTS = {"height": 0, "width": 0, "channels": 0, "label": -1, "orientation": 1}
 _INTS[_ORIENTATION] = "orientation"
@@ -345,20 +346,23 @@ class BatchFields:
 def parse_image_batch(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> BatchFields:
     """The image keys of the Examples at ``buf[starts[k]:ends[k]]`` (``buf`` uint8, spans
     int64), each answer what :func:`parse_image_example` gives, for the records that share
-    one of the layouts of the first few (:func:`_layout`); ``ok`` is False for the rest."""
+    one of the layouts of the first few (:func:`_layout`, :data:`LAYOUTS_PER_BATCH`);
+    ``ok`` is False for the rest."""
     count = len(starts)
     spans = {name: np.zeros((2, count), np.int64) for name in _SPANS.values()}
     ints = {name: np.full(count, value, np.int64) for name, value in _INT_DEFAULTS.items()}
     ok = np.zeros(count, bool)
     left = np.arange(count)
-    for _ in range(LAYOUTS_PER_BATCH):
-        if not len(left):
-            break
+    tried = lonely = 0
+    while len(left) and tried < LAYOUTS_PER_BATCH and lonely < 3:
+        tried += 1
         layout = _layout(buf, int(starts[left[0]]), int(ends[left[0]]))
         if layout is None:
             left = left[1:]  # parsed one by one, and maybe the next one gives a layout
+            lonely += 1
             continue
         matched, rows = layout.match(buf, starts[left], ends[left])
+        lonely += int(matched.sum() <= 1)
         hit = left[matched]
         ok[hit] = True
         picked = starts[hit]

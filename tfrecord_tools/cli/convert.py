@@ -1,4 +1,4 @@
-"""``tfrecord-tools convert images|mnist|coco|voc|yolo|csv``: arguments ->
+"""``tfrecord-tools convert images|mnist|coco|voc|yolo|csv|segmentation``: arguments ->
 ``convert_image_folder`` / ``convert_mnist`` / ``sources.annotated.convert_*``. SRC and OUT
 go to the library as given: local paths or URLs
 (``gs://b/photos``, ``s3://b/x``, ``memory://x``), never turned into paths here."""
@@ -6,6 +6,7 @@ go to the library as given: local paths or URLs
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..convert import (
     AUTO_RAW_MAX_SIDE,
@@ -15,6 +16,7 @@ from ..convert import (
     MNIST_ENCODINGS,
     VALIDATE_MODES,
 )
+from ..errors import ConversionError
 from ..format.compression import COMPRESSIONS
 
 
@@ -109,12 +111,14 @@ def register(commands) -> None:
     _register_detection(sources)
 
 
-#: ``convert coco|voc|yolo|csv``: (help, description, whether --annotations FILE is needed)
+#: ``convert coco|voc|yolo|csv|segmentation``: (help, description, whether --annotations
+#: FILE is needed)
 _DETECTION_SOURCES = {
     "coco": (
-        "COCO: an instances JSON and its image folder",
+        "COCO: an instances JSON (or one a split) and its image folder",
         "Convert the images of SRC with the boxes of a COCO instances JSON (--annotations) "
-        "into detection TFRecords in OUT; category ids become labels 1..K.",
+        "into detection TFRecords in OUT; category ids become labels 1..K. One file a "
+        "split: --annotations train=FILE --annotations val=FILE.",
         True,
     ),
     "voc": (
@@ -136,7 +140,16 @@ _DETECTION_SOURCES = {
         "detection TFRecords in OUT.",
         True,
     ),
+    "segmentation": (
+        "semantic segmentation: an image folder and a folder of class masks",
+        "Convert the images of SRC with the class masks of --masks (a PNG per image, same "
+        "path and stem, each pixel its class id; 255: ignore) into segmentation TFRecords "
+        "in OUT (DeepLab's keys).",
+        False,
+    ),
 }
+#: ``--annotations SPLIT=FILE``
+_SPLIT_FILE = re.compile(r"^([A-Za-z0-9_]+)=(.+)$")
 
 
 def _register_detection(sources) -> None:
@@ -145,9 +158,36 @@ def _register_detection(sources) -> None:
         p = sources.add_parser(kind, help=short, description=description)
         p.add_argument("src", metavar="SRC", help="a folder")
         p.add_argument("out", metavar="OUT", help="a folder or a URL")
-        if needs_file:
+        if kind == "coco":
+            p.add_argument(
+                "--annotations",
+                required=True,
+                action="append",
+                metavar="[SPLIT=]FILE",
+                help="the instances JSON; or one per split, the option given once a split: "
+                "--annotations train=FILE --annotations val=FILE",
+            )
+            p.add_argument(
+                "--masks",
+                action="store_true",
+                help="store each object's mask (polygons or RLE) as a PNG, image/object/mask",
+            )
+        elif needs_file:
             p.add_argument(
                 "--annotations", required=True, metavar="FILE", help="the annotation file"
+            )
+        if kind == "segmentation":
+            p.add_argument(
+                "--masks",
+                required=True,
+                metavar="MASKDIR",
+                help="the folder of mask PNGs (a.jpg's is MASKDIR/a.png)",
+            )
+            p.add_argument(
+                "--classes",
+                metavar="FILE",
+                help="class names, class id i on line i + 1 (default: class_0 .. class_N, "
+                "N the largest id in the masks, 255 aside)",
             )
         p.add_argument("--name", help="dataset name (default: SRC's folder name)")
         _add_sharding(p, splits=True)
@@ -257,7 +297,30 @@ def convert_detection(args: argparse.Namespace) -> int:
 
     convert = getattr(annotated, f"convert_{args.source}")
     files = {"annotations": args.annotations} if args.needs_file else {}
+    if args.source == "coco":
+        files = {"annotations": _split_files(args.annotations), "masks": args.masks}
+    elif args.source == "segmentation":
+        files = {"masks": args.masks, "classes": args.classes}
     return _convert(args, convert, **files, **_image_options(args))
+
+
+def _split_files(given: list[str]) -> str | dict[str, str]:
+    """``--annotations FILE`` once, or ``--annotations SPLIT=FILE`` a split."""
+    if len(given) == 1 and not _SPLIT_FILE.match(given[0]):
+        return given[0]
+    files: dict[str, str] = {}
+    for value in given:
+        found = _SPLIT_FILE.match(value)
+        if found is None:
+            raise ConversionError(
+                f"--annotations {value}: given more than once, each must be SPLIT=FILE "
+                "(e.g. --annotations train=instances_train.json)"
+            )
+        split, file = found.groups()
+        if split in files:
+            raise ConversionError(f"--annotations: split {split!r} given twice")
+        files[split] = file
+    return files
 
 
 def _image_options(args: argparse.Namespace) -> dict:

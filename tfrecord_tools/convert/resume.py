@@ -31,7 +31,7 @@ from .. import storage
 from ..errors import ConversionError, FormatError
 from ..format.manifest import Manifest, read_manifest
 from ..format.naming import INDEX_SUFFIX, LABELS, MANIFEST, WORK_DIR, ShardName
-from ..format.tfds import TFDS_FILES
+from ..format.tfds import TFDS_FILES, TFDS_OBJECT_LABELS
 from ..storage.atomic import is_temp_name, remove_temp_files
 from .jobs import ShardResult
 from .outdir import shown
@@ -56,7 +56,7 @@ _PLAN = "plan.json"
 _READERS = 16  # state files of a bucket read at once
 #: Files every conversion writes besides its shards (and the manifest): a user's file of
 #: one of these names is replaced only with ``overwrite``.
-_COMPANIONS = frozenset({LABELS, *TFDS_FILES})
+_COMPANIONS = frozenset({LABELS, *TFDS_FILES, TFDS_OBJECT_LABELS})
 
 Out = Path | str  # a local folder, or a URL
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConversionError, TFRecordToolsError
 from ..format.manifest import write_labels, write_manifest
 from ..format.naming import LABELS, MANIFEST
-from ..format.tfds import TFDS_FILES, build_tfds_metadata, tfds_notes
+from ..format.tfds import TFDS_FILES, TFDS_OBJECT_LABELS, build_tfds_metadata, tfds_notes
 from . import local, outdir, plan, resume
 from .jobs import Job, ShardResult
 from .summary import ConversionSummary, summarise, summary_of_finished
@@ -166,7 +166,7 @@ def _publish(
         for name, text in build_tfds_metadata(manifest).items():
             outdir.write(out, name, text)
     else:  # TFDS cannot read compressed shards: none left from an earlier run
-        outdir.remove(out, TFDS_FILES)
+        outdir.remove(out, (*TFDS_FILES, TFDS_OBJECT_LABELS))
     outdir.publish(out, MANIFEST, lambda folder: write_manifest(folder, manifest))  # last
     resume.finish_out_dir(out)
 

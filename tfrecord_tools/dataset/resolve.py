@@ -45,7 +45,7 @@ from ..format.framing import HEADER_SIZE, OVERHEAD
 from ..format.index import check_index, count_index, read_index
 from ..format.manifest import Manifest, ShardEntry, check_finished, read_manifest, shown_path
 from ..format.naming import LABELS, MANIFEST, WORK_DIR, is_shard_name, is_temp_name
-from ..format.tfds import TFDS_FILES, TFDS_INFO, TfdsInfo, read_tfds_info
+from ..format.tfds import TFDS_FILES, TFDS_INFO, TFDS_OBJECT_LABELS, TfdsInfo, read_tfds_info
 from ..images.probe import sniff_format
 from ..storage import INDEX_SUFFIX, Location
 from .keys import first_record, tfds_feature_keys
@@ -55,7 +55,7 @@ __all__ = ["Dataset", "Shard", "resolve"]
 
 _GLOB_CHARS = frozenset("*?[")
 # names a folder of bare shards may hold beside them that are never shards
-_NOT_SHARDS = frozenset({MANIFEST, LABELS, *TFDS_FILES})
+_NOT_SHARDS = frozenset({MANIFEST, LABELS, *TFDS_FILES, TFDS_OBJECT_LABELS})
 # extensions whose files are never sniffed for TFRecord framing (saves a read per file)
 _NEVER_RECORDS = frozenset(
     [

@@ -16,4 +16,4 @@ builds on the same rules.
 #: The version of the FORMAT.md contract this code writes and reads (its "Contract version"
 #: line). Compatible extensions raise the minor number; the manifest's ``format_version``
 #: (``manifest.FORMAT_VERSION``) stays 1 until a change breaks old readers.
-CONTRACT_VERSION = "1.6"
+CONTRACT_VERSION = "1.7"

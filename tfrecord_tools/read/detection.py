@@ -4,12 +4,13 @@ gives a dict per image (boxes, classes, optionally masks and keypoints), ``task=
 over here.
 
 Data flow: shards -> per-host part -> records (``records.py``, as for classification: CRCs,
-damaged shards named, cardinality) -> record shuffle -> repeat -> batch -> **parse_example**
+damaged shards named, cardinality) -> record shuffle -> repeat -> **parse_example**
 (per-object lists as ragged rows, checked: a record whose lists disagree is an error naming
-its file, record and byte) -> unbatch -> **per record**: decode (a JPEG crop decoded as a
-crop, at a DCT scale when it is large) -> orientation -> resize (stretched, or fitted with
-``keep_aspect``) -> flip, the boxes, masks and keypoints moved with the pixels -> padded
-(``num_objects``) or ragged batches -> prefetch.
+its file, record and byte; small images 256 records a call, then unbatched, photos one
+record an element: unbatching ~15 features cost more than a parse each) -> **per record**:
+decode (a JPEG crop decoded as a crop, at a DCT scale when it is large) -> orientation ->
+resize (stretched, or fitted with ``keep_aspect``) -> flip, the boxes, masks and keypoints
+moved with the pixels -> padded (``num_objects``) or ragged batches -> prefetch.
 
 Geometry: boxes stay normalised to the image as returned. A crop covers the stored pixels
 ``(y0, x0, y1, x1)``: a box becomes ``(b - w0) / (w1 - w0)`` clipped to [0, 1], and one
@@ -23,6 +24,7 @@ turn as image channels (``orient.orient``). Masks and class masks are resized ne
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +41,7 @@ from ..format.framing import HEADER_SIZE, OVERHEAD, iter_records
 from . import decode, records
 from .options import ReadOptions
 from .orient import orient
-from .pipeline import _PARSE_BATCH, _finish, _record_keys, _repeat, _unbatch
+from .pipeline import _PARSE_BATCH, _finish, _large, _record_keys, _repeat, _unbatch
 from .shards import host_files, plan_runs, resolve_shards
 
 #: Per-object lists a detection record must have (one value per box), with their types.
@@ -79,32 +81,47 @@ def make_task_dataset(path, split: str, compression: str | None, opts: ReadOptio
     # decode-time checks (mask sizes) name the record: it travels along with masks only
     keep_record = opts.masks or opts.task == "segmentation"
 
-    def parse(*batch):
-        serialized = records.check(batch[-1])
+    def parse(serialized, index=None):  # a batch of records
+        serialized = records.check(serialized)
         parsed = tf.io.parse_example(serialized, spec)
         features, _ = decode.parsed(parsed, keys)
-        features["encoded"] = _checked(parsed, features, serialized, opts, locate)
         features.update({k: v for k, v in parsed.items() if k in _TASK_KEYS})
+        # nothing of a batch is used before it is checked (a stack of lists of different
+        # lengths would fail first, with TensorFlow's message)
+        with tf.control_dependencies([_checked(parsed, features, serialized, opts, locate)]):
+            features = {k: _after(v) for k, v in features.items()}
         if plan.random:
-            features["key"] = _record_keys(batch[0], opts)
+            features["key"] = _record_keys(index, opts)
         if keep_record:
             features["record"] = serialized
         return features
 
-    par = {"num_parallel_calls": opts.num_parallel_calls, "deterministic": opts.deterministic}
-    ds = _unbatch(ds.batch(_PARSE_BATCH).map(parse, **par), counts, opts)
     shape = _known_shape(shards, opts)
     image_format = {"jpeg": decode.JPEG, "png": decode.PNG}.get(
         opts.image_format or shards.image_format or ""
     )
 
-    def one(f):
+    def transform(f):
         return _transform(f, opts, plan, image_format, shards.ours, locate, shape)
 
-    ds = ds.map(one, **par)
-    return _finish(
-        _batch(ds, opts, shape is not None or opts.image_size is not None), opts, batched=True
-    )
+    par = {"num_parallel_calls": opts.num_parallel_calls, "deterministic": opts.deterministic}
+    out_hw = opts.image_size or shape
+    if out_hw is not None and not _large(out_hw, opts):
+        # small images: parsed 256 at a time (parse_example's cost per record falls with
+        # the records per call), then one element each
+        batches = ds.batch(_PARSE_BATCH).map(lambda *b: parse(b[-1], b[0]), **par)
+        ds = _unbatch(batches, counts, opts).map(transform, **par)
+    else:
+        # photos: a record an element, parsed and transformed in one map (unbatching a
+        # batch's ~15 per-object and image features cost more than a parse per record)
+        def parse_one(*element):
+            index = element[0][None] if plan.random else None
+            features = parse(element[-1][None], index)
+            return transform({k: v[0] for k, v in features.items()})
+
+        ds = ds.map(parse_one, **par)
+    one_size = shape is not None or opts.image_size is not None
+    return _finish(_batch(ds, opts, one_size), opts, batched=True)
 
 
 def _records(shards: Dataset, opts: ReadOptions):
@@ -170,7 +187,7 @@ def _check_records(shards: Dataset, opts: ReadOptions) -> None:
             f"{where}: no {', '.join(missing)}: not a {task} record ({_WANTED[task]} are "
             f"read from the object detection API's keys); keys found: {found or 'none'}"
         )
-    for key, dtype in {**BOX_LISTS, **OPTIONAL_LISTS, **_KEYPOINT_LISTS, **_BYTES}.items():
+    for key, dtype in _read_lists(opts).items():
         kind = features[key][0] if key in features else "empty"
         expected = {tf.float32: "float", tf.int64: "int64", tf.string: "bytes"}[dtype]
         if kind not in (expected, "empty"):
@@ -212,21 +229,27 @@ def _parse_spec(keys, opts: ReadOptions, orientation: bool) -> dict[str, Any]:
     if opts.task == "segmentation":
         spec[det.SEGMENTATION] = tf.io.FixedLenFeature([], tf.string, default_value="")
         return spec
+    spec.update({key: tf.io.RaggedFeature(dtype) for key, dtype in _read_lists(opts).items()})
+    return spec
+
+
+def _read_lists(opts: ReadOptions) -> dict[str, tf.DType]:
+    """The per-object lists (or, for segmentation, the class mask) ``opts`` reads."""
+    if opts.task == "segmentation":
+        return {det.SEGMENTATION: tf.string}
     lists = {**BOX_LISTS, **OPTIONAL_LISTS}
     if opts.masks:
         lists[det.MASK] = tf.string
     if opts.keypoints:
         lists.update(_KEYPOINT_LISTS)
-    spec.update({key: tf.io.RaggedFeature(dtype) for key, dtype in lists.items()})
-    return spec
+    return lists
 
 
 def _checked(parsed, features, serialized, opts: ReadOptions, locate) -> tf.Tensor:
-    """``features["encoded"]`` once every record of the batch is consistent: per-object
-    lists of one length (the optional ones may be empty), keypoints a whole number per
-    object, a class mask where the task reads one. Else an error naming the first bad
-    record (``locate``: its file, index and byte) and its lists' lengths."""
-    encoded = features["encoded"]
+    """True once every record of the batch is consistent: per-object lists of one length
+    (the optional ones may be empty), keypoints a whole number per object, a class mask
+    where the task reads one. Else an error naming the first bad record (``locate``: its
+    file, index and byte) and its lists' lengths."""
     if opts.task == "segmentation":
         bad = tf.equal(parsed[det.SEGMENTATION], "")
 
@@ -271,9 +294,16 @@ def _checked(parsed, features, serialized, opts: ReadOptions, locate) -> tf.Tens
             [locate(serialized[i]), " (image/filename ", name, "): ", describe(i)]
         )
         with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
-            return tf.identity(encoded)
+            return tf.constant(False)
 
-    return tf.cond(tf.reduce_any(bad), fail, lambda: encoded)
+    return tf.cond(tf.reduce_any(bad), fail, lambda: tf.constant(True))
+
+
+def _after(t):
+    """``t`` (a tensor or ragged tensor) within the caller's control dependencies."""
+    if isinstance(t, tf.RaggedTensor):
+        return t.with_flat_values(tf.identity(t.flat_values))
+    return tf.identity(t)
 
 
 def _locator(shards: Dataset, opts: ReadOptions) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -379,21 +409,16 @@ def _decode(f, plan: decode.Plan, image_format, stored: bool, rand):
     """``(image, window, dims)``: the record's pixels in its stored frame, cropped when the
     plan crops; ``window`` int32 (y0, x0, y1, x1) the stored pixels they cover, ``dims``
     the stored (height, width). JPEGs are decoded as crops, at a DCT scale when
-    ``plan.scaling`` allows (whole scaled pixels: the window then grows to their edges)."""
+    ``plan.scaling`` allows (whole scaled pixels: the window then grows to their edges).
+    With ``stored`` sizes (ours) one switch runs over the JPEG scales and the other
+    formats, not a switch inside a case (a function call a record less, as in
+    ``decode.decode_record``)."""
     encoded, height, width = f["encoded"], f["height"], f["width"]
     fns = decode.decoders(encoded, height, width, f["channels"], plan.channels)
     target = _stored_target(plan.image_size, f.get("orientation"))
+    others = [_whole(fns[c], plan, rand) for c in (decode.PNG, decode.RAW, decode.OTHER)]
 
-    def whole(fn):
-        def run():
-            image = fn()
-            dims = tf.shape(image)[:2]
-            window = _window(dims[0], dims[1], plan, rand)
-            return image[window[0] : window[2], window[1] : window[3]], window, dims
-
-        return run
-
-    def jpeg():
+    def jpegs():  # the branch index and the decoders at each scale
         if stored:  # our converter stores every record's size
             dims = tf.cast(tf.stack([height, width]), tf.int32)
         else:
@@ -402,54 +427,76 @@ def _decode(f, plan: decode.Plan, image_format, stored: bool, rand):
                 lambda: tf.cast(tf.stack([height, width]), tf.int32),
                 lambda: tf.io.extract_jpeg_shape(encoded)[:2],
             )
-        h, w = dims[0], dims[1]
-        window = _window(h, w, plan, rand)
-        ratio = tf.constant(1)
-        if plan.scaling and target is not None:
-            ratio = decode.scale_ratio(window[2] - window[0], window[3] - window[1], target)
-        y0, x0 = window[0] // ratio, window[1] // ratio
-        y1 = tf.minimum(-(-window[2] // ratio), -(-h // ratio))
-        x1 = tf.minimum(-(-window[3] // ratio), -(-w // ratio))
+        return _jpeg_scales(encoded, dims, plan, target, rand)
 
-        def at(r: int):
-            def go():
-                want = 3 if plan.channels == 3 else 0
-                if plan.crop is None:
-                    image = tf.io.decode_jpeg(encoded, channels=want, ratio=r)
-                else:
-                    box = tf.stack([y0, x0, y1 - y0, x1 - x0])
-                    image = tf.io.decode_and_crop_jpeg(encoded, box, channels=want, ratio=r)
-                return decode.to_channels(image, plan.channels)
+    def jpeg():
+        scale, scales = jpegs()
+        return tf.switch_case(scale, scales) if len(scales) > 1 else scales[0]()
 
-            return go
-
-        if plan.scaling:
-            index = tf.cast(
-                tf.math.log(tf.cast(ratio, tf.float32)) / tf.math.log(2.0) + 0.5, tf.int32
-            )
-            image = tf.switch_case(index, [at(r) for r in decode.RATIOS])
-        else:
-            image = at(1)()
-        covered = tf.stack(
-            [y0 * ratio, x0 * ratio, tf.minimum(y1 * ratio, h), tf.minimum(x1 * ratio, w)]
-        )
-        return image, covered, dims
-
-    branches = {
-        decode.JPEG: jpeg,
-        **{c: whole(fns[c]) for c in (decode.PNG, decode.RAW, decode.OTHER)},
-    }
-    if image_format is not None:
-        image, window, dims = branches[image_format]()
+    if image_format == decode.JPEG:
+        image, window, dims = jpeg()
+    elif image_format is not None:
+        image, window, dims = others[image_format - decode.PNG]()
     else:
         code = decode.format_code(encoded, f["format"], height, width, f["channels"])
-        image, window, dims = tf.case(
-            [(tf.equal(code, c), branches[c]) for c in (decode.JPEG, decode.PNG, decode.RAW)],
-            default=branches[decode.OTHER],
-            exclusive=False,
-        )
+        if stored:
+            scale, scales = jpegs()
+            branch = tf.where(tf.equal(code, decode.JPEG), scale, len(scales) - 1 + code)
+            image, window, dims = tf.switch_case(branch, [*scales, *others])
+        else:
+            image, window, dims = tf.case(
+                [(tf.equal(code, decode.JPEG), jpeg)]
+                + [(tf.equal(code, c), others[c - decode.PNG]) for c in (decode.PNG, decode.RAW)],
+                default=others[-1],
+                exclusive=False,
+            )
     image.set_shape([None, None, plan.channels])
     return image, window, dims
+
+
+def _whole(fn, plan: decode.Plan, rand):
+    """A decoder of the whole image (PNG, raw, other), then its crop: ``_decode``'s triple."""
+
+    def run():
+        image = fn()
+        dims = tf.shape(image)[:2]
+        window = _window(dims[0], dims[1], plan, rand)
+        return image[window[0] : window[2], window[1] : window[3]], window, dims
+
+    return run
+
+
+def _jpeg_scales(encoded, dims, plan: decode.Plan, target, rand):
+    """``(scale, decoders)``: a JPEG's decoders at each DCT ratio (``decode.RATIOS``; only
+    1/1 without ``plan.scaling``), each giving ``_decode``'s triple (a crop decoded as a
+    crop, ``decode_and_crop_jpeg``), and the index of the smallest scale that keeps the
+    crop, or the image, at or above ``target``."""
+    h, w = dims[0], dims[1]
+    window = _window(h, w, plan, rand)
+    if not plan.scaling:
+        ratios, scale = (1,), tf.constant(0)
+    else:
+        ratios = decode.RATIOS
+        ratio = decode.scale_ratio(window[2] - window[0], window[3] - window[1], target)
+        scale = tf.cast(tf.math.log(tf.cast(ratio, tf.float32)) / math.log(2.0) + 0.5, tf.int32)
+    want = 3 if plan.channels == 3 else 0  # CMYK cannot give 1 channel directly
+
+    def at(r: int):
+        def go():
+            y0, x0 = window[0] // r, window[1] // r  # the scaled pixels holding the window
+            y1 = tf.minimum(-(-window[2] // r), -(-h // r))
+            x1 = tf.minimum(-(-window[3] // r), -(-w // r))
+            if plan.crop is None:
+                image = tf.io.decode_jpeg(encoded, channels=want, ratio=r)
+            else:
+                box = tf.stack([y0, x0, y1 - y0, x1 - x0])
+                image = tf.io.decode_and_crop_jpeg(encoded, box, channels=want, ratio=r)
+            covered = tf.stack([y0 * r, x0 * r, tf.minimum(y1 * r, h), tf.minimum(x1 * r, w)])
+            return decode.to_channels(image, plan.channels), covered, dims
+
+        return go
+
+    return scale, [at(r) for r in ratios]
 
 
 def _window(height, width, plan: decode.Plan, rand) -> tf.Tensor:
@@ -545,7 +592,7 @@ def _orient_objects(objects, orientation) -> dict[str, tf.Tensor]:
     if "keypoints" in objects:
         points = objects["keypoints"]
         yx = turned(tf.concat([points[..., :2], points[..., :2]], -1))[..., :2]
-        pass
+        out["keypoints"] = tf.concat([yx, points[..., 2:]], -1)
     return out
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from ..dataset import AUTO, keys_for
+from ..dataset import AUTO, check_task, keys_for
 from ..dataset.images import scan_image_folder
 from ..errors import TFRecordToolsError
 from ..format.compression import tf_compression_type
@@ -134,6 +134,7 @@ def make_dataset(
 
         return make_task_dataset(path, split, compression, opts)
     shards = resolve_shards(path, split, compression)
+    check_task(shards, "classification")  # boxes or class masks: says which task to pass
     keys = keys_for(shards, opts.image_key, opts.label_key)
     if opts.global_shuffle:  # runs of records across all shards, split between the hosts
         runs = plan_runs(shards.files, shards.counts, shards.compression, opts, shards.sizes)

@@ -1,13 +1,16 @@
-"""Public entry points of the detection sources: ``convert_coco``, ``convert_voc``,
-``convert_yolo``, ``convert_csv``. Each reads its annotations (``coco``, ``voc``, ``yolo``,
-``csv_source``), checks them against the images (``detection``), and hands the checked
-images to the steps every conversion shares (``steps.run``: plan, splits, workers, engines,
-resume, manifest, skip list), as ``convert images`` does.
+"""Public entry points of the annotated sources: ``convert_coco``, ``convert_voc``,
+``convert_yolo``, ``convert_csv`` (detection) and ``convert_segmentation``. Each reads its
+annotations (``coco``, ``voc``, ``yolo``, ``csv_source``; ``segmentation``'s image / mask
+pairs), checks them against the images (``detection``, ``segmentation``), and hands the
+checked images to the steps every conversion shares (``steps.run``: plan, splits, workers,
+engines, resume, manifest, skip list), as ``convert images`` does.
 
-The manifest gains ``task`` ("detection"), the detection ``features``, ``objects`` (per
-class, images without objects, boxes clipped and dropped), ``source.dropped_objects``
+A detection manifest gains ``task`` ("detection"), the detection ``features``, ``objects``
+(per class, images without objects, boxes clipped and dropped), ``source.dropped_objects``
 (every box left out, with its file and line) and ``label_map``; ``label_map.pbtxt`` is
-written beside ``labels.txt``. Nothing here imports TensorFlow.
+written beside ``labels.txt``. A segmentation manifest gains ``task`` ("segmentation"),
+its ``features`` and ``segmentation`` (the ignore label, images per class). Nothing here
+imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -15,32 +18,48 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ... import storage
 from ...errors import ConversionError
-from ...format.detection import DETECTION_FEATURES, label_map_pbtxt
+from ...format import detection as det
 from ...storage import time_limit
 from .. import DEFAULT_QUALITY, VALIDATE_MODES, outdir, plan, steps
 from ..options import ShardingOptions, choice, dataset_name, flag, location
 from ..summary import ConversionSummary
-from .detection import Annotations, DetectionShard, check_annotations, refuse
+from .detection import Annotations, DetectionShard, Problem, check_annotations, refuse
 from .transcode import StorageOptions
 
-__all__ = ["LABEL_MAP", "convert_coco", "convert_csv", "convert_voc", "convert_yolo"]
+__all__ = [
+    "LABEL_MAP",
+    "convert_coco",
+    "convert_csv",
+    "convert_segmentation",
+    "convert_voc",
+    "convert_yolo",
+]
 
 LABEL_MAP = "label_map.pbtxt"
 #: ``--encoding`` choices of the detection sources (``auto`` is for classification folders).
 DETECTION_ENCODINGS = ("keep", "png", "raw")
 
 
-def convert_coco(src, out, *, annotations, **options) -> ConversionSummary:
-    """COCO: ``src`` the image folder, ``annotations`` an instances JSON. Options as
+def convert_coco(src, out, *, annotations, masks=False, **options) -> ConversionSummary:
+    """COCO: ``src`` the image folder, ``annotations`` an instances JSON, or one a split
+    (``{"train": FILE, "val": FILE}``). ``masks``: store each object's mask (its polygons
+    or run lengths) as a PNG under ``image/object/mask``. Options as
     :func:`~tfrecord_tools.convert.api.convert_image_folder` (``split``, ``shards``,
     ``workers``, ``strict``, ``max_size``, ``encoding`` ...)."""
     from .coco import read_coco
 
-    return _convert("coco", src, out, lambda: read_coco(annotations), **options)
+    flag("masks", masks)
+    if not isinstance(annotations, Mapping):
+        location("annotations (--annotations)", annotations)
+    return _convert(
+        "coco", src, out, _detection(lambda: read_coco(annotations, masks=masks)), **options
+    )
 
 
 def convert_voc(src, out, **options) -> ConversionSummary:
@@ -48,7 +67,7 @@ def convert_voc(src, out, **options) -> ConversionSummary:
     (its splits, used unless ``split`` is given)."""
     from .voc import read_voc
 
-    return _convert("voc", src, out, lambda: read_voc(src), **options)
+    return _convert("voc", src, out, _detection(lambda: read_voc(src)), **options)
 
 
 def convert_yolo(src, out, **options) -> ConversionSummary:
@@ -56,7 +75,7 @@ def convert_yolo(src, out, **options) -> ConversionSummary:
     images/val... are splits (unless ``split`` is given)."""
     from .yolo import read_yolo
 
-    return _convert("yolo", src, out, lambda: read_yolo(src), **options)
+    return _convert("yolo", src, out, _detection(lambda: read_yolo(src)), **options)
 
 
 def convert_csv(src, out, *, annotations, **options) -> ConversionSummary:
@@ -64,14 +83,166 @@ def convert_csv(src, out, *, annotations, **options) -> ConversionSummary:
     or JSON Lines file, ``src`` the image folder its file names are relative to."""
     from .csv_source import read_box_table
 
-    return _convert("csv", src, out, lambda: read_box_table(annotations), **options)
+    return _convert("csv", src, out, _detection(lambda: read_box_table(annotations)), **options)
+
+
+def convert_segmentation(src, out, *, masks, classes=None, **options) -> ConversionSummary:
+    """Semantic segmentation: ``src`` an image folder, ``masks`` a folder of PNGs of the
+    same paths and stems holding each pixel's class id; ``classes`` a text file (or list)
+    naming class id i on line i + 1 (default: ``class_0`` up to the largest id seen, 255
+    aside: DeepLab's ignore label). Options as ``convert_coco``'s."""
+    from . import segmentation as seg
+
+    location("masks (--masks)", masks)
+
+    def prepare(how: _Settings) -> _Prepared:
+        names = seg.read_class_names(classes)
+        mask_root = _root(masks)
+        pairs, problems = seg.pair_files(how.root, mask_root)
+        checked = seg.check_pairs(
+            pairs,
+            how.root,
+            mask_root,
+            named=None if names is None else len(names),
+            validate=how.validate,
+            workers=how.workers,
+        )
+        found = checked.pairs
+        found_classes = seg.class_names(names, checked.ids)
+        named = names is not None and len(names) > seg.IGNORE
+        source = {"masks": storage.redact(mask_root)}
+        if classes is not None and not isinstance(classes, (list, tuple)):
+            source["classes"] = storage.redact(classes) if storage.is_url(classes) else str(classes)
+
+        def make_source(p: plan.ShardPlan) -> seg.SegmentationShard:
+            chosen = tuple(found[i] for i in p.samples)
+            return seg.SegmentationShard(
+                how.root, mask_root, chosen, how.validate, how.strict, how.stored
+            )
+
+        return _Prepared(
+            classes=found_classes,
+            sizes=[pair.size for pair in found],
+            labels=[0] * len(found),  # nothing to stratify by: --split cuts at random
+            problems=problems + checked.problems,
+            identity={"masks": storage.redact(mask_root), "classes": found_classes},
+            files=[(pair.image, pair.size, pair.mask, pair.mask_size) for pair in found],
+            source=source,
+            extra={
+                "task": "segmentation",
+                "features": det.SEGMENTATION_FEATURES,
+                "segmentation": {
+                    "ignore_label": None if named else seg.IGNORE,
+                    "images_per_class": seg.images_per_class(found_classes, checked.ids),
+                },
+            },
+            make_source=make_source,
+        )
+
+    return _convert("segmentation", src, out, prepare, **options)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """How a source's images are checked and stored (the options every source takes)."""
+
+    root: str  # SRC, resolved
+    validate: str
+    strict: bool
+    stored: StorageOptions
+    workers: int
+
+
+@dataclass
+class _Prepared:
+    """What a source hands the shared steps: its images (their sizes, a label each to
+    stratify by, fixed splits), the problems found, what identifies it for resume, what
+    its manifest adds, and the maker of a shard's source."""
+
+    classes: list[str]
+    sizes: list[int]
+    labels: list[int]
+    problems: list[Problem]
+    identity: dict[str, Any]
+    files: list[tuple]  # (path, size ...) of each file read: what resume compares
+    source: dict[str, Any]
+    extra: dict[str, Any]
+    make_source: Callable[[plan.ShardPlan], Any]
+    splits: dict[str, list[int]] | None = None
+    companions: dict[str, str] = field(default_factory=dict)
+    #: TFDS metadata beside the shards (``format.tfds``: detection datasets have it; class
+    #: masks have no TFDS feature that reads them as stored)
+    tfds: bool = False
+
+
+def _detection(read: Callable[[], Annotations]):
+    """The preparation of a detection source: its annotations read and checked."""
+
+    def prepare(how: _Settings) -> _Prepared:
+        annotations = read()
+        checked = check_annotations(
+            annotations, how.root, validate=how.validate, workers=how.workers
+        )
+        images = checked.images
+        classes = annotations.classes
+        digest = hashlib.sha256(repr([(i.path, i.objects) for i in images]).encode()).hexdigest()
+        identity: dict[str, Any] = {"annotations": digest}
+        features = dict(det.DETECTION_FEATURES)
+        if annotations.masks:
+            masks = hashlib.sha256()
+            for image in images:
+                for mask in image.masks or ():
+                    key = mask.key()
+                    masks.update(len(key).to_bytes(8, "little") + key)
+            identity["masks"] = masks.hexdigest()
+            features[det.MASK] = det.OPTIONAL_DETECTION_FEATURES[det.MASK]
+        if any(o.keypoints for image in images for o in image.objects):
+            for key in (det.KEYPOINT_X, det.KEYPOINT_Y, det.KEYPOINT_VISIBILITY):
+                features[key] = det.OPTIONAL_DETECTION_FEATURES[key]
+
+        def make_source(p: plan.ShardPlan) -> DetectionShard:
+            chosen = tuple(images[i] for i in p.samples)
+            return DetectionShard(how.root, chosen, how.validate, how.strict, how.stored)
+
+        dropped_objects = [
+            {"path": p.where, "reason": p.reason, **({"detail": p.detail} if p.detail else {})}
+            for p in checked.problems
+            if p.dropped == "object"
+        ]
+        return _Prepared(
+            classes=classes,
+            sizes=[i.size for i in images],
+            # the plan stratifies by a label: an image's first object's (0: none)
+            labels=[image.objects[0].label if image.objects else 0 for image in images],
+            problems=checked.problems,
+            identity=identity,
+            files=[(i.path, i.size) for i in images],
+            source={**annotations.source, "dropped_objects": dropped_objects},
+            extra={
+                "task": "detection",
+                "features": features,
+                "objects": checked.counts(classes),
+                "label_map": LABEL_MAP,
+            },
+            make_source=make_source,
+            tfds=True,
+            splits=checked.splits,
+            # label_map.pbtxt beside labels.txt, before the manifest
+            companions={LABEL_MAP: det.label_map_pbtxt(classes)},
+        )
+
+    return prepare
+
+
+def _root(folder: str | os.PathLike) -> str:
+    return os.fspath(folder) if storage.is_url(folder) else str(Path(folder).resolve())
 
 
 def _convert(
     kind: str,
     src: str | os.PathLike,
     out: str | os.PathLike,
-    read: Callable[[], Annotations],
+    prepare: Callable[[_Settings], _Prepared],
     *,
     name: str | None = None,
     split: str | Mapping[str, float] | None = None,
@@ -103,76 +274,50 @@ def _convert(
     flag("strict", strict)
     stored = StorageOptions(max_size=max_size, quality=quality, encoding=encoding)
     fractions = plan.parse_splits(split) if split is not None else None
-    root = os.fspath(src) if storage.is_url(src) else str(Path(src).resolve())
+    root = _root(src)
     with time_limit(opts.storage_timeout):
-        annotations = read()
-        checked = check_annotations(annotations, root, validate=validate, workers=opts.num_workers)
+        prepared = prepare(_Settings(root, validate, strict, stored, opts.num_workers))
         if strict:
-            refuse(checked.problems, storage.redact(root))
-        images = checked.images
-        if not images:
+            refuse(prepared.problems, storage.redact(root))
+        if not prepared.sizes:
             raise ConversionError(f"{storage.redact(root)}: no annotated image to convert")
-        classes = annotations.classes
-        # the plan stratifies by a label: an image's first object's (0: none)
-        labels = [image.objects[0].label if image.objects else 0 for image in images]
-        splits = checked.splits if fractions is None and checked.splits else fractions
+        splits = prepared.splits if fractions is None and prepared.splits else fractions
         if splits is None:
             splits = {"train": 1.0}
         name = name or _default_name(root)
-        dropped_images = [(p.where, p.reason) for p in checked.problems if p.dropped == "image"]
-        dropped_objects = [
-            {"path": p.where, "reason": p.reason, **({"detail": p.detail} if p.detail else {})}
-            for p in checked.problems
-            if p.dropped == "object"
-        ]
-        digest = hashlib.sha256(repr([(i.path, i.objects) for i in images]).encode()).hexdigest()
+        dropped_images = [(p.where, p.reason) for p in prepared.problems if p.dropped == "image"]
         identity = {
             "kind": kind,
             "root": storage.redact(root),
-            "annotations": digest,
-            "files": [(i.path, i.size) for i in images],
+            **prepared.identity,
+            "files": prepared.files,
             "validate": validate,
             "strict": strict,
             **stored.identity(),
         }
 
-        def make_source(p: plan.ShardPlan) -> DetectionShard:
-            return DetectionShard(
-                root, tuple(images[i] for i in p.samples), validate, strict, stored
-            )
-
         summary = steps.run(
             out=outdir.location(out),
             name=name,
-            classes=classes,
-            labels=labels,
-            sizes=[i.size for i in images],
+            classes=prepared.classes,
+            labels=prepared.labels,
+            sizes=prepared.sizes,
             splits=splits,
-            make_source=make_source,
+            make_source=prepared.make_source,
             opts=opts,
             identity=identity,
-            source_json={
-                "kind": kind,
-                "path": storage.redact(root),
-                **annotations.source,
-                "dropped_objects": dropped_objects,
-            },
+            source_json={"kind": kind, "path": storage.redact(root), **prepared.source},
             pre_skipped=dropped_images,
             extra={
-                "task": "detection",
-                "features": DETECTION_FEATURES,
-                "objects": checked.counts(classes),
-                "label_map": LABEL_MAP,
+                **prepared.extra,
                 "validate": validate,
                 **({"encoding": encoding} if encoding != "keep" else {}),
             },
             desc=name,
             max_size=None if max_size is None else {"size": max_size, "quality": quality},
             in_process=outdir.per_process(src, out),
-            # label_map.pbtxt beside labels.txt, before the manifest; no TFDS metadata: it
-            # would describe image/class/label, which detection records do not have
-            companions={LABEL_MAP: label_map_pbtxt(classes)},
-            tfds=False,
+            companions=prepared.companions,
+            tfds=prepared.tfds,
         )
     return summary
 

@@ -153,7 +153,8 @@ def _upright_pixels(data: bytes, info: ImageInfo, max_size: int | None) -> PILIm
     transpose = reencode._UPRIGHT.get(info.orientation)
     if transpose is not None:
         image = image.transpose(getattr(Image.Transpose, transpose))
-        target = (target[1], target[0])
+        if info.orientation >= 5:  # a quarter turn: the sides swap (2-4 mirror or turn 180)
+            target = (target[1], target[0])
     if max_size is not None and (image.height, image.width) != target:
         image = _resize(image, target)
     if icc:
