@@ -186,7 +186,7 @@ def _whole_then_crop(tf, path: str, *, seed: int, epochs: int):
         image = tf.io.decode_jpeg(encoded, channels=3)
         shape = tf.shape(image)
         y, x, ch, cw = tf.unstack(
-            decode.crop_window(shape[0], shape[1], plan, decode._uniforms(key))
+            decode.crop_window(shape[0], shape[1], plan, decode.uniforms(key))
         )
         return decode.resize(image[y : y + ch, x : x + cw], SIZE)
 
@@ -197,9 +197,9 @@ def _graph_loop(tf, path: str, one, *, epochs: int, keyed=None):
     """A baseline reader: the shards read ``epochs`` times, each batch parsed (image bytes
     and label), then ``one(encoded, key)`` per record in a graph loop, as the reader's
     ``decode_batch`` does. ``keyed``: the ReadOptions whose per-record seeds ``key`` are
-    (the reader's own, ``_record_keys``); else ``key`` is 0."""
+    (the reader's own, ``record_keys``); else ``key`` is 0."""
     from tfrecord_tools.format import example
-    from tfrecord_tools.read.pipeline import _record_keys
+    from tfrecord_tools.read.pipeline import record_keys
     from tfrecord_tools.read.shards import resolve_shards
 
     files = resolve_shards(path).files
@@ -210,7 +210,7 @@ def _graph_loop(tf, path: str, one, *, epochs: int, keyed=None):
 
     def batch(index, records):
         f = tf.io.parse_example(records, spec)
-        keys = _record_keys(index, keyed) if keyed is not None else tf.zeros_like(index)
+        keys = record_keys(index, keyed) if keyed is not None else tf.zeros_like(index)
         images = tf.map_fn(
             lambda a: one(a[0], a[1]),
             (f[example.ENCODED], keys),

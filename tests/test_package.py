@@ -142,6 +142,7 @@ TF_MODULES = {
     "read/decode.py",
     "read/orient.py",
     "read/service.py",
+    "read/detection.py",
     "bench/child.py",
 }
 

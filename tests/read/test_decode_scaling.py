@@ -170,7 +170,7 @@ def test_turned_record_is_scaled_from_its_stored_size(dataset, folder):
 def test_crop_windows_lie_inside_the_image(height, width, crop):
     plan = decode.Plan(image_size=(8, 8), crop=crop)
     for i in range(40 if crop == "random" else 1):
-        rand = decode._uniforms(tf.constant([3, i], tf.int64)) if crop == "random" else None
+        rand = decode.uniforms(tf.constant([3, i], tf.int64)) if crop == "random" else None
         y, x, ch, cw = (int(v) for v in decode.crop_window(height, width, plan, rand))
         assert y >= 0 and x >= 0 and ch >= 1 and cw >= 1
         assert y + ch <= height and x + cw <= width
@@ -180,7 +180,7 @@ def test_random_windows_follow_the_scale_and_aspect_ranges():
     plan = decode.Plan(image_size=(8, 8), crop="random")
     areas, aspects = [], []
     for i in range(200):
-        rand = decode._uniforms(tf.constant([0, i], tf.int64))
+        rand = decode.uniforms(tf.constant([0, i], tf.int64))
         _, _, ch, cw = (int(v) for v in decode.crop_window(400, 600, plan, rand))
         areas.append(ch * cw / (400 * 600))
         aspects.append(cw / ch)

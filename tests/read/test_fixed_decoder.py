@@ -157,8 +157,8 @@ def test_one_shape_fixes_the_dct_ratio(large_photos):
 
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])
 def test_large_images_a_record_an_element_give_the_batched_pixels(photos, dtype):
-    assert pipeline._large((224, 224), read_options.ReadOptions(dtype=dtype))
-    assert not pipeline._large((28, 28), read_options.ReadOptions(dtype=dtype))
+    assert pipeline.large_images((224, 224), read_options.ReadOptions(dtype=dtype))
+    assert not pipeline.large_images((28, 28), read_options.ReadOptions(dtype=dtype))
     batched = _read(photos, batch_size=5, image_size=224, dtype=dtype)
     one_by_one = [x.numpy() for x, _ in make_dataset(photos, image_size=224, dtype=dtype)]
     assert batched[0].dtype == np.dtype(dtype)

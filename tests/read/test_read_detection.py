@@ -477,12 +477,13 @@ def test_orientation_turns_boxes_masks_and_keypoints(tmp_path, orientation):
     np.testing.assert_array_equal(e["image"], truth["image"])
     np.testing.assert_allclose(e["boxes"], truth["boxes"], atol=1e-6)
     np.testing.assert_array_equal(e["masks"], truth["masks"])
-    np.testing.assert_allclose(e["keypoints"][..., :2], truth["keypoints"], atol=1e-6)
+    # (x, y, visibility) as stored; the truth is (y, x)
+    np.testing.assert_allclose(e["keypoints"][..., [1, 0]], truth["keypoints"], atol=1e-6)
     assert (e["keypoints"][..., 2] == 2).all()
     (raw,) = elements(make_dataset(path, orientation=False, **options))
     np.testing.assert_array_equal(raw["image"], truth["stored"])
     np.testing.assert_allclose(raw["boxes"], truth["stored_boxes"], atol=1e-6)
-    np.testing.assert_allclose(raw["keypoints"][..., :2], truth["stored_keypoints"], atol=1e-6)
+    np.testing.assert_allclose(raw["keypoints"][..., [1, 0]], truth["stored_keypoints"], atol=1e-6)
 
 
 def test_masks_and_keypoints_follow_crop_resize_and_flip(tmp_path):
@@ -516,7 +517,7 @@ def test_masks_and_keypoints_follow_crop_resize_and_flip(tmp_path):
                 y0, x0, y1, x1 = box * 40
                 assert y0 - 1 <= ys.min() and ys.max() + 1 <= y1 + 1
                 assert x0 - 1 <= xs.min() and xs.max() + 1 <= x1 + 1
-            for y, x, visible in points:  # a visible keypoint is on its object's mask
+            for x, y, visible in points:  # a visible keypoint is on its object's mask
                 if visible:
                     row, col = int(y * 40), int(x * 40)
                     assert mask[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].any()
@@ -624,23 +625,37 @@ def digits(tmp_path_factory) -> Path:
     return out
 
 
-def test_a_classification_dataset_is_refused(digits):
-    manifest = re.escape(str(digits / "dataset.json"))
+def test_records_of_another_task_are_refused(digits, api_records):
+    """``dataset.check_task``, every reader's check, before anything is built: it names the
+    dataset, what it holds, what is missing and which task to pass."""
+    holds = r"holds classification records \(an image and its image/class/label\), not"
     with pytest.raises(
         TFRecordToolsError,
-        match=rf"^{manifest}: a classification dataset .*"
-        r"no boxes \(image/object/bbox/\*\) to read with task='detection'",
+        match=rf"^{re.escape(str(digits))} {holds} detection records "
+        r"\(no image/object/bbox/xmin, image/object/class/label\): read them with "
+        r"task='classification'",
     ):
         make_dataset(digits, task="detection")
-    with pytest.raises(TFRecordToolsError, match="no class masks"):
-        make_dataset(digits, task="segmentation")
     shard = next(p for p in digits.glob("*train*") if p.suffix != ".idx")
+    with pytest.raises(TFRecordToolsError, match=rf"^{re.escape(str(shard))} {holds} detection"):
+        make_dataset(str(shard), task="detection")
     with pytest.raises(
         TFRecordToolsError,
-        match=rf"^{re.escape(str(shard))}: record 0: no image/object/bbox/ymin, "
-        r".*image/object/class/label: not a detection record .*keys found: .*image/encoded",
+        match=r"holds detection records \(boxes and classes\), not segmentation records "
+        r"\(no image/segmentation/class/encoded\): pass task='detection'",
     ):
-        make_dataset(str(shard), task="detection")
+        make_dataset(api_records, task="segmentation")
+
+
+def test_lists_of_the_wrong_type_name_the_file(tmp_path):
+    path = write_records(
+        tmp_path / "t.tfrecord", [scene_example(SCENES[0], **{det.AREA: _ints([5])})]
+    )
+    with pytest.raises(
+        TFRecordToolsError,
+        match=rf"^{re.escape(path)}: record 0: image/object/area holds int64, expected float$",
+    ):
+        make_dataset(path, task="detection")
 
 
 THREE = next(im for im in SCENES if len(im["boxes"]) == 3)  # a scene of three objects
@@ -712,12 +727,7 @@ def test_masks_missing_or_of_another_size(tmp_path):
         elements(make_dataset(path, task="detection", masks=True))
 
 
-def test_segmentation_without_class_masks(api_records, tmp_path):
-    with pytest.raises(
-        TFRecordToolsError,
-        match=r"record 0: no image/segmentation/class/encoded: not a segmentation record",
-    ):
-        make_dataset(api_records, task="segmentation")
+def test_a_record_without_its_class_mask_is_named(tmp_path):
     (im,) = scenes(1, seed=3)
     with_mask = scene_example(
         im, **{det.SEGMENTATION: _bytes([png(np.zeros((im["height"], im["width"]), np.uint8))])}

@@ -21,3 +21,10 @@ def test_detection_records_read_as_classification_name_the_task(tmp_path):
     for path in (out, shards):  # the manifest says so; the first record says so
         with pytest.raises(TFRecordToolsError, match=r"detection records .*task='detection'"):
             make_dataset(path, batch_size=2, image_size=32)
+
+
+def test_the_raw_file_twin_refuses_another_task(tmp_path):
+    from tfrecord_tools.read.pipeline import make_raw_dataset
+
+    with pytest.raises(TFRecordToolsError, match="task='detection': make_raw_dataset reads"):
+        make_raw_dataset(tmp_path, task="detection")

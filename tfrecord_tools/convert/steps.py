@@ -55,6 +55,7 @@ def run(
     in_process: bool = False,
     companions: Mapping[str, str] | None = None,
     tfds: bool = True,
+    gather: Callable[[Sequence[ShardResult]], tuple[dict, dict]] | None = None,
 ) -> ConversionSummary:
     """The steps every source shares: plan, resume, run, labels, manifest.
 
@@ -63,9 +64,10 @@ def run(
     a time writes to OUT (its lock). ``in_process``: the jobs run in this process (SRC or
     OUT is ``memory://``, which other processes do not see). ``companions``: more files of
     the dataset (name -> text), written with the labels, before the manifest; ``tfds``: write
-    TFDS's metadata (False: the records are not TFDS's image-classification features). Every
-    error is a
-    :class:`ConversionError` (or another ``TFRecordToolsError``); an interrupt stays one.
+    TFDS's metadata (False: the records are not TFDS's image-classification features).
+    ``gather(results)``: what ``source_json`` and ``extra`` keys become once every shard's
+    result is in (a source's figures that leave out what its shards skipped). Every error
+    is a :class:`ConversionError` (or another ``TFRecordToolsError``); an interrupt stays one.
     """
     start = time.monotonic()
     plans = plan.plan_shards(
@@ -114,12 +116,17 @@ def run(
             done = resume.prepare_out_dir(out, name, digest, files, overwrite=opts.overwrite)
             with _unfinished(out):  # from here on OUT holds this conversion, unfinished
                 todo = [p for p in plans if p.filename not in done]
-                results = run_jobs(out, todo, make_source, opts, desc, in_process)
+                results = list(done.values()) + run_jobs(
+                    out, todo, make_source, opts, desc, in_process
+                )
+                if gather is not None:
+                    more_source, more_extra = gather(results)
+                    source_json, extra = {**source_json, **more_source}, {**extra, **more_extra}
                 summary = summarise(
                     out_dir=out,
                     name=name,
                     classes=classes,
-                    results=list(done.values()) + results,
+                    results=results,
                     split_order=list(splits),
                     source=source_json,
                     pre_skipped=pre_skipped,

@@ -12,7 +12,9 @@ right); ``image/object/class/label`` is 1-based (line i of ``labels.txt`` is lab
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,6 @@ from .example import (
     WIDTH,
     _bytes_entry,
     _bytes_head,
-    _entry_head,
     _features_head,
     _int64_entry,
     _text_entry,
@@ -106,11 +107,11 @@ OPTIONAL_DETECTION_FEATURES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen one takes 4x as long to make (one an object)
 class DetectionObject:
     """One object: a box normalised to [0, 1] (xmin <= xmax, ymin <= ymax), its 1-based
     label and class name, and what the source says of it. ``keypoints``: (x, y, visibility)
-    normalised like the box."""
+    normalised like the box. Not changed once made (``dataclasses.replace`` makes another)."""
 
     xmin: float
     ymin: float
@@ -127,24 +128,142 @@ class DetectionObject:
     keypoints: tuple[tuple[float, float, int], ...] = ()
 
 
-def _floats_entry(key: str, values: Sequence[float]) -> bytes:
-    packed = struct.pack(f"<{len(values)}f", *values)
-    float_list = b"\x0a" + _varint(len(packed)) + packed if values else b""  # packed
-    feature = b"\x12" + _varint(len(float_list)) + float_list  # Feature.float_list
-    return _entry_head(key, len(feature)) + feature
+def _key_part(key: str) -> bytes:
+    """What a ``Features.feature`` map entry holds before its value's length: the key field
+    and the value's tag. Made once a key (:data:`_KEYS`)."""
+    k = key.encode()
+    return b"\x0a" + _varint(len(k)) + k + b"\x12"
 
 
-def _ints_entry(key: str, values: Sequence[int]) -> bytes:
-    packed = b"".join(_varint(v) for v in values)
-    int_list = b"\x0a" + _varint(len(packed)) + packed if values else b""
-    feature = b"\x1a" + _varint(len(int_list)) + int_list  # Feature.int64_list
-    return _entry_head(key, len(feature)) + feature
+def _entry(key_part: bytes, feature: bytes) -> bytes:
+    """A map entry: its tag and length, the key, the ``Feature`` bytes."""
+    size = _varint(len(feature))
+    return b"\x0a" + _varint(len(key_part) + len(size) + len(feature)) + key_part + size + feature
 
 
-def _bytes_list_entry(key: str, values: Sequence[bytes]) -> bytes:
-    bytes_list = b"".join(b"\x0a" + _varint(len(v)) + v for v in values)
-    feature = b"\x0a" + _varint(len(bytes_list)) + bytes_list  # Feature.bytes_list
-    return _entry_head(key, len(feature)) + feature
+def _floats_entry(key_part: bytes, values: Sequence[float]) -> bytes:
+    if not values:
+        return _entry(key_part, b"\x12\x00")  # Feature.float_list, empty
+    packed = struct.pack(f"<{len(values)}f", *values)  # FloatList.value, packed
+    float_list = b"\x0a" + _varint(len(packed)) + packed
+    return _entry(key_part, b"\x12" + _varint(len(float_list)) + float_list)
+
+
+def _ints_entry(key_part: bytes, values: Sequence[int]) -> bytes:
+    if not values:
+        return _entry(key_part, b"\x1a\x00")  # Feature.int64_list, empty
+    if max(values) < 0x80 and min(values) >= 0:  # each its own one-byte varint
+        packed = bytes(values)
+    else:
+        packed = b"".join(map(_varint, values))
+    int_list = b"\x0a" + _varint(len(packed)) + packed  # Int64List.value, packed
+    return _entry(key_part, b"\x1a" + _varint(len(int_list)) + int_list)
+
+
+#: Int lists that repeat from record to record (is_crowd, difficult, truncated: mostly
+#: zeros), each encoded once.
+_repeated_ints_entry = functools.lru_cache(maxsize=4096)(_ints_entry)
+
+
+@functools.lru_cache(maxsize=4096)  # class names repeat
+def _text_value(text: str) -> bytes:
+    """One ``BytesList.value`` field: a class name or a pose."""
+    data = text.encode()
+    return b"\x0a" + _varint(len(data)) + data
+
+
+def _bytes_list_entry(key_part: bytes, items: Sequence[bytes]) -> bytes:
+    """``items``: each value with its field tag and length (:func:`_bytes_value`)."""
+    bytes_list = b"".join(items)
+    return _entry(key_part, b"\x0a" + _varint(len(bytes_list)) + bytes_list)
+
+
+def _bytes_value(value: bytes) -> bytes:
+    return b"\x0a" + _varint(len(value)) + value
+
+
+@functools.lru_cache(maxsize=4096)  # poses: mostly "" for every object
+def _texts_entry(key_part: bytes, texts: tuple[str, ...]) -> bytes:
+    return _bytes_list_entry(key_part, [_text_value(t) for t in texts])
+
+
+_KEYS = {
+    key: _key_part(key)
+    for key in (
+        XMIN,
+        YMIN,
+        XMAX,
+        YMAX,
+        CLASS_LABEL,
+        CLASS_TEXT,
+        IS_CROWD,
+        AREA,
+        DIFFICULT,
+        TRUNCATED,
+        POSE,
+        MASK,
+        KEYPOINT_X,
+        KEYPOINT_Y,
+        KEYPOINT_VISIBILITY,
+    )
+}
+#: The fields of an object written for every record, in the order :func:`_objects_part`
+#: writes them.
+_OBJECT_FIELDS = operator.attrgetter(
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "label",
+    "text",
+    "is_crowd",
+    "area",
+    "difficult",
+    "truncated",
+    "pose",
+)
+
+
+def _objects_part(objects: Sequence[DetectionObject]) -> bytes:
+    """The per-object lists every detection record has, in key order (XMIN ... POSE)."""
+    if not objects:
+        return _NO_OBJECTS
+    k = _KEYS
+    xmin, ymin, xmax, ymax, label, text, crowd, area, difficult, truncated, pose = zip(
+        *map(_OBJECT_FIELDS, objects), strict=True
+    )
+    return b"".join(
+        (
+            _floats_entry(k[XMIN], xmin),
+            _floats_entry(k[YMIN], ymin),
+            _floats_entry(k[XMAX], xmax),
+            _floats_entry(k[YMAX], ymax),
+            _ints_entry(k[CLASS_LABEL], label),
+            _bytes_list_entry(k[CLASS_TEXT], list(map(_text_value, text))),
+            _repeated_ints_entry(k[IS_CROWD], crowd),
+            _floats_entry(k[AREA], area),
+            _repeated_ints_entry(k[DIFFICULT], difficult),
+            _repeated_ints_entry(k[TRUNCATED], truncated),
+            _texts_entry(k[POSE], pose),
+        )
+    )
+
+
+_NO_OBJECTS = b"".join(
+    (
+        _floats_entry(_KEYS[XMIN], ()),
+        _floats_entry(_KEYS[YMIN], ()),
+        _floats_entry(_KEYS[XMAX], ()),
+        _floats_entry(_KEYS[YMAX], ()),
+        _ints_entry(_KEYS[CLASS_LABEL], ()),
+        _bytes_list_entry(_KEYS[CLASS_TEXT], ()),
+        _ints_entry(_KEYS[IS_CROWD], ()),
+        _floats_entry(_KEYS[AREA], ()),
+        _ints_entry(_KEYS[DIFFICULT], ()),
+        _ints_entry(_KEYS[TRUNCATED], ()),
+        _bytes_list_entry(_KEYS[POSE], ()),
+    )
+)
 
 
 def encode_detection_parts(
@@ -175,27 +294,19 @@ def encode_detection_parts(
         _bytes_entry(FILENAME, filename.encode("utf-8", "surrogateescape")),
         _bytes_entry(SOURCE_ID, source_id.encode("utf-8", "surrogateescape")),
         _bytes_entry(KEY_SHA256, hashlib.sha256(encoded).hexdigest().encode()),
-        _floats_entry(XMIN, [b.xmin for b in o]),
-        _floats_entry(YMIN, [b.ymin for b in o]),
-        _floats_entry(XMAX, [b.xmax for b in o]),
-        _floats_entry(YMAX, [b.ymax for b in o]),
-        _ints_entry(CLASS_LABEL, [b.label for b in o]),
-        _bytes_list_entry(CLASS_TEXT, [b.text.encode() for b in o]),
-        _ints_entry(IS_CROWD, [b.is_crowd for b in o]),
-        _floats_entry(AREA, [b.area for b in o]),
-        _ints_entry(DIFFICULT, [b.difficult for b in o]),
-        _ints_entry(TRUNCATED, [b.truncated for b in o]),
-        _bytes_list_entry(POSE, [b.pose.encode() for b in o]),
+        _objects_part(o),
     ]
-    if any(b.mask is not None for b in o):
-        if not all(b.mask is not None for b in o):
+    masks = [b.mask for b in o if b.mask is not None]
+    if masks:
+        if len(masks) != len(o):
             raise ValueError("either every object has a mask or none has")
-        parts.append(_bytes_list_entry(MASK, [b.mask or b"" for b in o]))
+        parts.append(_bytes_list_entry(_KEYS[MASK], list(map(_bytes_value, masks))))
     if any(b.keypoints for b in o):
         points = [p for b in o for p in b.keypoints]
-        parts.append(_floats_entry(KEYPOINT_X, [p[0] for p in points]))
-        parts.append(_floats_entry(KEYPOINT_Y, [p[1] for p in points]))
-        parts.append(_ints_entry(KEYPOINT_VISIBILITY, [p[2] for p in points]))
+        xs, ys, visibility = zip(*points, strict=True)
+        parts.append(_floats_entry(_KEYS[KEYPOINT_X], xs))
+        parts.append(_floats_entry(_KEYS[KEYPOINT_Y], ys))
+        parts.append(_ints_entry(_KEYS[KEYPOINT_VISIBILITY], visibility))
     if segmentation is not None:
         parts.append(_bytes_entry(SEGMENTATION, segmentation))
         parts.append(_text_entry(SEGMENTATION_FORMAT, "png"))
@@ -305,7 +416,13 @@ def parse_detection(data: bytes | memoryview) -> DetectionFields:
     if len(labels) != n:
         raise DetectionParseError(f"{n} boxes but {len(labels)} {CLASS_LABEL}")
     kx, ky = values(KEYPOINT_X, "float"), values(KEYPOINT_Y, "float")
-    kv = values(KEYPOINT_VISIBILITY, "int64") or [2] * len(kx)
+    kv = values(KEYPOINT_VISIBILITY, "int64")
+    if len(ky) != len(kx) or (kv and len(kv) != len(kx)):
+        raise DetectionParseError(
+            f"keypoint lists disagree: {len(kx)} {KEYPOINT_X}, {len(ky)} {KEYPOINT_Y}, "
+            f"{len(kv)} {KEYPOINT_VISIBILITY}"
+        )
+    kv = kv or [2] * len(kx)  # no visibility: every point seen
 
     def text(key: str) -> str:
         return first(key, "bytes", b"").decode("utf-8", "replace")
@@ -327,7 +444,7 @@ def parse_detection(data: bytes | memoryview) -> DetectionFields:
         difficult=values(DIFFICULT, "int64"),
         truncated=values(TRUNCATED, "int64"),
         masks=values(MASK, "bytes"),
-        keypoints=list(zip(kx, ky, kv, strict=False)),
+        keypoints=list(zip(kx, ky, kv, strict=True)),
         segmentation=first(SEGMENTATION, "bytes", None),
     )
 

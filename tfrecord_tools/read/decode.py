@@ -234,7 +234,7 @@ def decode_record(
     swapped for quarter-turn orientations (5-8), which are applied after decoding.
     ``key``: an int64 [2] stateless seed, for ``crop="random"`` and ``flip``.
     """
-    rand = _uniforms(key) if plan.random else None
+    rand = uniforms(key) if plan.random else None
     fns = decoders(encoded, height, width, stored_channels, plan.channels)
     if plan.ratio is not None and plan.crop is None:
         if plan.ratio != 1:
@@ -296,7 +296,7 @@ def crop_window(
 ) -> tf.Tensor:
     """int32 [4] ``(y, x, crop_height, crop_width)`` inside a ``height`` x ``width`` image:
     the central ``plan.central_fraction`` of each side, or a random-resized crop drawn from
-    ``rand`` (:func:`_uniforms`): area 8-100 %, aspect 3/4-4/3 (log-uniform), ten tries, then
+    ``rand`` (:func:`uniforms`): area 8-100 %, aspect 3/4-4/3 (log-uniform), ten tries, then
     the whole image with its aspect clamped to that range."""
     h, w = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
     hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
@@ -325,7 +325,7 @@ def crop_window(
     return tf.stack([tf.minimum(y, h - ch), tf.minimum(x, w - cw), ch, cw])
 
 
-def _uniforms(key: tf.Tensor | None) -> tf.Tensor:
+def uniforms(key: tf.Tensor | None) -> tf.Tensor:
     """A record's random numbers in [0, 1): crop tries (area, aspect), offsets, flip."""
     if key is None:
         raise ValueError("crop='random' and flip need a per-record key")

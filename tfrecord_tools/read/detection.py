@@ -31,18 +31,16 @@ from typing import Any
 import tensorflow as tf
 
 from .. import storage
-from ..dataset import Dataset, keys_for
+from ..dataset import Dataset, check_task, keys_for
 from ..dataset.indexes import read_indexes
 from ..errors import TFRecordToolsError
 from ..format import detection as det
-from ..format.compression import tf_compression_type
-from ..format.example import ExampleParseError, decode_example
 from ..format.framing import HEADER_SIZE, OVERHEAD, iter_records
 from . import decode, records
 from .options import ReadOptions
 from .orient import orient
-from .pipeline import _PARSE_BATCH, _finish, _large, _record_keys, _repeat, _unbatch
-from .shards import host_files, plan_runs, resolve_shards
+from .pipeline import PARSE_BATCH, finish, large_images, read_shards, record_keys, unbatched
+from .shards import resolve_shards
 
 #: Per-object lists a detection record must have (one value per box), with their types.
 BOX_LISTS = {
@@ -71,7 +69,7 @@ def make_task_dataset(path, split: str, compression: str | None, opts: ReadOptio
     shards = resolve_shards(path, split, compression)
     keys = keys_for(shards, opts.image_key, None)
     _check_records(shards, opts)
-    ds, counts = _records(shards, opts)
+    ds, counts = read_shards(shards, opts)
     plan = decode.Plan.of(opts)
     if plan.random:  # a stateless seed per record: (seed, its number in the stream)
         ds = ds.enumerate()
@@ -91,7 +89,7 @@ def make_task_dataset(path, split: str, compression: str | None, opts: ReadOptio
         with tf.control_dependencies([_checked(parsed, features, serialized, opts, locate)]):
             features = {k: _after(v) for k, v in features.items()}
         if plan.random:
-            features["key"] = _record_keys(index, opts)
+            features["key"] = record_keys(index, opts)
         if keep_record:
             features["record"] = serialized
         return features
@@ -106,11 +104,11 @@ def make_task_dataset(path, split: str, compression: str | None, opts: ReadOptio
 
     par = {"num_parallel_calls": opts.num_parallel_calls, "deterministic": opts.deterministic}
     out_hw = opts.image_size or shape
-    if out_hw is not None and not _large(out_hw, opts):
+    if out_hw is not None and not large_images(out_hw, opts):
         # small images: parsed 256 at a time (parse_example's cost per record falls with
         # the records per call), then one element each
-        batches = ds.batch(_PARSE_BATCH).map(lambda *b: parse(b[-1], b[0]), **par)
-        ds = _unbatch(batches, counts, opts).map(transform, **par)
+        batches = ds.batch(PARSE_BATCH).map(lambda *b: parse(b[-1], b[0]), **par)
+        ds = unbatched(batches, counts, opts).map(transform, **par)
     else:
         # photos: a record an element, parsed and transformed in one map (unbatching a
         # batch's ~15 per-object and image features cost more than a parse per record)
@@ -121,27 +119,7 @@ def make_task_dataset(path, split: str, compression: str | None, opts: ReadOptio
 
         ds = ds.map(parse_one, **par)
     one_size = shape is not None or opts.image_size is not None
-    return _finish(_batch(ds, opts, one_size), opts, batched=True)
-
-
-def _records(shards: Dataset, opts: ReadOptions):
-    """The serialized records this host reads, shuffled and repeated as asked, with their
-    cardinality asserted where the counts are known; and those counts."""
-    if opts.global_shuffle:
-        runs = plan_runs(shards.files, shards.counts, shards.compression, opts, shards.sizes)
-        counts = None if opts.service is not None else runs.counts
-        ds = records.read_runs(runs, opts)
-    else:
-        files, counts = host_files(shards.files, shards.counts, opts)
-        if opts.service is not None:
-            counts = None  # each service worker reads a part: no cardinality to assert
-        compression_type = tf_compression_type(shards.compression)
-        ds = records.read_records(files, counts, compression_type, opts, shards.sizes)
-    if counts is not None:
-        ds = ds.apply(tf.data.experimental.assert_cardinality(sum(counts)))
-    if opts.shuffle:
-        ds = ds.shuffle(opts.shuffle_buffer, seed=opts.seed, reshuffle_each_iteration=True)
-    return _repeat(ds, opts), counts
+    return finish(_batch(ds, opts, one_size), opts, batched=True)
 
 
 def _known_shape(shards: Dataset, opts: ReadOptions) -> tuple[int, int] | None:
@@ -162,31 +140,16 @@ def _known_shape(shards: Dataset, opts: ReadOptions) -> tuple[int, int] | None:
 
 def _check_records(shards: Dataset, opts: ReadOptions) -> None:
     """Refuse, before anything is built, records that cannot be read as ``opts.task`` asks:
-    a classification dataset (its manifest has no ``task``), or a first record without the
-    keys (or with keys of the wrong type) that the task reads, named with its file."""
-    task = opts.task
-    if shards.manifest is not None:
-        said = shards.manifest.data.get("task") or "classification"
-        if said == "classification":
-            raise TFRecordToolsError(
-                f"{shards.manifest_file}: a classification dataset (its manifest has no "
-                f'"task"): its records have no {_WANTED[task]} to read with task={task!r}; '
-                "read it with task='classification' (the default)"
-            )
-        if task == "detection" and said == "detection" and not opts.masks:
-            return  # our converter wrote every box key
-    first = _first_record(shards)
+    those of another task (``dataset.check_task``, every reader's check: it says which task
+    to pass), and a first record whose lists have the wrong type, or that lacks the masks
+    ``masks=True`` reads, named with its file. Our converter's records are not read."""
+    check_task(shards, opts.task)
+    if shards.ours and not opts.masks:
+        return
+    first = shards.first_record
     if first is None:
         return
     where, features = first
-    wanted = list(BOX_LISTS) if task == "detection" else [det.SEGMENTATION]
-    missing = [k for k in wanted if k not in features]
-    if missing:
-        found = ", ".join(f"{k} ({kind})" for k, (kind, _) in sorted(features.items()))
-        raise TFRecordToolsError(
-            f"{where}: no {', '.join(missing)}: not a {task} record ({_WANTED[task]} are "
-            f"read from the object detection API's keys); keys found: {found or 'none'}"
-        )
     for key, dtype in _read_lists(opts).items():
         kind = features[key][0] if key in features else "empty"
         expected = {tf.float32: "float", tf.int64: "int64", tf.string: "bytes"}[dtype]
@@ -200,27 +163,7 @@ def _check_records(shards: Dataset, opts: ReadOptions) -> None:
         )
 
 
-_WANTED = {
-    "detection": "boxes (image/object/bbox/*)",
-    "segmentation": f"class masks ({det.SEGMENTATION})",
-}
-_BYTES = {det.MASK: tf.string, det.SEGMENTATION: tf.string}
-_TASK_KEYS = frozenset({*BOX_LISTS, *OPTIONAL_LISTS, *_KEYPOINT_LISTS, *_BYTES})
-
-
-def _first_record(shards: Dataset) -> tuple[str, dict[str, tuple[str, list[Any]]]] | None:
-    """``(where, features)`` of the first record of the first non-empty shard, or None."""
-    for file in shards.files:
-        with contextlib.closing(iter_records(file, shards.compression)) as stream:
-            record = next(stream, None)
-        if record is None:
-            continue
-        where = f"{storage.redact(file)}: record 0"
-        try:
-            return where, decode_example(record.data)
-        except ExampleParseError as e:
-            raise TFRecordToolsError(f"{where} is not a tf.train.Example ({e})") from None
-    return None
+_TASK_KEYS = frozenset({*BOX_LISTS, *OPTIONAL_LISTS, *_KEYPOINT_LISTS, det.MASK, det.SEGMENTATION})
 
 
 def _parse_spec(keys, opts: ReadOptions, orientation: bool) -> dict[str, Any]:
@@ -366,7 +309,7 @@ def _find(files: list[str], compression: str, sizes, data: bytes):
 def _transform(f, opts: ReadOptions, plan: decode.Plan, image_format, stored, locate, shape):
     """One parsed record to its output dict: decoded (cropped) in its stored frame, turned
     upright, resized, flipped, with its boxes, masks and keypoints moved alike."""
-    rand = decode._uniforms(f["key"]) if plan.random else None
+    rand = decode.uniforms(f["key"]) if plan.random else None
     image, window, dims = _decode(f, plan, image_format, stored, rand)
     orientation = f.get("orientation")
     detection = opts.task == "detection"
@@ -402,6 +345,9 @@ def _transform(f, opts: ReadOptions, plan: decode.Plan, image_format, stored, lo
         return out
     if layers is not None:
         objects["masks"] = tf.transpose(layers, [2, 0, 1])
+    if "keypoints" in objects:  # (y, x) inside, like the boxes; (x, y, v) out, as stored
+        points = objects["keypoints"]
+        objects["keypoints"] = tf.stack([points[..., 1], points[..., 0], points[..., 2]], -1)
     return {**out, **objects}
 
 

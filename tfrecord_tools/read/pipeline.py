@@ -36,7 +36,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from ..dataset import AUTO, check_task, keys_for
+from ..dataset import AUTO, Dataset, check_task, keys_for
 from ..dataset.images import scan_image_folder
 from ..errors import TFRecordToolsError
 from ..format.compression import tf_compression_type
@@ -82,6 +82,10 @@ def make_dataset(
     image_key: str = "auto",
     label_key: str | None = "auto",
     task: str = "classification",
+    masks: bool = False,
+    keypoints: bool = False,
+    ragged: bool = False,
+    keep_aspect: bool = False,
     **unknown: Any,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(image, label)`` from converted shards.
@@ -118,6 +122,12 @@ def make_dataset(
     values, not rounded); labels int64. Batched output needs ``image_size`` unless every
     image has the same size (the manifest's ``image_shape`` says so).
 
+    ``task``: ``"classification"`` (the default: ``(image, label)``), ``"detection"`` (a
+    dict per image: ``image``, ``boxes`` [N, 4], ``classes`` [N] ..., with ``masks``,
+    ``keypoints``; batches padded, or ``ragged``; ``keep_aspect`` resizes without
+    stretching; crops and flips move the boxes) or ``"segmentation"`` (``image`` and its
+    class ``mask``): ``read/detection.py``, docs/reading-tf.md.
+
     ``shuffle``: False; True (the shard files in a new order every epoch, then a record
     buffer of ``shuffle_buffer``); ``"global"`` (runs of consecutive records, from the shards'
     index files, in a new order across all shards every epoch, each read from its byte
@@ -136,21 +146,7 @@ def make_dataset(
     shards = resolve_shards(path, split, compression)
     check_task(shards, "classification")  # boxes or class masks: says which task to pass
     keys = keys_for(shards, opts.image_key, opts.label_key)
-    if opts.global_shuffle:  # runs of records across all shards, split between the hosts
-        runs = plan_runs(shards.files, shards.counts, shards.compression, opts, shards.sizes)
-        counts = None if opts.service is not None else runs.counts
-        ds = records.read_runs(runs, opts)
-    else:
-        files, counts = host_files(shards.files, shards.counts, opts)
-        if opts.service is not None:
-            counts = None  # each service worker reads a part: no cardinality to assert
-        compression_type = tf_compression_type(shards.compression)
-        ds = records.read_records(files, counts, compression_type, opts, shards.sizes)
-    if counts is not None:
-        ds = ds.apply(tf.data.experimental.assert_cardinality(sum(counts)))
-    if opts.shuffle:
-        ds = ds.shuffle(opts.shuffle_buffer, seed=opts.seed, reshuffle_each_iteration=True)
-    ds = _repeat(ds, opts)
+    ds, counts = read_shards(shards, opts)
     plan = decode.Plan.of(opts)
     if shards.ours:  # our converter stores every record's height and width
         plan = dataclasses.replace(plan, dims="stored")
@@ -185,18 +181,18 @@ def make_dataset(
         # keys a known format's decoders do not need come as "" and zeros
         features, labels = decode.parsed(tf.io.parse_example(records.check(batch[-1]), spec), keys)
         if plan.random:
-            features["key"] = _record_keys(batch[0], opts)
+            features["key"] = record_keys(batch[0], opts)
         return features, labels
 
     def parse_one(*element):
         record = records.check(element[-1][None])[0]
         features, label = decode.parsed(tf.io.parse_single_example(record, spec), keys)
         if plan.random:
-            features["key"] = _record_keys(element[0], opts)
+            features["key"] = record_keys(element[0], opts)
         return features, label
 
     out_shape = opts.image_size or (shape[:2] if shape is not None else None)
-    large = out_shape is not None and _large(out_shape, opts)
+    large = out_shape is not None and large_images(out_shape, opts)
     if opts.batch_size and not raw and out_shape and not large:
         # batched output of small images of one size: parse and decode a whole batch in
         # one map
@@ -218,7 +214,7 @@ def make_dataset(
             return images, labels
 
         ds = _map_batches(ds, parse_and_decode, opts, out_shape)
-        return _finish(ds, opts, batched=True)
+        return finish(ds, opts, batched=True)
     if raw:  # parse and decode a whole batch in one map, one vectorised decode_raw
         pixel_shape = shards.image_shape
 
@@ -229,23 +225,44 @@ def make_dataset(
         if opts.batch_size:
             ds = _map_batches(ds, parse_raw, opts, opts.image_size or pixel_shape[:2])
         else:
-            ds = ds.batch(_PARSE_BATCH).map(
+            ds = ds.batch(PARSE_BATCH).map(
                 parse_raw,
                 num_parallel_calls=opts.num_parallel_calls,
                 deterministic=opts.deterministic,
             )
-            ds = _unbatch(ds, counts, opts)
-        return _finish(ds, opts, batched=True)
+            ds = unbatched(ds, counts, opts)
+        return finish(ds, opts, batched=True)
     par = {"num_parallel_calls": opts.num_parallel_calls, "deterministic": opts.deterministic}
     orientation = "record" if orient else None
     if large:  # a record an element, parsed and decoded in one map
         ds = _decode_each(ds, plan, opts, image_format, shape, orientation, parse=parse_one)
     else:
-        ds = _unbatch(ds.batch(_PARSE_BATCH).map(parse, **par), counts, opts)
+        ds = unbatched(ds.batch(PARSE_BATCH).map(parse, **par), counts, opts)
         ds = _decode_each(ds, plan, opts, image_format, shape, orientation)
     if any_size:
         ds = decode.batch_one_size(ds, opts.batch_size, opts.drop_remainder)  # type: ignore[arg-type]
-    return _finish(ds, opts, batched=any_size)
+    return finish(ds, opts, batched=any_size)
+
+
+def read_shards(shards: Dataset, opts: ReadOptions) -> tuple[tf.data.Dataset, list[int] | None]:
+    """The serialized records this host reads (every task's first stage), shuffled and
+    repeated as asked, with their cardinality asserted where the counts are known; and
+    those counts (None: unknown)."""
+    if opts.global_shuffle:  # runs of records across all shards, split between the hosts
+        runs = plan_runs(shards.files, shards.counts, shards.compression, opts, shards.sizes)
+        counts = None if opts.service is not None else runs.counts
+        ds = records.read_runs(runs, opts)
+    else:
+        files, counts = host_files(shards.files, shards.counts, opts)
+        if opts.service is not None:
+            counts = None  # each service worker reads a part: no cardinality to assert
+        compression_type = tf_compression_type(shards.compression)
+        ds = records.read_records(files, counts, compression_type, opts, shards.sizes)
+    if counts is not None:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(sum(counts)))
+    if opts.shuffle:
+        ds = ds.shuffle(opts.shuffle_buffer, seed=opts.seed, reshuffle_each_iteration=True)
+    return repeated(ds, opts), counts
 
 
 def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Dataset:
@@ -257,6 +274,11 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
     EXIF orientation is parsed from its bytes in the graph (``orient.exif_orientation``)
     and applied, as the converter's records carry it."""
     opts = options_from(options)
+    if opts.task != "classification":
+        raise TFRecordToolsError(
+            f"task={opts.task!r}: make_raw_dataset reads image folders, one class a "
+            "subfolder; boxes and masks come from converted records (make_dataset)"
+        )
     if (opts.image_key, opts.label_key) != (AUTO, AUTO):
         raise TFRecordToolsError(
             "image_key and label_key name TFRecord features: make_raw_dataset reads image files"
@@ -274,7 +296,7 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
         ds = ds.shuffle(
             min(len(paths), opts.shuffle_buffer), seed=opts.seed, reshuffle_each_iteration=True
         )
-    ds = _repeat(ds, opts)
+    ds = repeated(ds, opts)
     plan = dataclasses.replace(decode.Plan.of(opts), dims="header")  # files: no stored size
     ds = _with_keys(ds, opts, plan)
     empty = tf.constant("")
@@ -295,7 +317,7 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
                 shape=opts.image_size,
                 image_format=opts.image_format,
                 orientation=exif_orientation(encoded) if opts.orientation else None,
-                keys=_record_keys(element[0], opts) if plan.random else None,
+                keys=record_keys(element[0], opts) if plan.random else None,
             )
             return images, labels
 
@@ -305,7 +327,7 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
             num_parallel_calls=opts.num_parallel_calls,
             deterministic=opts.deterministic,
         )
-        return _finish(ds, opts, batched=True)
+        return finish(ds, opts, batched=True)
 
     def read(*element):
         path, label = element[-1] if plan.random else element
@@ -318,12 +340,12 @@ def make_raw_dataset(image_dir: str | os.PathLike, **options: Any) -> tf.data.Da
             "channels": zero,
         }
         if plan.random:
-            features["key"] = _record_keys(element[0], opts)
+            features["key"] = record_keys(element[0], opts)
         return features, label
 
     ds = ds.map(read, num_parallel_calls=opts.num_parallel_calls, deterministic=opts.deterministic)
     orientation = "exif" if opts.orientation else None
-    return _finish(_decode_each(ds, plan, opts, opts.image_format, None, orientation), opts)
+    return finish(_decode_each(ds, plan, opts, opts.image_format, None, orientation), opts)
 
 
 def _with_keys(ds, opts: ReadOptions, plan: decode.Plan):
@@ -332,7 +354,7 @@ def _with_keys(ds, opts: ReadOptions, plan: decode.Plan):
     return ds.enumerate() if plan.random else ds
 
 
-def _record_keys(index: tf.Tensor, opts: ReadOptions) -> tf.Tensor:
+def record_keys(index: tf.Tensor, opts: ReadOptions) -> tf.Tensor:
     """int64 [..., 2] stateless seeds: (``seed``, worker and record number). Without a
     ``seed`` one is drawn when the dataset is built."""
     seed = opts.seed if opts.seed is not None else _BUILD_SEED
@@ -343,7 +365,7 @@ def _record_keys(index: tf.Tensor, opts: ReadOptions) -> tf.Tensor:
 _BUILD_SEED = int.from_bytes(os.urandom(4), "little")
 
 
-_PARSE_BATCH = 256  # records parsed per parse_example call when the output is unbatched
+PARSE_BATCH = 256  # records parsed per parse_example call when the output is unbatched
 # parse_example's cost per record falls with the records per call (28x28 PNG records, one
 # core: 3.1 us at 256, 1.8 at 1024, 1.2 at 20,000), so small images are parsed and decoded
 # in groups of at least this many records, as long as one group's images stay small
@@ -359,7 +381,7 @@ _GROUP_OUTPUT_BYTES = 8 << 20
 _PER_RECORD_BYTES = 32 << 10
 
 
-def _large(image_hw: tuple[int, int], opts: ReadOptions) -> bool:
+def large_images(image_hw: tuple[int, int], opts: ReadOptions) -> bool:
     size = image_hw[0] * image_hw[1] * opts.channels * (4 if opts.dtype == "float32" else 1)
     return size >= _PER_RECORD_BYTES
 
@@ -383,7 +405,7 @@ def _map_batches(ds, fn, opts: ReadOptions, image_hw: tuple[int, int]):
     return ds.apply(tf.data.experimental.assert_cardinality(records))
 
 
-def _unbatch(ds, counts: list[int] | None, opts: ReadOptions):
+def unbatched(ds, counts: list[int] | None, opts: ReadOptions):
     """``unbatch`` forgets the cardinality; restore it when the manifest gave the counts."""
     ds = ds.unbatch()
     if counts is None or opts.repeat is True:
@@ -392,7 +414,7 @@ def _unbatch(ds, counts: list[int] | None, opts: ReadOptions):
     return ds.apply(tf.data.experimental.assert_cardinality(sum(counts) * passes))
 
 
-def _repeat(ds, opts: ReadOptions):
+def repeated(ds, opts: ReadOptions):
     if opts.repeat is True:
         return ds.repeat()
     return ds.repeat(int(opts.repeat)) if opts.repeat else ds
@@ -479,7 +501,7 @@ def _decode_raw_batch(encoded, opts: ReadOptions, shape):
     return decode.resize(pixels, opts.image_size, dtype=opts.dtype)
 
 
-def _finish(ds, opts: ReadOptions, *, batched: bool = False):
+def finish(ds, opts: ReadOptions, *, batched: bool = False):
     """Shared tail: batch, prefetch, thread options."""
     if opts.batch_size and not batched:
         ds = ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder)

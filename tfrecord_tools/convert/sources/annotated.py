@@ -15,22 +15,26 @@ imports TensorFlow.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import gc
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ... import storage
 from ...errors import ConversionError
 from ...format import detection as det
 from ...storage import time_limit
-from .. import DEFAULT_QUALITY, VALIDATE_MODES, outdir, plan, steps
+from .. import DEFAULT_QUALITY, VALIDATE_MODES, inherit, outdir, plan, steps
 from ..options import ShardingOptions, choice, dataset_name, flag, location
 from ..summary import ConversionSummary
 from .detection import Annotations, DetectionShard, Problem, check_annotations, refuse
 from .transcode import StorageOptions
+
+if TYPE_CHECKING:
+    from ..jobs import ShardResult
 
 __all__ = [
     "LABEL_MAP",
@@ -144,13 +148,15 @@ def convert_segmentation(src, out, *, masks, classes=None, **options) -> Convers
 
 @dataclass(frozen=True)
 class _Settings:
-    """How a source's images are checked and stored (the options every source takes)."""
+    """How a source's images are checked and stored (the options every source takes), and
+    how to offer forked workers a large input (``ShardingOptions.share``)."""
 
     root: str  # SRC, resolved
     validate: str
     strict: bool
     stored: StorageOptions
     workers: int
+    share: Callable[[str, Any], bool] = lambda key, value: False
 
 
 @dataclass
@@ -173,42 +179,60 @@ class _Prepared:
     #: TFDS metadata beside the shards (``format.tfds``: detection datasets have it; class
     #: masks have no TFDS feature that reads them as stored)
     tfds: bool = False
+    #: what the manifest's source and extra keys become once the shards are written (given
+    #: their results: what they skipped), see ``steps.run``
+    gather: Callable[[Sequence[ShardResult]], tuple[dict, dict]] | None = None
+    shared: tuple[str, ...] = ()  # keys given to ``_Settings.share``, let go at the end
 
 
 def _detection(read: Callable[[], Annotations]):
-    """The preparation of a detection source: its annotations read and checked."""
+    """The preparation of a detection source: its annotations read and checked (images
+    probed here only where needed: see ``detection.check_annotations``)."""
 
     def prepare(how: _Settings) -> _Prepared:
         annotations = read()
         checked = check_annotations(
-            annotations, how.root, validate=how.validate, workers=how.workers
+            annotations, how.root, validate=how.validate, workers=how.workers, probe=how.strict
         )
         images = checked.images
         classes = annotations.classes
-        digest = hashlib.sha256(repr([(i.path, i.objects) for i in images]).encode()).hexdigest()
-        identity: dict[str, Any] = {"annotations": digest}
+        # the annotation files' bytes and the reader's options (masks too): a changed file
+        # is another conversion; the images are compared by path and size (``files``)
+        identity: dict[str, Any] = {"annotations": annotations.digest}
         features = dict(det.DETECTION_FEATURES)
         if annotations.masks:
-            masks = hashlib.sha256()
-            for image in images:
-                for mask in image.masks or ():
-                    key = mask.key()
-                    masks.update(len(key).to_bytes(8, "little") + key)
-            identity["masks"] = masks.hexdigest()
             features[det.MASK] = det.OPTIONAL_DETECTION_FEATURES[det.MASK]
         if any(o.keypoints for image in images for o in image.objects):
             for key in (det.KEYPOINT_X, det.KEYPOINT_Y, det.KEYPOINT_VISIBILITY):
                 features[key] = det.OPTIONAL_DETECTION_FEATURES[key]
+        key = f"detection-{id(images)}"
+        inherited = how.share(key, images)  # forked workers look their images up in it
 
         def make_source(p: plan.ShardPlan) -> DetectionShard:
+            if inherited:
+                return DetectionShard(
+                    how.root, (), how.validate, how.strict, how.stored, key, p.samples
+                )
             chosen = tuple(images[i] for i in p.samples)
             return DetectionShard(how.root, chosen, how.validate, how.strict, how.stored)
 
-        dropped_objects = [
-            {"path": p.where, "reason": p.reason, **({"detail": p.detail} if p.detail else {})}
-            for p in checked.problems
-            if p.dropped == "object"
-        ]
+        def figures(left_out: frozenset[int] = frozenset()) -> tuple[dict, dict]:
+            """The manifest's ``source.dropped_objects`` and ``objects``, without the images
+            ``left_out``."""
+            dropped_objects = [
+                {"path": p.where, "reason": p.reason, **({"detail": p.detail} if p.detail else {})}
+                for p in checked.dropped(left_out)
+            ]
+            return {"dropped_objects": dropped_objects}, {
+                "objects": checked.counts(classes, left_out)
+            }
+
+        def gather(results: Sequence[ShardResult]) -> tuple[dict, dict]:
+            """The figures again, without the images the shards skipped (none: as they were)."""
+            left_out = checked.left_out([s for r in results for s in r.skipped])
+            return figures(left_out) if left_out else ({}, {})
+
+        source, objects = figures()
         return _Prepared(
             classes=classes,
             sizes=[i.size for i in images],
@@ -217,11 +241,11 @@ def _detection(read: Callable[[], Annotations]):
             problems=checked.problems,
             identity=identity,
             files=[(i.path, i.size) for i in images],
-            source={**annotations.source, "dropped_objects": dropped_objects},
+            source={**annotations.source, **source},
             extra={
                 "task": "detection",
                 "features": features,
-                "objects": checked.counts(classes),
+                **objects,
                 "label_map": LABEL_MAP,
             },
             make_source=make_source,
@@ -229,6 +253,8 @@ def _detection(read: Callable[[], Annotations]):
             splits=checked.splits,
             # label_map.pbtxt beside labels.txt, before the manifest
             companions={LABEL_MAP: det.label_map_pbtxt(classes)},
+            gather=gather,
+            shared=(key,) if inherited else (),
         )
 
     return prepare
@@ -276,7 +302,9 @@ def _convert(
     fractions = plan.parse_splits(split) if split is not None else None
     root = _root(src)
     with time_limit(opts.storage_timeout):
-        prepared = prepare(_Settings(root, validate, strict, stored, opts.num_workers))
+        with _collector_paused():
+            settings = _Settings(root, validate, strict, stored, opts.num_workers, opts.share)
+            prepared = prepare(settings)
         if strict:
             refuse(prepared.problems, storage.redact(root))
         if not prepared.sizes:
@@ -295,31 +323,49 @@ def _convert(
             "strict": strict,
             **stored.identity(),
         }
+        try:
+            return steps.run(
+                out=outdir.location(out),
+                name=name,
+                classes=prepared.classes,
+                labels=prepared.labels,
+                sizes=prepared.sizes,
+                splits=splits,
+                make_source=prepared.make_source,
+                opts=opts,
+                identity=identity,
+                source_json={"kind": kind, "path": storage.redact(root), **prepared.source},
+                pre_skipped=dropped_images,
+                extra={
+                    **prepared.extra,
+                    "validate": validate,
+                    **({"encoding": encoding} if encoding != "keep" else {}),
+                },
+                desc=name,
+                max_size=None if max_size is None else {"size": max_size, "quality": quality},
+                in_process=outdir.per_process(src, out),
+                companions=prepared.companions,
+                tfds=prepared.tfds,
+                gather=prepared.gather,
+            )
+        finally:
+            for key in prepared.shared:
+                inherit.unshare(key)
 
-        summary = steps.run(
-            out=outdir.location(out),
-            name=name,
-            classes=prepared.classes,
-            labels=prepared.labels,
-            sizes=prepared.sizes,
-            splits=splits,
-            make_source=prepared.make_source,
-            opts=opts,
-            identity=identity,
-            source_json={"kind": kind, "path": storage.redact(root), **prepared.source},
-            pre_skipped=dropped_images,
-            extra={
-                **prepared.extra,
-                "validate": validate,
-                **({"encoding": encoding} if encoding != "keep" else {}),
-            },
-            desc=name,
-            max_size=None if max_size is None else {"size": max_size, "quality": quality},
-            in_process=outdir.per_process(src, out),
-            companions=prepared.companions,
-            tfds=prepared.tfds,
-        )
-    return summary
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused while a source is read and checked: the parsed
+    annotations are hundreds of thousands of objects, made in one go, that each collection
+    walks again (a quarter of the time of reading and checking a COCO file); they hold no
+    cycles to collect."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _default_name(root: str) -> str:

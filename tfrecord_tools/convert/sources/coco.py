@@ -25,6 +25,7 @@ import re
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from math import isfinite
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from .detection import (
     UNKNOWN_CATEGORY,
     AnnotatedImage,
     AnnotatedObject,
+    AnnotationDigest,
     Annotations,
     Problem,
 )
@@ -57,8 +59,11 @@ def read_coco(
     that is not such JSON, or files whose categories disagree, is a
     :class:`ConversionError`; a bad annotation inside is a listed :class:`Problem` naming
     ``annotations[i]``. ``masks``: read each object's ``segmentation`` too."""
+    digest = AnnotationDigest("coco", masks)
     if not isinstance(annotations, Mapping):
-        return _read_file(annotations, masks)
+        read = _read_file(annotations, masks, digest)
+        read.digest = digest.hexdigest()
+        return read
     if not annotations:
         raise ConversionError("annotations: no split given (expected {split: file, ...})")
     read: dict[str, Annotations] = {}
@@ -67,7 +72,7 @@ def read_coco(
             raise ConversionError(
                 f"annotations: bad split name {split!r}: use letters, digits and _"
             )
-        read[split] = _read_file(file, masks)
+        read[split] = _read_file(file, masks, digest, split)
     one, *others = read.values()
     for other in others:
         if _categories(other) != _categories(one):
@@ -94,6 +99,7 @@ def read_coco(
             "category_ids": one.source["category_ids"],
         },
         masks=masks,
+        digest=digest.hexdigest(),
     )
 
 
@@ -115,7 +121,7 @@ def _points_per_object(annotations: Annotations) -> int:
 
 def _padded(image: AnnotatedImage, points: int) -> AnnotatedImage:
     """``image`` with every object's keypoints filled up to ``points`` with (0, 0, 0)."""
-    if all(len(o.keypoints) == points for o in image.objects):
+    if not points or all(len(o.keypoints) == points for o in image.objects):
         return image
     objects = tuple(
         replace(o, keypoints=o.keypoints + ((0.0, 0.0, 0),) * (points - len(o.keypoints)))
@@ -124,10 +130,12 @@ def _padded(image: AnnotatedImage, points: int) -> AnnotatedImage:
     return replace(image, objects=objects)
 
 
-def _read_file(annotations: str | os.PathLike, masks: bool) -> Annotations:
+def _read_file(
+    annotations: str | os.PathLike, masks: bool, digest: AnnotationDigest, split: str = ""
+) -> Annotations:
     shown = storage.redact(annotations) if storage.is_url(annotations) else str(annotations)
     try:
-        data = json.loads(storage.read_text(annotations))
+        data = json.loads(digest.add(split, storage.read_bytes(annotations)).decode("utf-8"))
     except FileNotFoundError:
         raise ConversionError(f"{shown}: no such annotation file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -156,21 +164,33 @@ def _read_file(annotations: str | os.PathLike, masks: bool) -> Annotations:
                 Problem(f"{shown}: images[{i}]", MALFORMED, "no id or file_name", "image")
             )
             continue
+        if isinstance(im["id"], (list, dict)):
+            detail = f"id {_short(im['id'])} is not a number or a string"
+            problems.append(Problem(f"{shown}: images[{i}]", MALFORMED, detail, "image"))
+            continue
         images[im["id"]] = im
+    annotations = data.get("annotations")
+    if not isinstance(annotations, list) and annotations is not None:
+        raise ConversionError(f'{shown}: "annotations" is not a list')
     objects: dict[int, list[AnnotatedObject]] = {i: [] for i in images}
-    for i, ann in enumerate(data.get("annotations") or []):
+    for i, ann in enumerate(annotations or ()):
         where = f"{shown}: annotations[{i}]"
         made = _object(ann, where, label_of, points_of, masks)
-        if isinstance(made, Problem):
+        if type(made) is Problem:
             problems.append(made)
             continue
-        image_id, obj = made
-        if image_id not in objects:
-            problems.append(Problem(where, MISSING_IMAGE, f"image_id {image_id} is not in images"))
+        image_id, obj = made  # type: ignore[misc]
+        listed = not isinstance(image_id, (list, dict))  # any other JSON value can be an id
+        found = objects.get(image_id) if listed else None
+        if found is None:
+            shown_id = image_id if listed else _short(image_id)
+            problems.append(Problem(where, MISSING_IMAGE, f"image_id {shown_id} is not in images"))
             continue
-        objects[image_id].append(obj)
-    del data
-    points = max([*points_of.values(), *(len(o.keypoints) for v in objects.values() for o in v)])
+        found.append(obj)
+    del data, annotations
+    points = max(points_of.values(), default=0)
+    if any(o.keypoints for v in objects.values() for o in v):
+        points = max(points, *(len(o.keypoints) for v in objects.values() for o in v))
     listed = [
         _padded(
             AnnotatedImage(
@@ -198,45 +218,64 @@ def _read_file(annotations: str | os.PathLike, masks: bool) -> Annotations:
 
 
 def _int_or_none(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if type(value) is int else None
+
+
+#: Any int below it in size is a finite float.
+_BIG = 1 << 1023
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number (not true or false), finite as a float."""
+    kind = type(value)  # what json.loads makes: exactly int or float (bool is not int)
+    if kind is float:
+        return isfinite(value)
+    return kind is int and -_BIG < value < _BIG
 
 
 def _object(
     ann, where: str, label_of: dict[int, int], points_of: dict[int, int], masks: bool
 ) -> tuple[int, AnnotatedObject] | Problem:
-    if not isinstance(ann, dict) or "image_id" not in ann:
+    if type(ann) is not dict or "image_id" not in ann:
         return Problem(where, MALFORMED, "not an object with an image_id")
     bbox = ann.get("bbox")
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
-        return Problem(where, MALFORMED, f"bbox {bbox!r} is not [x, y, width, height]")
+    if type(bbox) is not list or len(bbox) != 4:
+        return Problem(where, MALFORMED, f"bbox {_short(bbox)} is not [x, y, width, height]")
+    x, y, w, h = bbox
+    if not (_number(x) and _number(y) and _number(w) and _number(h)):
+        return Problem(where, MALFORMED, f"bbox {_short(bbox)} is not [x, y, width, height]")
     category = ann.get("category_id")
-    if category not in label_of:
-        return Problem(where, UNKNOWN_CATEGORY, f"category_id {category!r}")
-    label = label_of[category]
-    x, y, w, h = (float(v) for v in bbox)
+    label = None if isinstance(category, (list, dict)) else label_of.get(category)
+    if label is None:
+        return Problem(where, UNKNOWN_CATEGORY, f"category_id {_short(category)}")
+    x, y, w, h = float(x), float(y), float(w), float(h)
     if w < 0 or h < 0:
         return Problem(where, NEGATIVE, f"bbox {bbox}")
-    points = _keypoints(ann.get("keypoints"), points_of[label])
-    if isinstance(points, str):
-        return Problem(where, MALFORMED, points)
+    points: tuple | str = ()
+    flat = ann.get("keypoints")
+    if flat is not None and flat != []:
+        points = _keypoints(flat, points_of[label])
+        if type(points) is str:
+            return Problem(where, MALFORMED, points)
     mask = None
     if masks:
         mask = mask_of(ann.get("segmentation"))
         if isinstance(mask, str):
             return Problem(where, BAD_MASK, mask)
     area = ann.get("area")
-    return ann["image_id"], AnnotatedObject(
+    crowd = ann.get("iscrowd", 0)
+    return ann["image_id"], AnnotatedObject(  # positional: the cheapest call
         (x, y, x + w, y + h),
         label,
         where,
-        is_crowd=int(bool(ann.get("iscrowd", 0))),
-        area=float(area) if _number(area) else None,
-        keypoints=points,
-        mask=mask,
+        False,
+        1 if crowd else 0,
+        float(area) if _number(area) else None,
+        0,
+        0,
+        "",
+        points,  # type: ignore[arg-type]
+        mask,
     )
 
 
@@ -245,7 +284,7 @@ def _keypoints(flat, named: int) -> tuple[tuple[float, float, int], ...] | str:
     point (filled up later); ``k`` must be what the category names, when it names any."""
     if flat is None or flat == []:
         return ()
-    if not isinstance(flat, list) or len(flat) % 3 or not all(_number(v) for v in flat):
+    if not isinstance(flat, list) or len(flat) % 3 or not all(map(_number, flat)):
         return f"keypoints {_short(flat)} are not [x, y, visibility] * k numbers"
     if named and len(flat) != 3 * named:
         return f"{len(flat) // 3} keypoints, the category names {named}"
@@ -298,6 +337,8 @@ def mask_of(segmentation) -> Polygons | RunLengths | str:
     if any(v < 0 for v in counts):
         return "run lengths' counts hold a negative run"
     height, width = size
+    if height * width >= 1 << 62:
+        return f"run lengths' size {height}x{width} is too large"
     if sum(counts) != height * width:
         return f"run lengths cover {sum(counts)} pixels, size {height}x{width} has {height * width}"
     return RunLengths(height, width, array("q", counts))
