@@ -143,6 +143,29 @@ def test_simple_pngs_skip_the_one_record_path(tmp_path, monkeypatch):
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("options", [{"channels": 1}, {"channels": 3, "image_size": 4}])
+def test_batches_decode_together_as_src_i(records, shuffle, options, monkeypatch):
+    """``batches()`` decodes simple PNGs together too (whole shards: records of many
+    lengths); the rest one by one, the same images and labels as ``src[i]``."""
+    src = TFRecordDataSource(records, **options)
+    want = {(_digest(image), label) for image, label in (src[i] for i in range(len(src)))}
+    calls = []
+    one = TFRecordDataSource.decode
+    monkeypatch.setattr(TFRecordDataSource, "decode", lambda *a: calls.append(a[3]) or one(*a))
+    got = [
+        (_digest(image), int(label))
+        for images, labels in src.batches(5, shuffle=shuffle, seed=1)
+        for image, label in zip(images, labels, strict=True)
+    ]
+    assert len(got) == len(src) and set(got) == want
+    assert 0 < len(calls) < len(src) // 2  # most records went the batch way
+
+
+def _digest(image: np.ndarray) -> tuple:
+    return image.shape, image.tobytes()
+
+
 def test_without_pyspng_the_same(records, monkeypatch):
     src = TFRecordDataSource(records, channels=3)
     want = [src[i] for i in range(len(src))]

@@ -4,8 +4,9 @@ whole shards at a time, in batches (``iter_batches``) or record by record withou
 
 Data flow: the worker's part of the records (contiguous ranges of the global order) ->
 whole shard in memory -> **vectorised framing** (``frames``) -> raw pixels of one layout:
-one array slice per batch, labels decoded as arrays | anything else: parse + decode per
-record -> batches.
+one array slice per batch, labels decoded as arrays | our records' simple PNGs: keys
+parsed as arrays, decoded in one call (``decode_together``, batched random reads use it
+too) | anything else: parse + decode per record -> batches.
 
 The vectorised path needs every record of a shard to be the same Example layout (same
 keys, same lengths; values may differ) with raw pixels of one shape, as
@@ -21,16 +22,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..dataset.keys import OURS
 from ..errors import Damage, TFRecordToolsError
 from ..format import example
 from ..format.scan import RecordScanner
+from .decode import decode_simple_pngs
 from .frames import fixed_rows, read_stream
-from .parse import ExampleParseError, field_spans
+from .parse import ExampleParseError, field_spans, parse_image_batch
 
 if TYPE_CHECKING:
     from .source import TFRecordDataSource
 
-__all__ = ["iter_batches", "iter_stream", "raw_pixels", "worker_range"]
+__all__ = ["decode_together", "iter_batches", "iter_stream", "raw_pixels", "worker_range"]
 
 Images = np.ndarray | list[np.ndarray]
 
@@ -105,8 +108,13 @@ def _read_piece(
         )  # fmt: skip
         if fast is not None:
             return fast
-        size = rows.shape[1] + 16
-        decoded = [src.decode(rows[i].tobytes(), file, int(i), int(i) * size) for i in order]
+        size, length = rows.shape[1] + 16, rows.shape[1]
+        starts = np.arange(len(order), dtype=np.int64) * length
+        together = decode_together(src, rows[order].tobytes(), starts, starts + length)
+        decoded = [
+            done or src.decode(rows[i].tobytes(), file, int(i), int(i) * size)
+            for done, i in zip(together, order.tolist(), strict=True)
+        ]
         return _stack([image for image, _ in decoded]), np.array([y for _, y in decoded])
     del stream
     records: dict[int, tuple[bytes, int]] = {}
@@ -129,8 +137,42 @@ def _read_piece(
     order = sorted(records)
     if rng is not None:
         order = [order[i] for i in rng.permutation(len(order))]
-    decoded = [src.decode(records[i][0], file, i, records[i][1]) for i in order]
+    lengths = np.array([len(records[i][0]) for i in order], np.int64)
+    ends = np.cumsum(lengths)
+    together = decode_together(src, b"".join(records[i][0] for i in order), ends - lengths, ends)
+    decoded = [
+        done or src.decode(records[i][0], file, i, records[i][1])
+        for done, i in zip(together, order, strict=True)
+    ]
     return _stack([image for image, _ in decoded]), np.array([y for _, y in decoded], np.int64)
+
+
+def decode_together(
+    src: TFRecordDataSource, blob: bytes, starts: np.ndarray, ends: np.ndarray
+) -> list[tuple[np.ndarray, int] | None]:
+    """``(image, label)`` of the (checked) Examples at ``blob[starts[k]:ends[k]]`` that
+    decode as a batch, with ``src``'s options: our records' keys parsed as arrays
+    (``parse_image_batch``), their simple PNGs decoded in one call (``decode_simple_pngs``);
+    None for the rest, which ``src.decode`` reads one at a time (and names if they fail)."""
+    out: list[tuple[np.ndarray, int] | None] = [None] * len(starts)
+    if src.keys != OURS or src.task != "classification" or not len(starts):
+        return out
+    buffer = np.frombuffer(blob, np.uint8)
+    fields = parse_image_batch(buffer, starts, ends)
+    upright = (fields.orientation < 2) | (fields.orientation > 8) | (not src.orientation)
+    first, last = fields.encoded
+    png = last - first >= 41  # a PNG's signature, header and first chunk: no JPEG copied
+    png[png] = buffer[first[png]] == 0x89
+    picked = np.flatnonzero(fields.ok & upright & png)
+    spans = zip(first[picked].tolist(), last[picked].tolist(), strict=True)
+    images = decode_simple_pngs(
+        [blob[a:b] for a, b in spans], channels=src.channels, image_size=src.image_size
+    )
+    labels = fields.label[picked].tolist()
+    for k, image, label in zip(picked.tolist(), images, labels, strict=True):
+        if image is not None:
+            out[k] = (image, label)
+    return out
 
 
 def _short(src: TFRecordDataSource, shard: int, found: int, end: int) -> None:

@@ -6,9 +6,9 @@ Data flow: indices -> (shard, record, offset, size) (``src.locate``) -> **sorted
 within each shard, neighbours joined into runs** -> one read per run (``src.reader``: one
 ``os.pread`` locally; ranged requests, four at a time, in a bucket) -> both CRCs and the
 header of every record, as arrays -> raw pixels of one layout: one array slice
-(``batch.raw_pixels``) | our records' image keys as arrays (``parse.parse_image_batch``),
-their simple PNGs decoded in one call (``decode.decode_simple_pngs``) | anything else:
-parse + decode per record -> the order asked.
+(``batch.raw_pixels``) | our records' image keys as arrays, their simple PNGs decoded in
+one call (``batch.decode_together``) | anything else: parse + decode per record -> the
+order asked.
 
 The answers are those of ``[src[i] for i in indices]``, record for record: a record that
 fails a check here (a CRC, a header, a short read) is handed to ``src[i]``, which names the
@@ -27,10 +27,8 @@ import numpy as np
 from ..dataset.keys import OURS
 from ..format.framing import FOOTER_SIZE, HEADER_SIZE, OVERHEAD, crc32c_function, header, mask
 from ..storage import read_pieces
-from .batch import raw_pixels
-from .decode import decode_simple_pngs
+from .batch import decode_together, raw_pixels
 from .frames import fixed_rows
-from .parse import parse_image_batch
 
 if TYPE_CHECKING:
     from .source import TFRecordDataSource
@@ -183,29 +181,13 @@ class _Batch:
         )  # fmt: skip
 
     def decode_together(self) -> list[tuple[np.ndarray, int] | None]:
-        """``(image, label)`` of the intact records that decode as a batch: our records'
-        keys parsed as arrays, their simple PNGs in one call; None for the rest."""
-        src = self.src
+        """``(image, label)`` of the intact records that decode as a batch
+        (``batch.decode_together``: our records' simple PNGs); None for the rest."""
         out: list[tuple[np.ndarray, int] | None] = [None] * len(self.start)
         intact = np.flatnonzero(self.intact)
-        if src.keys != OURS or src.task != "classification" or not len(intact):
-            return out
-        fields = parse_image_batch(self.buffer, self.start[intact], self.end[intact])
-        upright = (fields.orientation < 2) | (fields.orientation > 8) | (not src.orientation)
-        first, last = fields.encoded
-        png = last - first >= 41  # a PNG's signature, header and first chunk: no JPEG copied
-        png[png] = self.buffer[first[png]] == 0x89
-        picked = np.flatnonzero(fields.ok & upright & png)
-        spans = zip(first[picked].tolist(), last[picked].tolist(), strict=True)
-        images = decode_simple_pngs(
-            [self.blob[a:b] for a, b in spans],
-            channels=src.channels,
-            image_size=src.image_size,
-        )  # fmt: skip
-        labels = fields.label[picked].tolist()
-        for k, image, label in zip(intact[picked].tolist(), images, labels, strict=True):
-            if image is not None:
-                out[k] = (image, label)
+        together = decode_together(self.src, self.blob, self.start[intact], self.end[intact])
+        for k, done in zip(intact.tolist(), together, strict=True):
+            out[k] = done
         return out
 
     def decode(self, k: int) -> tuple[np.ndarray, int]:
