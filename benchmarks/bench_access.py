@@ -14,8 +14,8 @@ Pinned to one core (``os.sched_setaffinity``), page cache warm, median of ``--re
 3. Photos (``sample.make_photos``: 500x375, 90 % JPEG) at 224x224: ``src[i]`` in random
    order against ``make_dataset(image_size=224, batch_size=32)``, images/s per core.
 
-Figures 2 and 3 depend on the ``fast`` extra (pyspng, simplejpeg, OpenCV's resize): the
-first line says which were found.
+Figures 2 and 3 depend on the decoders: pyspng and simplejpeg (a plain install where they
+have wheels) and OpenCV's resize (the ``fast`` extra): the first line says which were found.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def main() -> None:
     from tfrecord_tools.access import decode
 
     fast = [m.__name__ for m in (decode.pyspng, decode.simplejpeg, decode.cv2) if m is not None]
-    print(f"decoders of the fast extra: {', '.join(fast) or 'none (Pillow only)'}")
+    print(f"fast decoders loaded: {', '.join(fast) or 'none (Pillow only)'}")
 
     src = tt.TFRecordDataSource(mnist, channels=1)
     ours = _median(lambda: sum(len(y) for _, y in src.batches(1024)), args.repeats)

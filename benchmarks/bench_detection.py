@@ -391,7 +391,7 @@ def timed(name, fn):
     return wrapper
 
 coco.read_coco = timed("read_coco (JSON -> annotations)", coco.read_coco)
-annotated.check_annotations = timed("check_annotations (every image read + probed)",
+annotated.check_annotations = timed("check_annotations (sizes listed, boxes normalised)",
                                     annotated.check_annotations)
 annotated.steps.run = timed("steps.run (plan, workers write the shards, manifest)", steps.run)
 t = time.perf_counter()
@@ -423,6 +423,7 @@ def step_costs(work: Path, images: Path, annotations: Path) -> dict[str, float]:
     """CPU us per image of each step of our conversion, run alone in this process over the
     whole set (no profiler: its overhead per Python call distorts the small steps)."""
     import pickle
+    from array import array
 
     from tfrecord_tools.convert.sources.coco import read_coco
     from tfrecord_tools.convert.sources.detection import DetectionShard, check_annotations
@@ -439,14 +440,20 @@ def step_costs(work: Path, images: Path, annotations: Path) -> dict[str, float]:
     costs: dict[str, float] = {}
     root = str(images)
     spent, read = cpu(lambda: read_coco(annotations))
-    costs["main: read_coco (json.loads + objects)"] = spent
-    spent, checked = cpu(lambda: check_annotations(read, root, workers=1))
-    costs["main: check_annotations (read + probe + normalise)"] = spent
-    planned = checked.images
-    costs["main: the identity digest (repr of every object)"] = cpu(
-        lambda: hashlib.sha256(repr([(i.path, i.objects) for i in planned]).encode())
+    costs["main: read_coco (json.loads + objects + the file's sha256)"] = spent
+    data = annotations.read_bytes()
+    costs["main:   of which json.loads"] = cpu(lambda: json.loads(data))[0]
+    costs["main:   of which the file's sha256 (the resume identity)"] = cpu(
+        lambda: hashlib.sha256(data).hexdigest()
     )[0]
-    costs["main: pickling the shard jobs' images"] = cpu(
+    spent, checked = cpu(lambda: check_annotations(read, root, workers=1))
+    costs["main: check_annotations (stat each file + normalise the boxes)"] = spent
+    planned = checked.images
+    samples = array("q", range(len(planned)))
+    costs["main: pickling the shard jobs (forked workers: indices)"] = cpu(
+        lambda: pickle.dumps(DetectionShard(root, shared_key="k", samples=samples))
+    )[0]
+    costs["main:   were the images pickled (no fork: Beam, TensorFlow imported)"] = cpu(
         lambda: pickle.dumps(DetectionShard(root, tuple(planned)))
     )[0]
     paths = [os.path.join(root, i.path) for i in planned]

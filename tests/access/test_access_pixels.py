@@ -358,7 +358,7 @@ def test_tf_gray_is_rgb_to_grayscale_for_every_colour():
 # -- JPEG ------------------------------------------------------------------------------------
 
 needs_simplejpeg = pytest.mark.skipif(
-    decode.simplejpeg is None, reason="simplejpeg (the fast extra) is not installed"
+    decode.simplejpeg is None, reason="simplejpeg is not installed (no wheel here)"
 )
 
 

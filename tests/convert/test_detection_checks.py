@@ -186,12 +186,13 @@ def test_another_annotation_file_is_another_conversion(tmp_path):
     assert _manifest(tmp_path / "out")["source"]["category_ids"] == {"4": 1, "7": 2, "42": 3}
 
 
-def test_forked_workers_get_indices_into_the_checked_images(tmp_path):
+def test_forked_workers_get_indices_into_the_checked_images(tmp_path, monkeypatch):
+    monkeypatch.setattr(inherit, "forks", lambda: True)  # as without TensorFlow imported
     src, ann = _coco(tmp_path)
     settings = annotated._Settings(str(src), "fast", False, KEEP, 2, inherit.share)
     prepared = annotated._detection(lambda: read_coco(ann))(settings)
     try:
-        assert prepared.shared  # forked here: the images stay in the parent
+        assert prepared.shared  # the images stay in the parent
         samples = array("q", range(len(TRUTH)))
         p = plan.ShardPlan("train", 0, 1, "x", memoryview(samples))
         shared = pickle.loads(pickle.dumps(prepared.make_source(p)))

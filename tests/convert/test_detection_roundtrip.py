@@ -170,3 +170,18 @@ def test_detection_from_a_bucket_equals_the_local_conversion(bucket, tmp_path):
     where = ("source.path", "source.annotations", "conversion")  # the source's location
     assert _only(manifests[0], *where) == _only(manifests[1], *where)
     assert a == b
+
+
+def test_a_missing_image_in_a_bucket_is_listed(bucket, tmp_path):
+    """The bucket is listed once for the images' sizes: an annotated image it does not hold
+    is listed as missing; the others are converted."""
+    src, annotations = _coco(tmp_path)
+    (src / TRUTH[0]["name"]).unlink()
+    remote_src = _upload(src, storage.join(bucket, "missing", "images"))
+    out = tmp_path / "out"
+    convert_coco(remote_src, out, annotations=annotations, workers=2, **OPTIONS)
+    skipped = json.loads((out / "dataset.json").read_text())["source"]["skipped"]
+    assert skipped == [
+        {"path": f"{annotations}: image 100", "reason": "annotation for a missing image"}
+    ]
+    assert sorted(_read_back(out)) == sorted(im["name"] for im in TRUTH[1:])

@@ -16,7 +16,7 @@ Pixels equal make_dataset's, bit for bit, for 1, 3 and 4 channels (tests compare
   gAMA, sRGB or sRGB ICC profile chunk gives one (:func:`_file_gamma`).
 - raw pixels: ``read.decode.to_channels``, RGB -> gray by ``tf.image.rgb_to_grayscale``'s
   float32 arithmetic (:func:`tf_gray`).
-- JPEG with simplejpeg (the ``fast`` extra): libjpeg-turbo with ``tf.io.decode_jpeg``'s
+- JPEG with simplejpeg (installed where it has wheels): libjpeg-turbo with ``tf.io.decode_jpeg``'s
   settings (the fast integer IDCT, fancy upsampling), CMYK and gray converted as there.
   Pillow, without it, has libjpeg's accurate IDCT (no Pillow setting gives the fast one
   with fancy upsampling): on the 45 JPEGs of ``make-sample photos --count 50`` (500x375)

@@ -14,7 +14,7 @@ grain's ``MapDataset.batch`` asks its parent for one record at a time (in grain 
 batched push-down is an experiment, off), and grain spends several microseconds on each
 element. ``src.batched(64, seed=0)`` makes each *batch* one element instead, its records
 read together (``fetch``: sorted by offset, one read per contiguous run, both CRCs
-checked, raw pixels of one shape as one array slice)::
+checked, raw pixels of one shape as one array slice, our records' PNGs decoded in one call)::
 
     ds = src.batched(64, seed=0)  # a grain MapDataset of (images, labels)
     images, labels = ds[0]

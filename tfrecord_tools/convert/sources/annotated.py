@@ -205,13 +205,13 @@ def _detection(read: Callable[[], Annotations]):
         if any(o.keypoints for image in images for o in image.objects):
             for key in (det.KEYPOINT_X, det.KEYPOINT_Y, det.KEYPOINT_VISIBILITY):
                 features[key] = det.OPTIONAL_DETECTION_FEATURES[key]
-        key = f"detection-{id(images)}"
-        inherited = how.share(key, images)  # forked workers look their images up in it
+        shared_key = f"detection-{id(images)}"
+        inherited = how.share(shared_key, images)  # forked workers look their images up in it
 
         def make_source(p: plan.ShardPlan) -> DetectionShard:
             if inherited:
                 return DetectionShard(
-                    how.root, (), how.validate, how.strict, how.stored, key, p.samples
+                    how.root, (), how.validate, how.strict, how.stored, shared_key, p.samples
                 )
             chosen = tuple(images[i] for i in p.samples)
             return DetectionShard(how.root, chosen, how.validate, how.strict, how.stored)
@@ -254,7 +254,7 @@ def _detection(read: Callable[[], Annotations]):
             # label_map.pbtxt beside labels.txt, before the manifest
             companions={LABEL_MAP: det.label_map_pbtxt(classes)},
             gather=gather,
-            shared=(key,) if inherited else (),
+            shared=(shared_key,) if inherited else (),
         )
 
     return prepare
@@ -305,25 +305,27 @@ def _convert(
         with _collector_paused():
             settings = _Settings(root, validate, strict, stored, opts.num_workers, opts.share)
             prepared = prepare(settings)
-        if strict:
-            refuse(prepared.problems, storage.redact(root))
-        if not prepared.sizes:
-            raise ConversionError(f"{storage.redact(root)}: no annotated image to convert")
-        splits = prepared.splits if fractions is None and prepared.splits else fractions
-        if splits is None:
-            splits = {"train": 1.0}
-        name = name or _default_name(root)
-        dropped_images = [(p.where, p.reason) for p in prepared.problems if p.dropped == "image"]
-        identity = {
-            "kind": kind,
-            "root": storage.redact(root),
-            **prepared.identity,
-            "files": prepared.files,
-            "validate": validate,
-            "strict": strict,
-            **stored.identity(),
-        }
         try:
+            if strict:
+                refuse(prepared.problems, storage.redact(root))
+            if not prepared.sizes:
+                raise ConversionError(f"{storage.redact(root)}: no annotated image to convert")
+            splits = prepared.splits if fractions is None and prepared.splits else fractions
+            if splits is None:
+                splits = {"train": 1.0}
+            name = name or _default_name(root)
+            dropped_images = [
+                (p.where, p.reason) for p in prepared.problems if p.dropped == "image"
+            ]
+            identity = {
+                "kind": kind,
+                "root": storage.redact(root),
+                **prepared.identity,
+                "files": prepared.files,
+                "validate": validate,
+                "strict": strict,
+                **stored.identity(),
+            }
             return steps.run(
                 out=outdir.location(out),
                 name=name,
@@ -359,12 +361,12 @@ def _collector_paused() -> Iterator[None]:
     annotations are hundreds of thousands of objects, made in one go, that each collection
     walks again (a quarter of the time of reading and checking a COCO file); they hold no
     cycles to collect."""
-    paused = gc.isenabled()
+    enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if paused:
+        if enabled:
             gc.enable()
 
 

@@ -26,8 +26,7 @@ from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from math import isfinite
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ... import storage
 from ...errors import ConversionError
@@ -43,6 +42,10 @@ from .detection import (
     Annotations,
     Problem,
 )
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where masks are rasterised: a conversion without any
+    # does not pay for it
 
 __all__ = ["Polygons", "RunLengths", "read_coco", "rle_counts"]
 
@@ -388,6 +391,8 @@ class Polygons:
 
     def pixels(self, height: int, width: int) -> np.ndarray:
         """uint8 [height, width], 1 inside."""
+        import numpy as np
+
         out = np.zeros((height, width), np.uint8)
         for ring in self.rings:
             _fill(np.frombuffer(ring, np.float64).reshape(-1, 2), out)
@@ -397,6 +402,8 @@ class Polygons:
 def _fill(ring: np.ndarray, out: np.ndarray) -> None:
     """Set to 1 the pixels of ``out`` whose centre (c + 0.5, r + 0.5) is inside ``ring``
     (even-odd), a scanline at a time: each row's crossings with the edges, paired."""
+    import numpy as np
+
     height, width = out.shape
     x0, y0 = ring[:, 0], ring[:, 1]
     x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
@@ -459,6 +466,8 @@ class RunLengths:
 
     def pixels(self, height: int, width: int) -> np.ndarray:
         """uint8 [height, width] (the size :meth:`problem` accepted), 1 inside."""
+        import numpy as np
+
         runs = np.frombuffer(self.counts, np.int64)
         values = (np.arange(len(runs)) & 1).astype(np.uint8)
         flat = np.repeat(values, runs)

@@ -353,7 +353,9 @@ def _file_sizes(root: str, images: Sequence[AnnotatedImage]) -> list[int | Probl
     folder's from a ``stat`` each (the folder may hold many more files than annotated)."""
     if not storage.is_url(root):
         return [_local_size(os.path.join(root, *im.path.split("/")), im) for im in images]
-    listed = dict(storage.walk_files(root))
+    listed: dict[str, int] = {}
+    with contextlib.suppress(FileNotFoundError):  # no such folder: every image is missing
+        listed = dict(storage.walk_files(root))
     sizes: list[int | Problem] = []
     for image in images:
         size = listed.get(image.path)
@@ -495,7 +497,7 @@ class DetectionShard:
         for image in self._planned():
             rel = image.path
             yield self._item(
-                image, storage.join(self.root, rel) if remote else _location(self.root, rel)
+                image, storage.join(self.root, rel) if remote else f"{self.root}/{rel}"
             )
 
     def _item(self, image: PlannedImage, full: str) -> Item:
