@@ -14,10 +14,11 @@ Map-style, global shuffle through the DataLoader's sampler::
 The DataLoader fetches a batch's indices in one call (``__getitems__``, torch >= 2.0):
 its records are read together (``fetch``: sorted by offset, one read per contiguous run,
 both CRCs checked, raw pixels of one shape as one array slice, our records' PNGs decoded
-in one call), with the same images, labels and order as ``ds[i]`` one at a time. Its ``collate_fn`` then stacks the images
-one by one; a ``BatchSampler`` as the sampler (and ``batch_size=None``) hands the dataset
-whole batches instead, ``ds[[i, j, ...]]``, which come back stacked, the same batches
-without a tensor per image (cheaper when images are small: raw 28x28 digits)::
+in one call), with the same images, labels and order as ``ds[i]`` one at a time. Its
+``collate_fn`` then stacks the images one by one; a ``BatchSampler`` as the sampler (and
+``batch_size=None``) hands the dataset whole batches instead, ``ds[[i, j, ...]]``, which
+come back stacked, the same batches without a tensor per image (cheaper when images are
+small: raw 28x28 digits)::
 
     sampler = torch.utils.data.BatchSampler(
         torch.utils.data.RandomSampler(ds), batch_size=64, drop_last=False
