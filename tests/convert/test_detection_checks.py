@@ -14,11 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.convert.test_detection_convert import CLASSES, draw, truth, write_coco
+from tests.convert.test_detection_convert import (
+    CLASSES,
+    draw,
+    truth,
+    write_coco,
+    write_csv,
+    write_voc,
+    write_yolo,
+)
 from tfrecord_tools.access.source import TFRecordDataSource
 from tfrecord_tools.convert import inherit, local, plan
 from tfrecord_tools.convert.sources import annotated, detection
-from tfrecord_tools.convert.sources.annotated import convert_coco
+from tfrecord_tools.convert.sources.annotated import (
+    convert_coco,
+    convert_csv,
+    convert_voc,
+    convert_yolo,
+)
 from tfrecord_tools.convert.sources.coco import read_coco
 from tfrecord_tools.convert.sources.transcode import KEEP
 from tfrecord_tools.errors import ConversionError
@@ -184,6 +197,67 @@ def test_another_annotation_file_is_another_conversion(tmp_path):
         convert_coco(src, tmp_path / "out", annotations=ann, quiet=True)
     convert_coco(src, tmp_path / "out", annotations=ann, quiet=True, overwrite=True)
     assert _manifest(tmp_path / "out")["source"]["category_ids"] == {"4": 1, "7": 2, "42": 3}
+
+
+def _layout(kind: str, tmp_path: Path):
+    """(convert(out, **options), the annotation file of TRUTH[0]'s first box)."""
+    src = tmp_path / "src"
+    if kind == "voc":
+        write_voc(src, TRUTH)
+        return (lambda out, **o: convert_voc(src, out, **o)), src / "Annotations" / "img00.xml"
+    if kind == "yolo":
+        write_yolo(src, TRUTH)
+        return (lambda out, **o: convert_yolo(src, out, **o)), src / "labels" / "img00.txt"
+    table = write_csv(src, TRUTH)
+    return (lambda out, **o: convert_csv(src, out, annotations=table, **o)), table
+
+
+@pytest.mark.parametrize("kind", ["voc", "yolo", "csv"])
+def test_every_layout_s_annotation_files_identify_the_conversion(tmp_path, kind):
+    convert, annotation = _layout(kind, tmp_path)
+    convert(tmp_path / "out", quiet=True)
+    assert convert(tmp_path / "out", quiet=True).already_complete
+    text = annotation.read_text()
+    x0 = TRUTH[0]["boxes"][0][0]
+    changed = {  # the first box moved one pixel (YOLO: its class changed)
+        "voc": text.replace(f"<xmin>{x0}</xmin>", f"<xmin>{x0 + 1}</xmin>", 1),
+        "yolo": "0 " + text.split(" ", 1)[1] if text.startswith("1 ") else "1 " + text[2:],
+        "csv": text.replace(f"img00.png,{x0},", f"img00.png,{x0 + 1},", 1),
+    }[kind]
+    assert changed != text
+    annotation.write_text(changed)
+    with pytest.raises(ConversionError, match="already holds a finished conversion"):
+        convert(tmp_path / "out", quiet=True)
+
+
+def test_a_renamed_voc_file_is_another_conversion(tmp_path):
+    """The same objects, but the record's source_id is the XML file's name."""
+    convert, annotation = _layout("voc", tmp_path)
+    convert(tmp_path / "out", quiet=True)
+    annotation.rename(annotation.with_name("img00b.xml"))  # in the same place in order
+    with pytest.raises(ConversionError, match="already holds a finished conversion"):
+        convert(tmp_path / "out", quiet=True)
+
+
+def test_annotation_files_that_are_not_utf8_are_named(tmp_path):
+    src = tmp_path / "yolo"
+    write_yolo(src, TRUTH)
+    (src / "labels" / "img00.txt").write_bytes(b"0 0.5 0.5 0.1 0.1\xff\n")
+    convert_yolo(src, tmp_path / "out", quiet=True)
+    skipped = _manifest(tmp_path / "out")["source"]["skipped"]
+    assert skipped == [
+        {"path": str(src / "labels" / "img00.txt"), "reason": "malformed annotation"}
+    ]
+    assert _names(tmp_path / "out") == sorted(f"images/{im['name']}" for im in TRUTH[1:])
+    (src / "data.yaml").unlink()
+    (src / "classes.txt").write_bytes(b"circle\xff\n")
+    with pytest.raises(ConversionError, match=r"classes\.txt: not UTF-8 text"):
+        convert_yolo(src, tmp_path / "out2", quiet=True)
+    voc = tmp_path / "voc"
+    write_voc(voc, TRUTH, {"train": [0, 1, 2], "val": [3, 4, 5]})
+    (voc / "ImageSets" / "Main" / "val.txt").write_bytes(b"img03\xff\n")
+    with pytest.raises(ConversionError, match=r"val\.txt: not UTF-8 text"):
+        convert_voc(voc, tmp_path / "out3", quiet=True)
 
 
 def test_forked_workers_get_indices_into_the_checked_images(tmp_path, monkeypatch):

@@ -21,7 +21,14 @@ import os
 
 from ... import storage
 from ...errors import ConversionError
-from .detection import MALFORMED, AnnotatedImage, AnnotatedObject, Annotations, Problem
+from .detection import (
+    MALFORMED,
+    AnnotatedImage,
+    AnnotatedObject,
+    AnnotationDigest,
+    Annotations,
+    Problem,
+)
 
 __all__ = ["read_box_table"]
 
@@ -33,8 +40,9 @@ def read_box_table(annotations: str | os.PathLike) -> Annotations:
     order of first appearance. A row that does not parse is a listed :class:`Problem`
     naming the file and line."""
     shown = storage.redact(annotations) if storage.is_url(annotations) else str(annotations)
+    digest = AnnotationDigest("csv")
     try:
-        text = storage.read_text(annotations)
+        text = digest.add("", storage.read_bytes(annotations)).decode("utf-8")
     except FileNotFoundError:
         raise ConversionError(f"{shown}: no such annotation file") from None
     except UnicodeDecodeError as e:
@@ -83,7 +91,8 @@ def read_box_table(annotations: str | os.PathLike) -> Annotations:
         )
         for filename, e in images.items()
     ]
-    return Annotations(names, listed, problems, None, {"annotations": shown})
+    source = {"annotations": shown}
+    return Annotations(names, listed, problems, None, source, digest=digest.hexdigest())
 
 
 def _label(row: dict):

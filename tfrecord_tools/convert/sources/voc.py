@@ -24,6 +24,7 @@ from .detection import (
     MISSING_IMAGE,
     AnnotatedImage,
     AnnotatedObject,
+    AnnotationDigest,
     Annotations,
     Problem,
 )
@@ -43,15 +44,16 @@ def read_voc(src: str | os.PathLike) -> Annotations:
         raise ConversionError(f"{root}: no Annotations folder (a Pascal VOC layout has one)")
     problems: list[Problem] = []
     parsed: list[tuple[str, str, ET.Element]] = []
+    digest = AnnotationDigest("voc")
     for xml in sorted(folder.glob("*.xml")):
         where = str(xml)
         try:
-            tree = ET.parse(xml)
+            node = ET.fromstring(digest.add(xml.name, xml.read_bytes()))
         except ET.ParseError as e:
             line = e.position[0]
             problems.append(Problem(f"{where}:{line}", MALFORMED, str(e), "image"))
             continue
-        parsed.append((xml.stem, where, tree.getroot()))
+        parsed.append((xml.stem, where, node))
     names = sorted(
         {(o.findtext("name") or "").strip() for _, _, r in parsed for o in r.iter("object")}
     )
@@ -64,9 +66,14 @@ def read_voc(src: str | os.PathLike) -> Annotations:
             problems.append(made)
         else:
             images.append(made)
-    splits, split_problems = _splits(root, images)
+    splits, split_problems = _splits(root, images, digest)
     return Annotations(
-        names, images, problems + split_problems, splits, {"annotations": str(folder)}
+        names,
+        images,
+        problems + split_problems,
+        splits,
+        {"annotations": str(folder)},
+        digest=digest.hexdigest(),
     )
 
 
@@ -108,7 +115,7 @@ def _image(
 
 
 def _splits(
-    root: Path, images: list[AnnotatedImage]
+    root: Path, images: list[AnnotatedImage], digest: AnnotationDigest
 ) -> tuple[dict[str, list[int]] | None, list[Problem]]:
     """The ids in ``ImageSets/Main/{train,val,test}.txt`` (or ``trainval.txt``) as indices
     into ``images``; an id without an annotation is a listed problem. None: no split files."""
@@ -123,7 +130,11 @@ def _splits(
     problems = []
     for split, path in files.items():
         members = []
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            text = digest.add(f"ImageSets/Main/{path.name}", path.read_bytes()).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConversionError(f"{path}: not UTF-8 text ({e})") from None
+        for line_no, line in enumerate(text.splitlines(), start=1):
             ident = line.split()[0] if line.split() else ""
             if not ident:
                 continue

@@ -21,6 +21,7 @@ from .detection import (
     MISSING_IMAGE,
     AnnotatedImage,
     AnnotatedObject,
+    AnnotationDigest,
     Annotations,
     Problem,
 )
@@ -38,7 +39,8 @@ def read_yolo(src: str | os.PathLike) -> Annotations:
             raise ConversionError(
                 f"{root}: no {needed} folder (a YOLO layout has images/ and labels/)"
             )
-    classes = _class_names(root)
+    digest = AnnotationDigest("yolo")
+    classes = _class_names(root, digest)
     images_dir, labels_dir = root / "images", root / "labels"
     pictures = sorted(
         p for p in images_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -56,20 +58,31 @@ def read_yolo(src: str | os.PathLike) -> Annotations:
     for stem, picture in by_stem.items():
         rel = picture.relative_to(root).as_posix()
         label_file = labels_dir / f"{stem}.txt"
-        objects: list[AnnotatedObject] = []
+        objects: list[AnnotatedObject] | None = []
         if label_file.is_file():
-            objects = _objects(label_file, problems)
+            objects = _objects(label_file, problems, digest, f"labels/{stem}.txt")
+            if objects is None:  # its labels unreadable: not an image without objects
+                continue
         top = stem.split("/")[0] if "/" in stem else None
         if top in SPLITS:
             splits.setdefault(top, []).append(len(images))
         images.append(AnnotatedImage(rel, stem, str(label_file), tuple(objects)))
     fixed = splits if splits and sum(map(len, splits.values())) == len(images) else None
-    return Annotations(classes, images, problems, fixed, {"annotations": str(labels_dir)})
+    source = {"annotations": str(labels_dir)}
+    return Annotations(classes, images, problems, fixed, source, digest=digest.hexdigest())
 
 
-def _objects(label_file: Path, problems: list[Problem]) -> list[AnnotatedObject]:
+def _objects(
+    label_file: Path, problems: list[Problem], digest: AnnotationDigest, name: str
+) -> list[AnnotatedObject] | None:
+    """The objects of a label file (None: it is not text, a listed problem)."""
     objects = []
-    for line_no, line in enumerate(label_file.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = digest.add(name, label_file.read_bytes()).decode("utf-8")
+    except UnicodeDecodeError as e:
+        problems.append(Problem(str(label_file), MALFORMED, f"not UTF-8 text ({e})", "image"))
+        return None
+    for line_no, line in enumerate(text.splitlines(), start=1):
         where = f"{label_file}:{line_no}"
         fields = line.split()
         if not fields:
@@ -89,14 +102,15 @@ def _objects(label_file: Path, problems: list[Problem]) -> list[AnnotatedObject]
     return objects
 
 
-def _class_names(root: Path) -> list[str]:
+def _class_names(root: Path, digest: AnnotationDigest) -> list[str]:
     """``data.yaml``'s ``names`` (a list, or a mapping from index), else ``classes.txt``."""
     yaml_file = next((root / n for n in ("data.yaml", "data.yml") if (root / n).is_file()), None)
     if yaml_file is not None:
         import yaml
 
+        text = _text(yaml_file, digest)
         try:
-            data = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+            data = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise ConversionError(f"{yaml_file}: not valid YAML ({e})") from None
         names = data.get("names") if isinstance(data, dict) else None
@@ -112,7 +126,14 @@ def _class_names(root: Path) -> list[str]:
         raise ConversionError(f"{yaml_file}: needs names, a list or {{0: name, 1: name...}}")
     classes_txt = root / "classes.txt"
     if classes_txt.is_file():
-        names = [n.strip() for n in classes_txt.read_text(encoding="utf-8").splitlines()]
+        names = [n.strip() for n in _text(classes_txt, digest).splitlines()]
         if any(names):
             return [n for n in names if n]
     raise ConversionError(f"{root}: no class names: give data.yaml (names: [...]) or classes.txt")
+
+
+def _text(path: Path, digest: AnnotationDigest) -> str:
+    try:
+        return digest.add(path.name, path.read_bytes()).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConversionError(f"{path}: not UTF-8 text ({e})") from None
