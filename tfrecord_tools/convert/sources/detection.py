@@ -181,10 +181,10 @@ class PlannedImage:
     source_id: str
     objects: tuple[DetectionObject, ...]
     size: int  # bytes of the image file
+    where: str
+    width: int
+    height: int
     masks: tuple[MaskSource, ...] | None = None  # one per object
-    where: str = ""
-    width: int = 0
-    height: int = 0
 
 
 #: The reasons an image is left out for (in the check, or by the shard that reads it).
@@ -307,10 +307,10 @@ def check_annotations(
                 image.source_id,
                 tuple(objects),
                 sizes[i],  # type: ignore[arg-type]
-                tuple(masks) if annotations.masks else None,
                 image.where,
                 width,
                 height,
+                tuple(masks) if annotations.masks else None,
             )
         )
     if annotations.splits is not None:
