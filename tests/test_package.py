@@ -143,6 +143,7 @@ TF_MODULES = {
     "read/orient.py",
     "read/service.py",
     "read/detection.py",
+    "read/objects.py",
     "bench/child.py",
 }
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from .. import storage
@@ -36,7 +36,7 @@ from ..dataset.indexes import read_indexes
 from ..errors import TFRecordToolsError
 from ..format import detection as det
 from ..format.framing import HEADER_SIZE, OVERHEAD, iter_records
-from . import decode, records
+from . import decode, objects, records
 from .options import ReadOptions
 from .orient import orient
 from .pipeline import PARSE_BATCH, finish, large_images, read_shards, record_keys, unbatched
@@ -57,8 +57,6 @@ _KEYPOINT_LISTS = {
     det.KEYPOINT_X: tf.float32,
     det.KEYPOINT_VISIBILITY: tf.int64,
 }
-#: What each output key is padded with in a padded batch (others: 0).
-PADDING = {"classes": -1}
 #: Output keys with one row per object.
 PER_OBJECT = ("boxes", "classes", "is_crowd", "difficult", "area", "masks", "keypoints")
 
@@ -74,52 +72,75 @@ def make_task_dataset(path, split: str, compression: str | None, opts: ReadOptio
     if plan.random:  # a stateless seed per record: (seed, its number in the stream)
         ds = ds.enumerate()
     orientation = opts.orientation and shards.orientations != {} and keys.orientation is not None
-    spec = _parse_spec(keys, opts, orientation)
+    image_format = {"jpeg": decode.JPEG, "png": decode.PNG}.get(
+        opts.image_format or shards.image_format or ""
+    )
+    spec = _parse_spec(keys, opts, orientation, known_format=image_format is not None)
     locate = _locator(shards, opts)
     # decode-time checks (mask sizes) name the record: it travels along with masks only
     keep_record = opts.masks or opts.task == "segmentation"
+    shape = _known_shape(shards, opts)
+    one_size = shape is not None or opts.image_size is not None
 
-    def parse(serialized, index=None):  # a batch of records
-        serialized = records.check(serialized)
-        parsed = tf.io.parse_example(serialized, spec)
+    def features_of(parsed, serialized, index):
         features, _ = decode.parsed(parsed, keys)
         features.update({k: v for k, v in parsed.items() if k in _TASK_KEYS})
-        # nothing of a batch is used before it is checked (a stack of lists of different
-        # lengths would fail first, with TensorFlow's message)
-        with tf.control_dependencies([_checked(parsed, features, serialized, opts, locate)]):
-            features = {k: _after(v) for k, v in features.items()}
         if plan.random:
             features["key"] = record_keys(index, opts)
         if keep_record:
             features["record"] = serialized
         return features
 
-    shape = _known_shape(shards, opts)
-    image_format = {"jpeg": decode.JPEG, "png": decode.PNG}.get(
-        opts.image_format or shards.image_format or ""
-    )
-
     def transform(f):
-        return _transform(f, opts, plan, image_format, shards.ours, locate, shape)
+        return _transform(f, opts, plan, image_format, shards.ours, locate, shape, one_size)
 
     par = {"num_parallel_calls": opts.num_parallel_calls, "deterministic": opts.deterministic}
     out_hw = opts.image_size or shape
     if out_hw is not None and not large_images(out_hw, opts):
-        # small images: parsed 256 at a time (parse_example's cost per record falls with
-        # the records per call), then one element each
-        batches = ds.batch(PARSE_BATCH).map(lambda *b: parse(b[-1], b[0]), **par)
+        # small images: parsed and checked 256 at a time (parse_example's cost per record
+        # falls with the records per call), then one element each
+        def parse(*batch):
+            serialized = records.check(batch[-1])
+            parsed = tf.io.parse_example(serialized, spec)
+            features = features_of(parsed, serialized, batch[0] if plan.random else None)
+            lengths = {k: parsed[k].row_lengths() for k in _LIST_ORDER if k in parsed}
+            problems = _problems(opts, lengths, parsed.get(det.SEGMENTATION))
+            check = _checked(problems, features["name"], serialized, locate)
+            # nothing of a batch is used before it is checked
+            with tf.control_dependencies([check]):
+                return {k: _after(v) for k, v in features.items()}
+
+        batches = ds.batch(PARSE_BATCH).map(parse, **par)
         ds = unbatched(batches, counts, opts).map(transform, **par)
     else:
         # photos: a record an element, parsed and transformed in one map (unbatching a
-        # batch's ~15 per-object and image features cost more than a parse per record)
+        # batch's per-object and image features cost more than a parse per record)
+        later = opts.task == "detection" and not opts.masks and bool(opts.batch_size)
+
         def parse_one(*element):
-            index = element[0][None] if plan.random else None
-            features = parse(element[-1][None], index)
-            return transform({k: v[0] for k, v in features.items()})
+            serialized = records.check(element[-1][None])[0]
+            parsed = tf.io.parse_single_example(serialized, spec)
+            features = features_of(parsed, serialized, element[0] if plan.random else None)
+            lengths = {k: tf.size(parsed[k], tf.int64) for k in _LIST_ORDER if k in parsed}
+            if later:
+                # checked once its batch is made (``_batch_done``): the bad record itself
+                # travels (else ""), packing does not fail on it, and no tf.cond runs per
+                # record
+                bad = _disagree(lengths, opts)
+                features["evidence"] = tf.where(bad, serialized, tf.constant(""))
+                return transform(features)
+            class_mask = parsed.get(det.SEGMENTATION)
+            problems = _problems(
+                opts,
+                {k: v[None] for k, v in lengths.items()},
+                None if class_mask is None else class_mask[None],
+            )
+            check = _checked(problems, features["name"][None], serialized[None], locate)
+            with tf.control_dependencies([check]):
+                return transform({k: _after(v) for k, v in features.items()})
 
         ds = ds.map(parse_one, **par)
-    one_size = shape is not None or opts.image_size is not None
-    return finish(_batch(ds, opts, one_size), opts, batched=True)
+    return finish(_batch(ds, opts, one_size, locate), opts, batched=True)
 
 
 def _known_shape(shards: Dataset, opts: ReadOptions) -> tuple[int, int] | None:
@@ -164,11 +185,16 @@ def _check_records(shards: Dataset, opts: ReadOptions) -> None:
 
 
 _TASK_KEYS = frozenset({*BOX_LISTS, *OPTIONAL_LISTS, *_KEYPOINT_LISTS, det.MASK, det.SEGMENTATION})
+#: The per-object lists in the order messages name them.
+_LIST_ORDER = (*BOX_LISTS, *OPTIONAL_LISTS, det.MASK, *_KEYPOINT_LISTS)
 
 
-def _parse_spec(keys, opts: ReadOptions, orientation: bool) -> dict[str, Any]:
-    """The image keys (``decode.parse_spec``), the file name, and what the task reads."""
+def _parse_spec(keys, opts: ReadOptions, orientation: bool, *, known_format: bool) -> dict:
+    """The image keys (``decode.parse_spec``; without the format and channels when every
+    record is known to be a JPEG or a PNG), the file name, and what the task reads."""
     spec = decode.with_filename(decode.parse_spec(keys, orientation=orientation))
+    if known_format:
+        spec = {k: v for k, v in spec.items() if k not in (keys.format, keys.channels)}
     if opts.task == "segmentation":
         spec[det.SEGMENTATION] = tf.io.FixedLenFeature([], tf.string, default_value="")
         return spec
@@ -188,53 +214,56 @@ def _read_lists(opts: ReadOptions) -> dict[str, tf.DType]:
     return lists
 
 
-def _checked(parsed, features, serialized, opts: ReadOptions, locate) -> tf.Tensor:
-    """True once every record of the batch is consistent: per-object lists of one length
-    (the optional ones may be empty), keypoints a whole number per object, a class mask
-    where the task reads one. Else an error naming the first bad record (``locate``: its
-    file, index and byte) and its lists' lengths."""
+def _disagree(lengths: dict[str, tf.Tensor], opts: ReadOptions) -> tf.Tensor:
+    """bool, per record (``lengths``: int64 of each list, for one record or a batch): its
+    per-object lists are not of one length (the optional ones may be empty), or its
+    keypoints not a whole number per object."""
+    n = lengths[det.XMIN]
+    lists = [k for k in lengths if k not in _KEYPOINT_LISTS]
+    sizes = tf.stack([lengths[k] for k in lists], -1)
+    optional = np.array([k in OPTIONAL_LISTS for k in lists])
+    bad = ~tf.reduce_all((sizes == n[..., None]) | ((sizes == 0) & optional), -1)
+    if opts.keypoints:
+        points, seen = lengths[det.KEYPOINT_X], lengths[det.KEYPOINT_VISIBILITY]
+        bad |= lengths[det.KEYPOINT_Y] != points
+        bad |= (seen != 0) & (seen != points)
+        bad |= points % tf.maximum(n, 1) != 0
+        bad |= (n == 0) & (points != 0)
+    return bad
+
+
+def _problems(opts: ReadOptions, lengths, class_masks) -> tuple[tf.Tensor, Callable]:
+    """``(bad, describe)`` of a batch of records: which are bad (lists that disagree, for
+    segmentation no class mask), and ``describe(i)``, what is wrong with record i.
+    ``lengths``: the batch's list lengths; ``class_masks``: its class mask PNGs."""
     if opts.task == "segmentation":
-        bad = tf.equal(parsed[det.SEGMENTATION], "")
+        bad = tf.equal(class_masks, "")
+        return bad, lambda i: tf.constant(f"no {det.SEGMENTATION} (the class mask PNG)")
 
-        def describe(i):
-            return tf.constant(f"no {det.SEGMENTATION} (the class mask PNG)")
+    def describe(i):
+        told = [tf.strings.join([tf.strings.as_string(v[i]), " ", k]) for k, v in lengths.items()]
+        rule = (
+            "per-object lists disagree: ",
+            tf.strings.reduce_join(tf.stack(told), separator=", "),
+            " (each holds one value per box; is_crowd, difficult, area may be empty"
+            + ("; keypoints: the same number for every object" if opts.keypoints else "")
+            + ")",
+        )
+        return tf.strings.join(list(rule))
 
-    else:
-        order = [*BOX_LISTS, *OPTIONAL_LISTS, det.MASK, *_KEYPOINT_LISTS]
-        lengths = {k: parsed[k].row_lengths() for k in order if k in parsed}
-        n = lengths[det.XMIN]
-        required = [k for k in lengths if k in BOX_LISTS or k == det.MASK]
-        bad = tf.zeros_like(n, tf.bool)
-        for key in required:
-            bad |= lengths[key] != n
-        for key in OPTIONAL_LISTS:
-            bad |= (lengths[key] != 0) & (lengths[key] != n)
-        if opts.keypoints:
-            points = lengths[det.KEYPOINT_X]
-            seen = lengths[det.KEYPOINT_VISIBILITY]
-            bad |= lengths[det.KEYPOINT_Y] != points
-            bad |= (seen != 0) & (seen != points)
-            bad |= points % tf.maximum(n, 1) != 0
-            bad |= (n == 0) & (points != 0)
+    return _disagree(lengths, opts), describe
 
-        def describe(i):
-            told = [
-                tf.strings.join([tf.strings.as_string(v[i]), " ", k]) for k, v in lengths.items()
-            ]
-            rule = (
-                "per-object lists disagree: ",
-                tf.strings.reduce_join(tf.stack(told), separator=", "),
-                " (each holds one value per box; is_crowd, difficult, area may be empty"
-                + ("; keypoints: the same number for every object" if opts.keypoints else "")
-                + ")",
-            )
-            return tf.strings.join(list(rule))
+
+def _checked(problems, names, serialized, locate) -> tf.Tensor:
+    """True once no record of a batch is bad (``problems``: ``_problems``), else an error
+    naming the first bad one (``locate``: its file, index and byte, ``names``: its
+    image/filename) and what is wrong with it."""
+    bad, describe = problems
 
     def fail():
         i = tf.argmax(tf.cast(bad, tf.int32), output_type=tf.int32)
-        name = features["name"][i]
         message = tf.strings.join(
-            [locate(serialized[i]), " (image/filename ", name, "): ", describe(i)]
+            [locate(serialized[i]), " (image/filename ", names[i], "): ", describe(i)]
         )
         with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
             return tf.constant(False)
@@ -306,49 +335,85 @@ def _find(files: list[str], compression: str, sizes, data: bytes):
 # --------------------------------------------------------------------------- one record
 
 
-def _transform(f, opts: ReadOptions, plan: decode.Plan, image_format, stored, locate, shape):
-    """One parsed record to its output dict: decoded (cropped) in its stored frame, turned
-    upright, resized, flipped, with its boxes, masks and keypoints moved alike."""
+def _transform(f, opts: ReadOptions, plan, image_format, stored, locate, shape, one_size):
+    """One parsed record to its output element: decoded (cropped) in its stored frame,
+    turned upright, resized, flipped, with its objects (packed: ``objects.py``) and masks
+    moved alike. Batched, the objects stay packed until ``_batch_done``."""
     rand = decode.uniforms(f["key"]) if plan.random else None
     image, window, dims = _decode(f, plan, image_format, stored, rand)
     orientation = f.get("orientation")
     detection = opts.task == "detection"
-    out = {"filename": f["name"]}
-    objects, keep = {}, None
+    things, kept = {}, None
     if detection:
-        objects = _objects(f, opts)
+        things = objects.pack(f, opts)
         if plan.crop is not None:
-            objects, keep = _crop_objects(objects, _normalised(window, dims))
+            things, kept = objects.crop(things, _normalised(window, dims))
     layers = None  # masks as image channels [h, w, N], or the class mask [h, w, 1]
     if opts.masks or not detection:
-        layers = _masks(f, opts, window, dims, locate)
-        if keep is not None:
-            layers = tf.boolean_mask(layers, keep, axis=2)
+        layers = objects.masks(f, opts, window, dims, locate)
+        if kept is not None:
+            layers = tf.gather(layers, kept, axis=2)
     if orientation is not None:
         image = orient(image, orientation)
         layers = None if layers is None else orient(layers, orientation)
         if detection:
-            objects = _orient_objects(objects, orientation)
-    image, layers, scale = _resize(image, layers, opts)
-    if detection and scale is not None:
-        objects["boxes"] = objects["boxes"] * tf.concat([scale, scale], 0)
-        if "keypoints" in objects:
-            moved = objects["keypoints"][..., :2] * scale
-            objects["keypoints"] = tf.concat([moved, objects["keypoints"][..., 2:]], -1)
+            things = objects.orient(things, orientation)
+    image, layers, share = objects.resize(image, layers, opts)
+    if detection and share is not None:
+        things = objects.scale(things, share)
     if plan.flip:
-        image, layers, objects = _flip(rand[-1] < 0.5, image, layers, objects)
+        flipped = rand[-1] < 0.5  # type: ignore[index]
+        image = tf.cond(flipped, lambda: tf.reverse(image, [1]), lambda: image)
+        if layers is not None:
+            layers = tf.cond(flipped, lambda: tf.reverse(layers, [1]), lambda: layers)
+        if detection:
+            things = objects.flip(things, flipped)
     if shape is not None:
         image.set_shape([*shape, opts.channels])
-    out["image"] = image
+    out = {"filename": f["name"], "image": image}
     if not detection:
         out["mask"] = layers
+    elif not opts.batch_size:
+        out.update(objects.unpack(things))
+    else:
+        out.update(things)
+    if layers is not None and detection:
+        out["masks"] = tf.transpose(layers, [2, 0, 1])
+    if not opts.batch_size:
         return out
-    if layers is not None:
-        objects["masks"] = tf.transpose(layers, [2, 0, 1])
-    if "keypoints" in objects:  # (y, x) inside, like the boxes; (x, y, v) out, as stored
-        points = objects["keypoints"]
-        objects["keypoints"] = tf.stack([points[..., 1], points[..., 0], points[..., 2]], -1)
-    return {**out, **objects}
+    if not one_size:
+        out["image_hw"] = tf.shape(image, tf.int32)[:2]
+    if "evidence" in f:
+        out["evidence"] = f["evidence"]
+    return {k: _batchable(k, v) for k, v in out.items()}
+
+
+def _batchable(key: str, value: tf.Tensor):
+    """``value`` as ``batch`` can stack it whatever its size: tensors whose shape varies go
+    as ragged tensors, which ``batch`` gives back as ragged batches (``_padded`` pads them
+    in ``_batch_done``). Packed objects ([N, k]) go as one ragged row of N objects (a few
+    ops), others with their varying dimensions ragged: an image's rows (its channels are
+    uniform), all inner dimensions of keypoints and masks. Not ``padded_batch``: it cannot
+    follow the map, so each image would be kept, then copied (~10 % of a photo's reading
+    here, page faults included)."""
+    if value.shape.is_fully_defined():
+        return value
+    if key in _ONE_ROW:
+        splits = tf.concat([[0], tf.shape(value, tf.int64)[:1]], 0)
+        return tf.RaggedTensor.from_row_splits(value, splits, validate=False)
+    ragged_rank = 1 if key in ("image", "mask") else value.shape.rank - 1
+    return tf.RaggedTensor.from_tensor(value, ragged_rank=ragged_rank)
+
+
+_ONE_ROW = ("floats", "ints")
+
+
+def _padded(key: str, value):
+    """A batch of ``_batchable``'s ``value``, ragged ones padded with 0 to their longest
+    rows."""
+    if not isinstance(value, tf.RaggedTensor):
+        return value
+    return (value.values if key in _ONE_ROW else value).to_tensor()
 
 
 def _decode(f, plan: decode.Plan, image_format, stored: bool, rand):
@@ -469,230 +534,62 @@ def _normalised(window, dims) -> tf.Tensor:
     return tf.cast(window, tf.float32) / sides
 
 
-def _objects(f, opts: ReadOptions) -> dict[str, tf.Tensor]:
-    """The record's objects: boxes [N, 4] (ymin, xmin, ymax, xmax), classes, is_crowd,
-    difficult, area (0 where a list is absent), keypoints [N, K, 3] (y, x, visibility;
-    visibility 2 where absent)."""
-    boxes = tf.stack([f[k] for k in (det.YMIN, det.XMIN, det.YMAX, det.XMAX)], axis=1)
-    n = tf.shape(boxes)[0]
-
-    def filled(key, dtype, value=0):  # checked: empty or one per object
-        values = f[key]
-        return tf.concat([values, tf.fill([n - tf.shape(values)[0]], tf.constant(value, dtype))], 0)
-
-    objects = {
-        "boxes": boxes,
-        "classes": f[det.CLASS_LABEL],
-        "is_crowd": filled(det.IS_CROWD, tf.int64),
-        "difficult": filled(det.DIFFICULT, tf.int64),
-        "area": filled(det.AREA, tf.float32),
-    }
-    if opts.keypoints:
-        ys, xs = f[det.KEYPOINT_Y], f[det.KEYPOINT_X]
-        points = tf.shape(xs)[0]
-        seen = f[det.KEYPOINT_VISIBILITY]
-        seen = tf.concat([seen, tf.fill([points - tf.shape(seen)[0]], tf.constant(2, tf.int64))], 0)
-        shape = tf.stack([n, points // tf.maximum(n, 1)])
-        objects["keypoints"] = tf.stack(
-            [
-                tf.reshape(ys, shape),
-                tf.reshape(xs, shape),
-                tf.reshape(tf.cast(seen, tf.float32), shape),
-            ],
-            axis=-1,
-        )
-    return objects
-
-
-def _crop_objects(objects, window) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    """Objects in the frame of the crop ``window`` (normalised y0, x0, y1, x1): boxes
-    clipped to it, those with no area left dropped (``keep``: which were kept); keypoints
-    outside it get visibility 0."""
-    y0, x0, y1, x1 = tf.unstack(window)
-    offset = tf.stack([y0, x0, y0, x0])
-    scale = tf.stack([y1 - y0, x1 - x0, y1 - y0, x1 - x0])
-    boxes = tf.clip_by_value((objects["boxes"] - offset) / scale, 0.0, 1.0)
-    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    moved = {**objects, "boxes": boxes}
-    if "keypoints" in objects:
-        points = (objects["keypoints"][..., :2] - offset[:2]) / scale[:2]
-        inside = tf.reduce_all((points >= 0) & (points <= 1), axis=-1)
-        seen = tf.where(inside, objects["keypoints"][..., 2], 0.0)
-        moved["keypoints"] = tf.concat([points, seen[..., None]], -1)
-    return {k: tf.boolean_mask(v, keep) for k, v in moved.items()}, keep
-
-
-def _orient_objects(objects, orientation) -> dict[str, tf.Tensor]:
-    """Boxes and keypoints turned as ``orient.orient`` turns the image
-    (``format.detection.orient_box``; a keypoint is a box of no size)."""
-
-    def turned(boxes):
-        def at(k: int):
-            return lambda: tf.stack(det.orient_box(*tf.unstack(boxes, 4, axis=-1), k), axis=-1)
-
-        index = tf.cast(orientation, tf.int32) - 1
-        index = tf.where((index >= 0) & (index < 8), index, 0)
-        return tf.switch_case(index, [at(k) for k in range(1, 9)])
-
-    out = {**objects, "boxes": turned(objects["boxes"])}
-    if "keypoints" in objects:
-        points = objects["keypoints"]
-        yx = turned(tf.concat([points[..., :2], points[..., :2]], -1))[..., :2]
-        out["keypoints"] = tf.concat([yx, points[..., 2:]], -1)
-    return out
-
-
-def _masks(f, opts: ReadOptions, window, dims, locate) -> tf.Tensor:
-    """The object masks as channels [h, w, N] (detection) or the class mask [h, w, 1]
-    (segmentation), uint8, cropped to ``window``; a mask whose size is not the stored
-    image's is an error naming the record."""
-    if opts.task == "segmentation":
-        layers = tf.io.decode_png(f[det.SEGMENTATION], channels=1)
-    else:
-        pngs = f[det.MASK]
-        layers = tf.cond(
-            tf.size(pngs) > 0,
-            lambda: tf.transpose(
-                tf.map_fn(
-                    lambda png: tf.io.decode_png(png, channels=1)[..., 0],
-                    pngs,
-                    fn_output_signature=tf.TensorSpec([None, None], tf.uint8),
-                ),
-                [1, 2, 0],
-            ),
-            lambda: tf.zeros(tf.concat([dims, [0]], 0), tf.uint8),
-        )
-    size = tf.shape(layers)[:2]
-
-    def fail():
-        message = tf.strings.join(
-            [
-                locate(f["record"]),
-                " (image/filename ",
-                f["name"],
-                "): a mask is ",
-                tf.strings.as_string(size[0]),
-                "x",
-                tf.strings.as_string(size[1]),
-                ", the image is ",
-                tf.strings.as_string(dims[0]),
-                "x",
-                tf.strings.as_string(dims[1]),
-                " (height x width): a mask covers the whole image",
-            ]
-        )
-        with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
-            return tf.identity(layers)
-
-    layers = tf.cond(tf.reduce_all(size == dims), lambda: layers, fail)
-    layers = layers[window[0] : window[2], window[1] : window[3]]
-    layers.set_shape([None, None, 1 if opts.task == "segmentation" else None])
-    return layers
-
-
-def _resize(image, layers, opts: ReadOptions):
-    """``(image, layers, scale)`` at ``image_size``: stretched, or with ``keep_aspect``
-    scaled to fit and padded bottom/right with 0 (``scale``: the (y, x) share of the output
-    the image fills, which boxes are multiplied by; None when nothing moves them)."""
-    if opts.image_size is None:
-        return decode.resize(image, None, dtype=opts.dtype), layers, None
-    height, width = opts.image_size
-    if not opts.keep_aspect:
-        image = decode.resize(image, opts.image_size, dtype=opts.dtype)
-        layers = None if layers is None else _nearest(layers, tf.constant([height, width]))
-        return image, layers, None
-    dims = tf.cast(tf.shape(image)[:2], tf.float32)
-    fit = tf.minimum(height / dims[0], width / dims[1])
-    size = tf.cast(tf.round(dims * fit), tf.int32)
-    size = tf.clip_by_value(size, 1, tf.constant([height, width]))
-    pad = [[0, height - size[0]], [0, width - size[1]], [0, 0]]
-    image = tf.pad(decode.resize(image, size, dtype=opts.dtype), pad)
-    image.set_shape([height, width, opts.channels])
-    if layers is not None:
-        layers = tf.pad(_nearest(layers, size), pad)
-    scale = tf.cast(size, tf.float32) / tf.constant([height, width], tf.float32)
-    return image, layers, scale
-
-
-def _nearest(layers: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-    """Nearest-neighbour resize of [h, w, C] to ``size`` (any C, 0 too: ``tf.image.resize``
-    refuses 0 channels): output pixel i takes input pixel floor((i + 0.5) * h / H)."""
-    dims = tf.shape(layers)[:2]
-
-    def picks(out, src):
-        where = (tf.cast(tf.range(out), tf.float32) + 0.5) * tf.cast(src, tf.float32)
-        return tf.minimum(tf.cast(where / tf.cast(out, tf.float32), tf.int32), src - 1)
-
-    rows = tf.gather(layers, picks(size[0], dims[0]), axis=0)
-    out = tf.gather(rows, picks(size[1], dims[1]), axis=1)
-    if isinstance(size, tf.Tensor) and tf.get_static_value(size) is not None:
-        out.set_shape([*tf.get_static_value(size), layers.shape[-1]])
-    return out
-
-
-def _flip(flip, image, layers, objects):
-    """Mirror left-right when ``flip``: pixels, masks, and x -> 1 - x."""
-    keys = list(objects)
-
-    def mirrored():
-        moved = dict(objects)
-        if "boxes" in objects:
-            y0, x0, y1, x1 = tf.unstack(objects["boxes"], 4, axis=-1)
-            moved["boxes"] = tf.stack([y0, 1 - x1, y1, 1 - x0], axis=-1)
-        if "keypoints" in objects:
-            points = objects["keypoints"]
-            moved["keypoints"] = tf.stack([points[..., 0], 1 - points[..., 1], points[..., 2]], -1)
-        turned = None if layers is None else tf.reverse(layers, [1])
-        return tf.reverse(image, [1]), turned, [moved[k] for k in keys]
-
-    def kept():
-        return image, layers, [objects[k] for k in keys]
-
-    image, layers, values = tf.cond(flip, mirrored, kept)
-    return image, layers, dict(zip(keys, values, strict=True))
-
-
 # --------------------------------------------------------------------------- batches
 
 
-def _batch(ds, opts: ReadOptions, one_size: bool):
-    """Padded batches (``num_objects`` [B] says how many rows of each are real; classes are
-    padded with -1, everything else with 0), or with ``ragged`` the per-object fields as
-    ``tf.RaggedTensor``. Images nothing promised to be of one size are checked per batch."""
+def _batch(ds, opts: ReadOptions, one_size: bool, locate):
+    """Batches padded as ``padded_batch`` would (``num_objects`` [B] says how many rows of
+    each are real; classes are padded with -1, everything else with 0), or with
+    ``ragged`` the per-object fields as ``tf.RaggedTensor``; each checked
+    (``_batch_done``)."""
     if not opts.batch_size:
         return ds
-    detection = opts.task == "detection"
-
-    def counted(e):
-        e = dict(e)
-        if detection:
-            e["num_objects"] = tf.shape(e["classes"], tf.int32)[0]
-        if not one_size:
-            e["image_hw"] = tf.shape(e["image"], tf.int32)[:2]
-        return e
-
-    ds = ds.map(counted)
-    padding = {
-        k: tf.constant("" if s.dtype == tf.string else PADDING.get(k, 0), s.dtype)
-        for k, s in ds.element_spec.items()
-    }
-    ds = ds.padded_batch(
-        opts.batch_size, padding_values=padding, drop_remainder=opts.drop_remainder
-    )
-    if not one_size:
-        ds = ds.enumerate().map(lambda number, batch: _one_size(number, batch, opts.batch_size))
-    if opts.ragged:
-        ds = ds.map(_ragged)
-    return ds
+    ds = ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder)
+    if one_size:
+        return ds.map(lambda batch: _batch_done(batch, None, opts, locate))
+    return ds.enumerate().map(lambda number, batch: _batch_done(batch, number, opts, locate))
 
 
-def _one_size(number, batch, batch_size: int):
-    """The batch without ``image_hw``, after raising where its images differ in size:
-    padding would put them in one tensor with boxes no longer normalised to them."""
-    batch = dict(batch)
-    sizes = batch.pop("image_hw")
+def _batch_done(batch, number, opts: ReadOptions, locate):
+    """A batch of ``_transform``'s elements as returned: checked (records whose lists
+    disagree, ``evidence``; images of different sizes, ``image_hw``), ragged parts padded,
+    its objects unpacked (``objects.unpack``), with ``ragged`` as ragged tensors."""
+    checks = []
+    if "evidence" in batch:
+        evidence = batch["evidence"]  # "" but for bad records: parsing them costs little
+        spec = {k: tf.io.RaggedFeature(dtype) for k, dtype in _read_lists(opts).items()}
+        parsed = tf.io.parse_example(evidence, spec)
+        lengths = {k: parsed[k].row_lengths() for k in _LIST_ORDER if k in parsed}
+        problems = _problems(opts, lengths, None)
+        checks.append(_checked(problems, batch["filename"], evidence, locate))
+    if "image_hw" in batch:
+        checks.append(_one_size(number, batch["image_hw"], batch["filename"], opts.batch_size))
+    with tf.control_dependencies(checks):
+        image = _padded("image", batch["image"])
+    out = {"filename": batch["filename"], "image": tf.identity(image)}
+    if opts.task == "segmentation":
+        out["mask"] = _padded("mask", batch["mask"])
+        return out
+    counts = tf.cast(batch["floats"].values.row_lengths(), tf.int32)
+    packed = {k: _padded(k, batch[k]) for k in ("floats", "ints", "keypoints") if k in batch}
+    real = tf.range(tf.shape(packed["ints"])[1]) < counts[:, None]
+    out.update(objects.unpack(packed, real))
+    if "masks" in batch:
+        out["masks"] = _padded("masks", batch["masks"])
+    if not opts.ragged:
+        out["num_objects"] = counts
+        return out
+    for key in PER_OBJECT:
+        if key in out:
+            out[key] = tf.RaggedTensor.from_tensor(out[key], lengths=counts)
+    return out
+
+
+def _one_size(number, sizes, names, batch_size: int) -> tf.Tensor:
+    """True once the images of a batch (``sizes``: their height and width) are of one
+    size, else an error naming two: padding would put them in one tensor with boxes no
+    longer normalised to them."""
     differ = tf.reduce_any(sizes != sizes[:1], axis=1)
-    names = batch["filename"]
 
     def describe(i):
         place = tf.strings.join(
@@ -714,17 +611,6 @@ def _one_size(number, batch, batch_size: int):
             ]
         )
         with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
-            return tf.identity(batch["image"])
+            return tf.constant(False)
 
-    batch["image"] = tf.cond(tf.reduce_any(differ), fail, lambda: batch["image"])
-    return batch
-
-
-def _ragged(batch):
-    """Per-object fields of a padded batch as ``tf.RaggedTensor`` [B, (N), ...]."""
-    batch = dict(batch)
-    counts = batch.pop("num_objects")
-    for key in PER_OBJECT:
-        if key in batch:
-            batch[key] = tf.RaggedTensor.from_tensor(batch[key], lengths=counts)
-    return batch
+    return tf.cond(tf.reduce_any(differ), fail, lambda: tf.constant(True))
